@@ -1,0 +1,18 @@
+//! Types and checks that the XDP programs and userspace must agree on, byte for byte.
+//!
+//! Everything here is `no_std` and free of panics on any input, so the same code runs inside the
+//! eBPF verifier's limits and in host unit tests and fuzzers. The XDP program calls
+//! [`classify::classify`]; userspace reads the [`meta::RxMeta`] that the program wrote and sums
+//! the [`counter::Counter`] slots.
+#![no_std]
+
+#[cfg(any(test, feature = "user"))]
+extern crate std;
+
+pub mod classify;
+pub mod counter;
+#[cfg(any(test, feature = "user"))]
+pub mod frame;
+pub mod kfunc;
+pub mod meta;
+pub mod wire;
