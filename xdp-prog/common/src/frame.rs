@@ -36,7 +36,9 @@ impl Ip {
     /// Plain IPv4 or IPv6 between two addresses of the same family.
     pub fn between(src: IpAddr, dst: IpAddr) -> Self {
         match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => Self::V4 { src: s.octets(), dst: d.octets(), options: 0, fragment: None },
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                Self::V4 { src: s.octets(), dst: d.octets(), options: 0, fragment: None }
+            }
             (IpAddr::V6(s), IpAddr::V6(d)) => {
                 Self::V6 { src: s.octets(), dst: d.octets(), hop_by_hop: false, fragment: None }
             }
@@ -157,7 +159,8 @@ impl Frame {
 }
 
 fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    let mut sum: u32 =
+        header.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }

@@ -154,7 +154,11 @@ fn header_failures_are_dropped_by_reason() {
     ];
     for (payload, reason) in cases {
         for ip in [v4(), v6()] {
-            assert_eq!(classify_frame(&Frame::udp(ip, 1, GAME, &payload)), Verdict::Drop(reason), "{reason:?}");
+            assert_eq!(
+                classify_frame(&Frame::udp(ip, 1, GAME, &payload)),
+                Verdict::Drop(reason),
+                "{reason:?}"
+            );
         }
     }
 }
@@ -188,7 +192,10 @@ fn other_traffic_passes_untouched() {
     assert_eq!(classify_frame(&tcp), Verdict::Pass);
     assert_eq!(classify(arp_request().as_slice(), game_port), Verdict::Pass);
     // Junk with a game port but bad magic is still dropped, not passed.
-    assert_eq!(classify_frame(&Frame::udp(v4(), 5000, GAME, &[0u8; 40])), Verdict::Drop(DropReason::BadMagic));
+    assert_eq!(
+        classify_frame(&Frame::udp(v4(), 5000, GAME, &[0u8; 40])),
+        Verdict::Drop(DropReason::BadMagic)
+    );
 }
 
 #[test]

@@ -1,0 +1,85 @@
+//! Command-line interface, in the shape of xdp-loader: `tickgate COMMAND [options] <ifname>`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use tickgate::loader;
+
+mod load;
+
+/// Kernel-bypass ingress for lockstep game servers: steers game UDP ports into AF_XDP.
+#[derive(Debug, Parser)]
+#[command(name = "tickgate", version, propagate_version = true)]
+pub struct Args {
+    /// More log output (-v info, -vv debug, -vvv libbpf trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Attach the XDP program to an interface and pin it, so it stays after this command exits.
+    Load(load::LoadArgs),
+    /// Detach tickgate's program from an interface and remove every pin `load` made.
+    Unload {
+        /// Interface to detach from.
+        iface: String,
+    },
+    /// Show program, mode, timestamp source, ports and counters of pinned attachments.
+    Status {
+        /// Interface (default: every interface tickgate has pinned).
+        iface: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// XDP attach mode.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    /// In the driver (the default; fastest; needs driver support).
+    Native,
+    /// Generic XDP on the skb (any driver; copy-mode AF_XDP only).
+    Skb,
+}
+
+impl From<ModeArg> for loader::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Native => Self::Native,
+            ModeArg::Skb => Self::Skb,
+        }
+    }
+}
+
+/// Which clock stamps packets.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TimestampsArg {
+    /// The NIC clock where the device-bound program attaches (native mode), else the XDP clock.
+    Auto,
+    /// The NIC hardware clock, or fail.
+    Nic,
+    /// The XDP-hook TAI clock.
+    Xdp,
+}
+
+impl From<TimestampsArg> for loader::Timestamps {
+    fn from(t: TimestampsArg) -> Self {
+        match t {
+            TimestampsArg::Auto => Self::Auto,
+            TimestampsArg::Nic => Self::Nic,
+            TimestampsArg::Xdp => Self::Xdp,
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        Command::Load(a) => load::load(&a),
+        Command::Unload { iface } => load::unload(&iface),
+        Command::Status { iface, json } => load::status(iface.as_deref(), json),
+    }
+}

@@ -1,0 +1,17 @@
+//! tickgate: a kernel-bypass ingress for lockstep game servers.
+//!
+//! Game inputs arrive as small UDP datagrams. tickgate's XDP program steers the game ports into
+//! AF_XDP sockets with a receive timestamp in front of each packet and drops junk before it
+//! costs anything; workers decode the packets; a sequencer merges all RX queues in timestamp
+//! order; the frame queue hands the game one ordered batch of inputs per tick.
+//!
+//! Data flows one way: [`loader`] (attach the program) → rings → workers → sequencer → frames.
+
+pub mod counters;
+pub mod input;
+pub mod kfunc;
+pub mod loader;
+pub mod netdev;
+pub mod object;
+pub mod privileges;
+pub mod sys;

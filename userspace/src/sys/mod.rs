@@ -1,0 +1,281 @@
+//! Every raw system call tickgate makes, each returning `io::Result`.
+//!
+//! The rest of the crate never calls `libc` or `libbpf_sys` directly: this is where the
+//! unsafety and the errno handling live.
+
+use std::{
+    ffi::{CStr, CString},
+    io, mem,
+    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
+    path::Path,
+};
+
+use libbpf_rs::libbpf_sys;
+
+pub mod netlink;
+pub mod uname;
+
+/// A failed kernel call: which one, and the errno it returned.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} failed: {source}")]
+pub struct SyscallError {
+    /// The call, as a reader would grep for it (`bpf_link_create`, `if_nametoindex`, ...).
+    pub call: &'static str,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl SyscallError {
+    /// Wraps an `io::Error` from `call`.
+    pub fn new(call: &'static str, source: io::Error) -> Self {
+        Self { call, source }
+    }
+
+    /// The errno, if there is one.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+fn path_cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Converts a libbpf return value (`-errno` or `>= 0`).
+fn libbpf_ret(ret: i32) -> io::Result<i32> {
+    if ret < 0 { Err(io::Error::from_raw_os_error(-ret)) } else { Ok(ret) }
+}
+
+/// `if_nametoindex(3)`: the index of an interface in this network namespace.
+pub fn if_nametoindex(name: &str) -> io::Result<u32> {
+    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 { Err(io::Error::last_os_error()) } else { Ok(index) }
+}
+
+/// The effective capability set of this thread (`capget(2)`, both 32-bit words).
+pub fn effective_capabilities() -> io::Result<u64> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget with version 3 reads one header and writes two Data structs, both live
+    // and correctly laid out (repr(C), as in linux/capability.h).
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut Header, data.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+}
+
+/// The effective user id.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `statfs(2)` of `path`: the filesystem magic number.
+pub fn filesystem_magic(path: &Path) -> io::Result<i64> {
+    let c = path_cstring(path)?;
+    // SAFETY: zeroed statfs is a valid out-buffer.
+    let mut st: libc::statfs = unsafe { mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a live, writable statfs.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_type)
+}
+
+/// The driver behind an interface (`ETHTOOL_GDRVINFO`), e.g. "veth", "mlx5_core".
+pub fn driver_name(ifname: &str) -> io::Result<String> {
+    const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+    #[repr(C)]
+    struct DrvInfo {
+        cmd: u32,
+        driver: [u8; 32],
+        version: [u8; 32],
+        fw_version: [u8; 32],
+        bus_info: [u8; 32],
+        erom_version: [u8; 32],
+        reserved2: [u8; 12],
+        n_priv_flags: u32,
+        n_stats: u32,
+        testinfo_len: u32,
+        eedump_len: u32,
+        regdump_len: u32,
+    }
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: all-zero is a valid DrvInfo (plain integers and byte arrays).
+    let mut info: DrvInfo = unsafe { mem::zeroed() };
+    info.cmd = ETHTOOL_GDRVINFO;
+    // SAFETY: all-zero is a valid ifreq.
+    let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&mut info as *mut DrvInfo).cast();
+    let sock = socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?;
+    // SAFETY: SIOCETHTOOL reads `ifr` and writes through its data pointer into `info`, which
+    // outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(info.driver.len());
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
+
+/// `socket(2)`.
+pub fn socket(domain: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
+    // SAFETY: socket has no memory preconditions.
+    let fd = unsafe { libc::socket(domain, kind, protocol) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What is attached to an interface's XDP hook (`bpf_xdp_query`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpQuery {
+    /// Program id in driver (native) mode, 0 if none.
+    pub drv_prog_id: u32,
+    /// Program id in generic (skb) mode, 0 if none.
+    pub skb_prog_id: u32,
+    /// Program id in hardware-offload mode, 0 if none.
+    pub hw_prog_id: u32,
+}
+
+/// `bpf_xdp_query`: the programs attached to `ifindex`, in every mode.
+pub fn xdp_query(ifindex: u32) -> io::Result<XdpQuery> {
+    // SAFETY: zeroed opts with `sz` set is how libbpf's OPTS structs are initialised.
+    let mut opts: libbpf_sys::bpf_xdp_query_opts = unsafe { mem::zeroed() };
+    opts.sz = mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
+    // SAFETY: `opts` is live and correctly sized for this libbpf.
+    libbpf_ret(unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) })?;
+    Ok(XdpQuery { drv_prog_id: opts.drv_prog_id, skb_prog_id: opts.skb_prog_id, hw_prog_id: opts.hw_prog_id })
+}
+
+/// `bpf_xdp_detach`: removes a netlink-attached program in the mode given by `xdp_flags`,
+/// only if it is still `expected_prog_id`.
+pub fn xdp_detach(ifindex: u32, xdp_flags: u32, expected_prog_id: u32) -> io::Result<()> {
+    // SAFETY: as in `xdp_query`.
+    let mut opts: libbpf_sys::bpf_xdp_attach_opts = unsafe { mem::zeroed() };
+    opts.sz = mem::size_of::<libbpf_sys::bpf_xdp_attach_opts>() as _;
+    opts.old_prog_fd = 0;
+    let flags = xdp_flags | libbpf_sys::XDP_FLAGS_REPLACE;
+    let old = prog_fd_by_id(expected_prog_id)?;
+    opts.old_prog_fd = old.as_raw_fd();
+    // SAFETY: `opts` is live; `old` stays open across the call.
+    libbpf_ret(unsafe { libbpf_sys::bpf_xdp_detach(ifindex as i32, flags, &opts) }).map(drop)
+}
+
+/// `BPF_LINK_CREATE` for XDP with `xdp_flags` (`XDP_FLAGS_DRV_MODE` or `XDP_FLAGS_SKB_MODE`).
+pub fn xdp_link_create(prog: BorrowedFd<'_>, ifindex: u32, xdp_flags: u32) -> io::Result<OwnedFd> {
+    // SAFETY: as in `xdp_query`.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { mem::zeroed() };
+    opts.sz = mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+    opts.flags = xdp_flags;
+    // SAFETY: `prog` is an open program fd and `opts` is live.
+    let fd = libbpf_ret(unsafe {
+        libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts)
+    })?;
+    // SAFETY: a new fd returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `BPF_LINK_UPDATE`: atomically swaps the program behind a link.
+pub fn link_update(link: BorrowedFd<'_>, new_prog: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: both fds are open; null opts means "no expectations".
+    libbpf_ret(unsafe {
+        libbpf_sys::bpf_link_update(link.as_raw_fd(), new_prog.as_raw_fd(), std::ptr::null())
+    })
+    .map(drop)
+}
+
+/// `BPF_LINK_DETACH`: detaches a link's program even while other fds or pins hold the link.
+pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `link` is an open link fd.
+    libbpf_ret(unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) }).map(drop)
+}
+
+/// `BPF_OBJ_PIN`.
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let c = path_cstring(path)?;
+    // SAFETY: `fd` is open and `c` NUL-terminated.
+    libbpf_ret(unsafe { libbpf_sys::bpf_obj_pin(fd.as_raw_fd(), c.as_ptr()) }).map(drop)
+}
+
+/// `BPF_OBJ_GET`: opens a pinned object.
+pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let c = path_cstring(path)?;
+    // SAFETY: `c` is NUL-terminated.
+    let fd = libbpf_ret(unsafe { libbpf_sys::bpf_obj_get(c.as_ptr()) })?;
+    // SAFETY: a new fd returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The program id behind a link, and whether the link is still attached (`ifindex != 0`).
+pub fn xdp_link_info(link: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    // SAFETY: zeroed bpf_link_info is a valid out-buffer.
+    let mut info: libbpf_sys::bpf_link_info = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libbpf_sys::bpf_link_info>() as u32;
+    // SAFETY: `info` is live and `len` holds its size.
+    libbpf_ret(unsafe { libbpf_sys::bpf_link_get_info_by_fd(link.as_raw_fd(), &mut info, &mut len) })?;
+    // SAFETY: the kernel filled the XDP member for an XDP link; for other kinds the
+    // integer is still initialised (zeroed above).
+    let ifindex = unsafe { info.__bindgen_anon_1.xdp.ifindex };
+    Ok((info.prog_id, ifindex))
+}
+
+/// Name and device binding of a loaded program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgInfo {
+    /// Program name as the kernel stores it (at most 15 bytes).
+    pub name: String,
+    /// Interface the program is bound to (device-bound programs), 0 otherwise.
+    pub ifindex: u32,
+}
+
+/// `BPF_PROG_GET_FD_BY_ID`.
+pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain integer argument.
+    let fd = libbpf_ret(unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) })?;
+    // SAFETY: a new fd returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` for a program id.
+pub fn prog_info(id: u32) -> io::Result<ProgInfo> {
+    let fd = prog_fd_by_id(id)?;
+    // SAFETY: zeroed bpf_prog_info is a valid out-buffer.
+    let mut info: libbpf_sys::bpf_prog_info = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+    // SAFETY: `info` is live and `len` holds its size; no pointer fields are set, so the
+    // kernel writes nothing beyond the struct.
+    libbpf_ret(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) })?;
+    // SAFETY: `name` is a fixed-size array the kernel NUL-terminates.
+    let name = unsafe { CStr::from_ptr(info.name.as_ptr()) }.to_string_lossy().into_owned();
+    Ok(ProgInfo { name, ifindex: info.ifindex })
+}
+
+/// Raw fd of a borrowed fd, for APIs that want one (`XSKMAP` values).
+pub fn raw(fd: BorrowedFd<'_>) -> RawFd {
+    fd.as_raw_fd()
+}

@@ -1,0 +1,209 @@
+//! tickgate's XDP programs: one object, two programs.
+//!
+//! - `tickgate_hw`: loaded device-bound; stamps each game packet with the NIC's hardware receive
+//!   time through the `bpf_xdp_metadata_rx_timestamp` kfunc, falling back to the XDP-hook TAI
+//!   clock when the kfunc fails or returns 0. Attaches only in native mode.
+//! - `tickgate_tai`: stamps with the TAI clock only; works in skb mode and on any driver.
+//!
+//! Both run the shared classifier from `tickgate-common`, write [`RxMeta`] in front of valid
+//! game packets and redirect them to the AF_XDP socket of their RX queue. Every packet ends in
+//! exactly one outcome counter.
+#![no_std]
+#![no_main]
+// Inline asm on the bpf target is still unstable; it emits the kfunc call (see `rx_timestamp`).
+#![feature(asm_experimental_arch)]
+
+use aya_ebpf::{
+    bindings::{xdp_action, xdp_md},
+    btf_maps::{HashMap, PerCpuArray, XskMap},
+    helpers::{bpf_ktime_get_tai_ns, bpf_xdp_adjust_meta},
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use tickgate_common::{
+    classify::{GamePacket, Packet, Verdict, classify},
+    counter::{self, Counter},
+    meta::{self, META_LEN, RxMeta, flags},
+};
+
+/// Game UDP ports (host byte order); userspace fills it. The value is unused.
+#[btf_map]
+static GAME_PORTS: HashMap<u16, u8, 1024> = HashMap::new();
+
+/// RX queue index -> AF_XDP socket bound on that queue.
+#[btf_map]
+static XSKS: XskMap<256> = XskMap::new();
+
+/// Per-CPU counters, one slot per [`Counter`].
+#[btf_map]
+static COUNTERS: PerCpuArray<u64, { counter::SLOTS as usize }> = PerCpuArray::new();
+
+#[xdp]
+pub fn tickgate_hw(ctx: XdpContext) -> u32 {
+    run::<true>(&ctx)
+}
+
+#[xdp]
+pub fn tickgate_tai(ctx: XdpContext) -> u32 {
+    run::<false>(&ctx)
+}
+
+/// The live frame as the classifier sees it: every read is checked against `data_end`.
+struct Frame<'a>(&'a XdpContext);
+
+impl Packet for Frame<'_> {
+    #[inline(always)]
+    fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let start = self.0.data() + offset;
+        if start + N > self.0.data_end() {
+            return None;
+        }
+        // SAFETY: `start..start + N` lies within `data..data_end`, checked just above in the form
+        // the verifier tracks; an unaligned read of plain bytes has no validity requirement.
+        Some(unsafe { (start as *const [u8; N]).read_unaligned() })
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.data_end() - self.0.data()
+    }
+}
+
+#[inline(always)]
+fn count(slot: Counter) {
+    if let Some(value) = COUNTERS.get_ptr_mut(slot as u32) {
+        // SAFETY: the pointer comes from a successful per-CPU array lookup, so it points at this
+        // CPU's u64 slot; XDP runs with preemption disabled, so nothing else writes it now.
+        unsafe { *value += 1 };
+    }
+}
+
+#[inline(always)]
+fn run<const HW: bool>(ctx: &XdpContext) -> u32 {
+    count(Counter::RxPackets);
+    match classify(&Frame(ctx), is_game_port) {
+        Verdict::Pass => {
+            count(Counter::Passed);
+            xdp_action::XDP_PASS
+        }
+        Verdict::Drop(reason) => {
+            count(reason.into());
+            xdp_action::XDP_DROP
+        }
+        Verdict::Steer(packet) => steer::<HW>(ctx, &packet),
+    }
+}
+
+#[inline(always)]
+fn is_game_port(port: u16) -> bool {
+    GAME_PORTS.get_ptr(port).is_some()
+}
+
+/// Stamps, writes the metadata and redirects one valid game packet.
+#[inline(always)]
+fn steer<const HW: bool>(ctx: &XdpContext, packet: &GamePacket) -> u32 {
+    let (rx_ts_ns, mut meta_flags, kfunc_ret) = if HW { nic_or_tai_time(ctx) } else { tai_time() };
+    if packet.ipv6 {
+        meta_flags |= flags::IPV6;
+    }
+    // SAFETY: `ctx.ctx` is the live xdp_md of this invocation; a negative delta asks the kernel
+    // for headroom in front of the data and it checks the bounds itself.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(META_LEN as i32)) } != 0 {
+        count(Counter::DropNoMetadata);
+        return xdp_action::XDP_DROP;
+    }
+    // After adjust_meta every packet pointer must be re-derived and re-checked.
+    let meta_start = ctx.metadata();
+    if meta_start + META_LEN > ctx.data() {
+        count(Counter::DropNoMetadata);
+        return xdp_action::XDP_DROP;
+    }
+    let meta = RxMeta {
+        rx_ts_ns,
+        flags: meta_flags,
+        kfunc_ret,
+        payload_offset: packet.payload_offset,
+        payload_len: packet.payload_len,
+        magic: meta::MAGIC,
+    };
+    // SAFETY: `meta_start..meta_start + META_LEN` is the metadata area just granted and checked
+    // against `data` above; the write is unaligned-safe.
+    unsafe { (meta_start as *mut RxMeta).write_unaligned(meta) };
+
+    match XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
+        Ok(action) => {
+            count(Counter::Steered);
+            action
+        }
+        Err(action) => {
+            count(Counter::NoSocket);
+            action
+        }
+    }
+}
+
+#[inline(always)]
+fn tai_time() -> (u64, u32, i32) {
+    count(Counter::TsXdp);
+    // SAFETY: a helper with no arguments and no preconditions.
+    (unsafe { bpf_ktime_get_tai_ns() }, flags::TS_XDP, meta::KFUNC_NOT_CALLED)
+}
+
+#[inline(always)]
+fn nic_or_tai_time(ctx: &XdpContext) -> (u64, u32, i32) {
+    let mut nic_ts: u64 = 0;
+    // SAFETY: `ctx.ctx` is this invocation's xdp_md and `nic_ts` a live stack slot the kfunc
+    // writes one u64 into.
+    let ret = unsafe { rx_timestamp(ctx.ctx, &mut nic_ts) };
+    if ret == 0 && nic_ts != 0 {
+        count(Counter::TsNic);
+        return (nic_ts, flags::TS_NIC | flags::HW_PROGRAM, ret);
+    }
+    count(if ret == 0 { Counter::KfuncNoTimestamp } else { Counter::KfuncError });
+    let (ts, tai_flags, _) = tai_time();
+    (ts, tai_flags | flags::HW_PROGRAM, ret)
+}
+
+/// Calls `int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, u64 *timestamp)`.
+///
+/// rustc emits no BTF for `extern` functions, so neither libbpf nor the kernel could resolve an
+/// ordinary extern call. The raw instruction is emitted instead: CALL with src_reg 2 (kfunc) and
+/// a placeholder imm that the loader patches with the FUNC's BTF id from vmlinux
+/// (`tickgate_common::kfunc`). BPF calling convention: args r1-r5, result r0, r1-r5 clobbered.
+///
+/// # Minimum kernel version
+/// 6.3 (XDP RX metadata kfuncs, Documentation/networking/xdp-rx-metadata.rst), and the program
+/// must be loaded device-bound (`BPF_F_XDP_DEV_BOUND_ONLY`).
+///
+/// # Safety
+/// `ctx` must be the program's own context and `ts` must point at 8 writable bytes.
+#[inline(always)]
+unsafe fn rx_timestamp(ctx: *mut xdp_md, ts: *mut u64) -> i32 {
+    let ret: u64;
+    // SAFETY: the instruction is a kfunc call taking (ctx, ts) in r1/r2 as the caller guarantees;
+    // the operands declare every register the BPF ABI lets the callee clobber.
+    unsafe {
+        core::arch::asm!(
+            ".quad 0x7ffffff000002085",
+            inout("r1") ctx as u64 => _,
+            inout("r2") ts as u64 => _,
+            lateout("r0") ret,
+            lateout("r3") _,
+            lateout("r4") _,
+            lateout("r5") _,
+            options(nostack),
+        );
+    }
+    ret as i32
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any program in which this is reachable, so it never runs.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
