@@ -235,9 +235,72 @@ fn libbpf(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> LoadError {
     move |source| LoadError::Libbpf { what, source }
 }
 
+/// A loaded (not necessarily attached) program with its maps.
+pub struct Loaded {
+    object: libbpf_rs::Object,
+    program: Program,
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded").field("program", &self.program).finish_non_exhaustive()
+    }
+}
+
+impl Loaded {
+    /// Loads `program` from the embedded object without attaching it; `ifindex` is the device
+    /// the `hw` program is bound to (ignored for `tai`). Used by `BPF_PROG_TEST_RUN` fixtures.
+    pub fn load(program: Program, ifindex: u32) -> Result<Self, LoadError> {
+        Ok(Self { object: load_object(program, ifindex)?, program })
+    }
+
+    /// Adds game ports to the port map.
+    pub fn set_ports(&self, ports: &[u16]) -> Result<(), LoadError> {
+        let map = self.map(object::PORTS_MAP)?;
+        for port in ports {
+            map.update(&port.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                .map_err(libbpf("filling the game-port map"))?;
+        }
+        Ok(())
+    }
+
+    /// Puts the AF_XDP socket `fd` in the XSKMAP slot of RX queue `queue`.
+    pub fn register_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), LoadError> {
+        let value = (sys::raw(fd) as u32).to_ne_bytes();
+        self.map(object::XSKS_MAP)?
+            .update(&queue.to_ne_bytes(), &value, MapFlags::ANY)
+            .map_err(libbpf("registering the AF_XDP socket in the XSKMAP"))
+    }
+
+    /// Current counters, summed over CPUs.
+    pub fn counters(&self) -> Result<(XdpCounters, TimestampCounters), LoadError> {
+        read_counters(&self.map(object::COUNTERS_MAP)?)
+    }
+
+    /// Runs the program once on `frame` with `BPF_PROG_TEST_RUN`; returns the XDP action.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, LoadError> {
+        let prog = self.object.progs_mut().find(|p| p.name() == self.program.name()).ok_or_else(|| {
+            LoadError::Libbpf {
+                what: "finding the program in the object",
+                source: libbpf_rs::Error::from(io::Error::from(io::ErrorKind::NotFound)),
+            }
+        })?;
+        let input = libbpf_rs::ProgramInput { data_in: Some(frame), ..Default::default() };
+        let output = prog.test_run(input).map_err(libbpf("BPF_PROG_TEST_RUN"))?;
+        Ok(output.return_value)
+    }
+
+    fn map(&self, name: &str) -> Result<libbpf_rs::Map<'_>, LoadError> {
+        self.object.maps().find(|m| m.name() == name).ok_or_else(|| LoadError::Libbpf {
+            what: "finding a map in the object",
+            source: libbpf_rs::Error::from(io::Error::from(io::ErrorKind::NotFound)),
+        })
+    }
+}
+
 /// An attached program with its maps.
 pub struct Attachment {
-    object: libbpf_rs::Object,
+    loaded: Loaded,
     link: OwnedFd,
     ifindex: u32,
     ifname: String,
@@ -435,11 +498,18 @@ impl Attachment {
                     return Err(err);
                 }
             };
-            let attachment =
-                Self { object, link, ifindex, ifname: opts.ifname.clone(), program, mode: opts.mode, notes };
-            attachment.set_ports(&opts.ports)?;
+            let attachment = Self {
+                loaded: Loaded { object, program },
+                link,
+                ifindex,
+                ifname: opts.ifname.clone(),
+                program,
+                mode: opts.mode,
+                notes,
+            };
+            attachment.loaded.set_ports(&opts.ports)?;
             if replace_link.is_some() {
-                remove_map_pins(&opts.ifname)?;
+                // The pinned link now runs the new program; its maps must be the pinned ones.
                 attachment.pin()?;
             }
             return Ok(attachment);
@@ -451,6 +521,7 @@ impl Attachment {
     }
 
     /// Pins the link and maps under [`pin_dir`], so the attachment outlives this process.
+    /// Idempotent: map pins of an earlier program (before a `--force` replace) are replaced.
     pub fn pin(&self) -> Result<PathBuf, LoadError> {
         require_bpffs()?;
         let dir = pin_dir(&self.ifname);
@@ -460,44 +531,34 @@ impl Attachment {
             sys::obj_pin(self.link.as_fd(), &link_path)
                 .map_err(|source| LoadError::Pin { path: link_path, source })?;
         }
-        for map in self.object.maps() {
+        for map in self.loaded.object.maps() {
             let name = map.name().to_string_lossy().into_owned();
             if [object::PORTS_MAP, object::XSKS_MAP, object::COUNTERS_MAP].contains(&name.as_str()) {
                 let path = dir.join(&name);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(LoadError::Pin { path, source }),
+                }
                 sys::obj_pin(map.as_fd(), &path).map_err(|source| LoadError::Pin { path, source })?;
             }
         }
         Ok(dir)
     }
 
-    /// Replaces the set of game ports.
-    pub fn set_ports(&self, ports: &[u16]) -> Result<(), LoadError> {
-        let map = self.map(object::PORTS_MAP)?;
-        for port in ports {
-            map.update(&port.to_ne_bytes(), &[1u8], MapFlags::ANY)
-                .map_err(libbpf("filling the game-port map"))?;
-        }
-        Ok(())
+    /// The loaded program and its maps (ports, XSKMAP, counters).
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
     }
 
     /// Puts the AF_XDP socket `fd` in the XSKMAP slot of RX queue `queue`.
     pub fn register_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), LoadError> {
-        let value = (sys::raw(fd) as u32).to_ne_bytes();
-        self.map(object::XSKS_MAP)?
-            .update(&queue.to_ne_bytes(), &value, MapFlags::ANY)
-            .map_err(libbpf("registering the AF_XDP socket in the XSKMAP"))
+        self.loaded.register_socket(queue, fd)
     }
 
     /// Current counters, summed over CPUs.
     pub fn counters(&self) -> Result<(XdpCounters, TimestampCounters), LoadError> {
-        read_counters(&self.map(object::COUNTERS_MAP)?)
-    }
-
-    fn map(&self, name: &str) -> Result<libbpf_rs::Map<'_>, LoadError> {
-        self.object.maps().find(|m| m.name() == name).ok_or_else(|| LoadError::Libbpf {
-            what: "finding a map in the object",
-            source: libbpf_rs::Error::from(io::Error::from(io::ErrorKind::NotFound)),
-        })
+        self.loaded.counters()
     }
 
     /// The program that was attached.
@@ -618,13 +679,12 @@ pub fn unload(ifname: &str) -> Result<Unloaded, LoadError> {
         return Err(LoadError::NothingAttached { ifname: ifname.to_owned() });
     }
     let mut detached_prog_id = None;
-    if let Ok(link) = sys::obj_get(&dir.join(LINK_PIN)) {
-        if let Ok((prog_id, ifindex)) = sys::xdp_link_info(link.as_fd())
-            && ifindex != 0
-        {
-            sys::link_detach(link.as_fd()).map_err(|e| SyscallError::new("bpf_link_detach", e))?;
-            detached_prog_id = Some(prog_id);
-        }
+    if let Ok(link) = sys::obj_get(&dir.join(LINK_PIN))
+        && let Ok((prog_id, ifindex)) = sys::xdp_link_info(link.as_fd())
+        && ifindex != 0
+    {
+        sys::link_detach(link.as_fd()).map_err(|e| SyscallError::new("bpf_link_detach", e))?;
+        detached_prog_id = Some(prog_id);
     }
     let removed = remove_pins(ifname)?;
     Ok(Unloaded { detached_prog_id, removed })

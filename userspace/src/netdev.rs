@@ -648,7 +648,6 @@ fn dev_get_request(family: u16, seq: u32, ifindex: u32) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a test that meets an unexpected error should fail loudly")]
 mod tests {
     use super::*;
 

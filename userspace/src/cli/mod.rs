@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use tickgate::loader;
 
+mod features;
 mod load;
 
 /// Kernel-bypass ingress for lockstep game servers: steers game UDP ports into AF_XDP.
@@ -25,6 +26,14 @@ enum Command {
     Unload {
         /// Interface to detach from.
         iface: String,
+    },
+    /// Ask the kernel whether an interface supports native XDP, AF_XDP zero-copy and NIC RX timestamps.
+    Features {
+        /// Interface to ask about.
+        iface: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show program, mode, timestamp source, ports and counters of pinned attachments.
     Status {
@@ -81,5 +90,6 @@ pub fn run(args: Args) -> Result<()> {
         Command::Load(a) => load::load(&a),
         Command::Unload { iface } => load::unload(&iface),
         Command::Status { iface, json } => load::status(iface.as_deref(), json),
+        Command::Features { iface, json } => features::features(&iface, json),
     }
 }

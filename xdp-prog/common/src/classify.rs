@@ -13,6 +13,11 @@ pub trait Packet {
     fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]>;
     /// Number of bytes in the frame.
     fn len(&self) -> usize;
+
+    /// Whether the frame has no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Packet for [u8] {

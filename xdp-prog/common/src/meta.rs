@@ -25,7 +25,7 @@ pub struct RxMeta {
 
 /// Bytes of metadata (a multiple of 4, as `bpf_xdp_adjust_meta` requires).
 pub const META_LEN: usize = core::mem::size_of::<RxMeta>();
-const _: () = assert!(META_LEN == 24 && META_LEN % 4 == 0);
+const _: () = assert!(META_LEN == 24 && META_LEN.is_multiple_of(4));
 
 /// Value of [`RxMeta::magic`]: "tgm1".
 pub const MAGIC: u32 = u32::from_be_bytes(*b"tgm1");

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks, builds, and runs every test: host unit tests, the XDP
+# fixtures (BPF_PROG_TEST_RUN) and the root veth-lab integration tests. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: the XDP fixtures and veth-lab tests load BPF programs and create network namespaces:" >&2
+  echo "         run it as root (sudo scripts/test.sh)" >&2
+  exit 1
+fi
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "test.sh: format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --exclude tickgate-xdp --all-targets --locked -- -D warnings
+
+echo "test.sh: unit, fixture and root integration tests"
+# Two test threads: every lab test makes its own namespaces, and the machine has two cores.
+cargo test --locked --no-fail-fast -- --test-threads=2
+
+leftover=$(ip netns list | grep -c '^tgtest-' || true)
+if [ "$leftover" -ne 0 ]; then
+  echo "test.sh: $leftover test namespaces were left behind (a Drop guard failed):" >&2
+  ip netns list | grep '^tgtest-' >&2
+  exit 1
+fi
+echo "test.sh: all tests passed"

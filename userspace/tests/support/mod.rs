@@ -1,0 +1,252 @@
+//! Shared helpers of the root integration tests: a two-namespace veth lab that removes itself,
+//! threads that run inside a namespace, the CLI run inside a namespace, and raw frame senders.
+//!
+//! Traffic only ever flows on the veth pair between the two namespaces a [`Lab`] creates.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::{
+    fs::File,
+    net::{Ipv4Addr, Ipv6Addr},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use tickgate_common::wire::{HEADER_LEN, Header, Kind, write_header};
+
+/// Fails the test unless it runs as root. Root tests never skip: CI runs them as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(uid, 0, "this test needs root (CI runs it as root): run `sudo scripts/test.sh`");
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+/// Two network namespaces joined by one veth pair; deleted on drop, also when a test panics.
+#[derive(Debug)]
+pub struct Lab {
+    /// Sender side namespace.
+    pub tx_ns: String,
+    /// Receiver side namespace (where tickgate attaches).
+    pub rx_ns: String,
+    /// Sender veth.
+    pub tx_if: String,
+    /// Receiver veth.
+    pub rx_if: String,
+    /// Receiver MAC.
+    pub rx_mac: [u8; 6],
+    /// Sender MAC.
+    pub tx_mac: [u8; 6],
+}
+
+pub const TX_IP4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const RX_IP4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+pub const TX_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1);
+pub const RX_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 2);
+
+impl Lab {
+    /// A lab with `queues` RX/TX queues on each veth.
+    pub fn new(queues: u32) -> Self {
+        require_root();
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}{}", std::process::id() % 100_000, n);
+        let lab = Self {
+            tx_ns: format!("tgtest-{id}-tx"),
+            rx_ns: format!("tgtest-{id}-rx"),
+            tx_if: format!("tgt{id}"),
+            rx_if: format!("tgr{id}"),
+            tx_mac: [0x02, 0x77, 0, 0, 0, 1],
+            rx_mac: [0x02, 0x77, 0, 0, 0, 2],
+        };
+        sh(&["ip", "netns", "add", &lab.tx_ns]);
+        sh(&["ip", "netns", "add", &lab.rx_ns]);
+        let q = queues.to_string();
+        #[rustfmt::skip]
+        sh(&["ip", "link", "add", &lab.tx_if, "netns", &lab.tx_ns, "numtxqueues", &q, "numrxqueues", &q,
+             "type", "veth", "peer", "name", &lab.rx_if, "netns", &lab.rx_ns, "numtxqueues", &q, "numrxqueues", &q]);
+        for (ns, ifname, mac, ip4, ip6) in [
+            (&lab.tx_ns, &lab.tx_if, "02:77:00:00:00:01", TX_IP4, TX_IP6),
+            (&lab.rx_ns, &lab.rx_if, "02:77:00:00:00:02", RX_IP4, RX_IP6),
+        ] {
+            sh(&["ip", "-n", ns, "link", "set", ifname, "address", mac]);
+            // No link-local address, no DAD: the lab carries only the traffic a test sends.
+            sh(&["ip", "-n", ns, "link", "set", ifname, "addrgenmode", "none"]);
+            sh(&["ip", "-n", ns, "addr", "add", &format!("{ip4}/24"), "dev", ifname]);
+            sh(&["ip", "-n", ns, "addr", "add", &format!("{ip6}/64"), "dev", ifname, "nodad"]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            sh(&["ip", "-n", ns, "link", "set", ifname, "up"]);
+        }
+        for (ns, ifname, ip4, ip6, mac) in [
+            (&lab.tx_ns, &lab.tx_if, RX_IP4, RX_IP6, "02:77:00:00:00:02"),
+            (&lab.rx_ns, &lab.rx_if, TX_IP4, TX_IP6, "02:77:00:00:00:01"),
+        ] {
+            for ip in [ip4.to_string(), ip6.to_string()] {
+                sh(&[
+                    "ip",
+                    "-n",
+                    ns,
+                    "neigh",
+                    "replace",
+                    &ip,
+                    "lladdr",
+                    mac,
+                    "dev",
+                    ifname,
+                    "nud",
+                    "permanent",
+                ]);
+            }
+        }
+        lab
+    }
+
+    /// Runs `tickgate ARGS` inside the receiver namespace (nsenter keeps the host's bpffs,
+    /// which `ip netns exec` would hide by remounting /sys).
+    pub fn tickgate(&self, args: &[&str]) -> Output {
+        tickgate_in(&self.rx_ns, args)
+    }
+
+    /// Like [`Lab::tickgate`] but asserts success and returns stdout.
+    pub fn tickgate_ok(&self, args: &[&str]) -> String {
+        let out = self.tickgate(args);
+        assert!(
+            out.status.success(),
+            "tickgate {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `tickgate status IFACE --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.tickgate_ok(&["status", &self.rx_if, "--json"])).unwrap()
+    }
+
+    /// Sends raw Ethernet frames out of the sender veth.
+    pub fn send_frames(&self, frames: &[Vec<u8>]) {
+        let ifname = self.tx_if.clone();
+        in_netns(&self.tx_ns, || send_raw(&ifname, frames));
+    }
+
+    /// An Ethernet frame from the sender to the receiver, with `payload` as UDP payload.
+    pub fn frame(&self, ipv6: bool, dst_port: u16, payload: &[u8]) -> tickgate_common::frame::Frame {
+        let ip = if ipv6 {
+            tickgate_common::frame::Ip::between(TX_IP6.into(), RX_IP6.into())
+        } else {
+            tickgate_common::frame::Ip::between(TX_IP4.into(), RX_IP4.into())
+        };
+        let mut f = tickgate_common::frame::Frame::udp(ip, 40_000, dst_port, payload);
+        f.dst_mac = self.rx_mac;
+        f.src_mac = self.tx_mac;
+        f
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its veth end, which detaches any XDP program on it.
+        for ns in [&self.rx_ns, &self.tx_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        // Pins of a test that failed half-way would outlive the veth.
+        let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/tickgate/{}", self.rx_if));
+    }
+}
+
+/// Runs the CLI inside namespace `ns`.
+pub fn tickgate_in(ns: &str, args: &[&str]) -> Output {
+    Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .arg(env!("CARGO_BIN_EXE_tickgate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `f` on a thread that has joined network namespace `ns` (only that thread moves).
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(&path).unwrap();
+            // SAFETY: `file` is an open namespace fd; CLONE_NEWNET moves only this thread.
+            let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(ret, 0, "setns({path}): {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// Sends each frame once through an AF_PACKET socket bound to `ifname` (current namespace).
+pub fn send_raw(ifname: &str, frames: &[Vec<u8>]) {
+    let ifindex = {
+        let c = std::ffi::CString::new(ifname).unwrap();
+        // SAFETY: `c` is NUL-terminated.
+        unsafe { libc::if_nametoindex(c.as_ptr()) }
+    };
+    assert_ne!(ifindex, 0, "no interface {ifname}");
+    // SAFETY: plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` is a fresh socket owned by nobody else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_ifindex = ifindex as i32;
+    addr.sll_halen = 6;
+    for frame in frames {
+        addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: `frame` and `addr` are live for the call; lengths are theirs.
+        let n = unsafe {
+            libc::sendto(
+                sock.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(n, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// A tickgate UDP payload (header + body); the checksum is left 0 (XDP does not check it).
+pub fn game_payload(client_id: u32, seq: u64, body: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; HEADER_LEN];
+    let header = Header {
+        kind: Kind::Input,
+        payload_len: body.len() as u16,
+        client_id,
+        client_frame: seq as u32,
+        seq,
+        checksum: 0,
+    };
+    write_header(&header, &mut p).unwrap();
+    p.extend_from_slice(body);
+    p
+}
+
+/// Waits until `cond` holds, polling for at most `secs` seconds.
+pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}
