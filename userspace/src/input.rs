@@ -33,10 +33,10 @@ pub struct Input {
     pub queue: u16,
     /// Client id from the wire header.
     pub client_id: u32,
-    /// Per-client input sequence number from the wire header.
+    /// Per-client input sequence number: the command's own (`first_seq + i` of its `InputFrame`).
     pub seq: u64,
-    /// The client's frame id from the wire header.
+    /// The client's frame id for this command.
     pub client_frame: u32,
-    /// The encoded protobuf payload (an `InputFrame`), kept opaque past decode.
+    /// A one-command protobuf `InputFrame` with the client's original command bytes, opaque past decode.
     pub payload: Vec<u8>,
 }

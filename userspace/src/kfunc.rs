@@ -45,16 +45,16 @@ pub fn patch_placeholder_calls(elf: &mut [u8], btf_id: u32) -> Result<usize, Kfu
     let shnum = u16_at(elf, 0x3c).ok_or(KfuncError::BadObject)?;
     let mut patched = 0;
     for i in 0..shnum {
-        let sh = shoff + i * shentsize;
-        let (Some(flags), Some(offset), Some(size)) =
-            (u64_at(elf, sh + 8), u64_at(elf, sh + 24), u64_at(elf, sh + 32))
-        else {
+        let sh = i.checked_mul(shentsize).and_then(|o| o.checked_add(shoff)).ok_or(KfuncError::BadObject)?;
+        let field = |o: usize| sh.checked_add(o).and_then(|at| u64_at(elf, at));
+        let (Some(flags), Some(offset), Some(size)) = (field(8), field(24), field(32)) else {
             return Err(KfuncError::BadObject);
         };
         if flags & SHF_EXECINSTR == 0 {
             continue;
         }
-        let section = elf.get_mut(offset as usize..(offset + size) as usize).ok_or(KfuncError::BadObject)?;
+        let end = offset.checked_add(size).ok_or(KfuncError::BadObject)?;
+        let section = elf.get_mut(offset as usize..end as usize).ok_or(KfuncError::BadObject)?;
         for insn in section.chunks_exact_mut(8) {
             if insn == PLACEHOLDER_INSN.to_le_bytes() {
                 insn[4..8].copy_from_slice(&btf_id.to_le_bytes());

@@ -7,6 +7,7 @@
 //!
 //! Data flows one way: [`loader`] (attach the program) → rings → workers → sequencer → frames.
 
+pub mod anti_replay;
 pub mod counters;
 pub mod input;
 pub mod kfunc;
@@ -15,3 +16,4 @@ pub mod netdev;
 pub mod object;
 pub mod privileges;
 pub mod sys;
+pub mod wire;
