@@ -18,7 +18,7 @@ cargo clippy --workspace --exclude tickgate-xdp --all-targets --locked -- -D war
 
 echo "test.sh: unit, fixture and root integration tests"
 # Two test threads: every lab test makes its own namespaces, and the machine has two cores.
-cargo test --locked --no-fail-fast -- --test-threads=2
+cargo test --workspace --exclude tickgate-xdp --locked --no-fail-fast -- --test-threads=2
 
 leftover=$(ip netns list | grep -c '^tgtest-' || true)
 if [ "$leftover" -ne 0 ]; then

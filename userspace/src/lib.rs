@@ -17,3 +17,4 @@ pub mod object;
 pub mod privileges;
 pub mod sys;
 pub mod wire;
+pub mod xsk;

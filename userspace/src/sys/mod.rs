@@ -14,6 +14,7 @@ use libbpf_rs::libbpf_sys;
 
 pub mod netlink;
 pub mod uname;
+pub mod xsk;
 
 /// A failed kernel call: which one, and the errno it returned.
 #[derive(Debug, thiserror::Error)]
