@@ -9,12 +9,17 @@
 
 pub mod anti_replay;
 pub mod counters;
+pub mod frame_queue;
 pub mod input;
 pub mod kfunc;
 pub mod loader;
 pub mod netdev;
 pub mod object;
 pub mod privileges;
+pub mod rate_limit;
+pub mod record;
+pub mod sequencer;
 pub mod sys;
 pub mod wire;
+pub mod worker;
 pub mod xsk;

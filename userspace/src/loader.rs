@@ -2,7 +2,7 @@
 //!
 //! One object holds two programs (see `xdp-prog`). [`Attachment::attach`] picks one by the
 //! [`Timestamps`] policy, loads it (device-bound for `tickgate_hw`), attaches it with a
-//! bpf_link in the requested [`Mode`] and fills the game-port map. An attachment lives as long
+//! bpf_link in the requested [`Mode`] and fills the game-port and rate-limit maps. An attachment lives as long
 //! as its link fd, unless [`Attachment::pin`] pins the link and maps under
 //! `/sys/fs/bpf/tickgate/<ifname>/`, where `tickgate unload` finds and removes them.
 
@@ -14,12 +14,14 @@ use std::{
 
 use libbpf_rs::{MapCore as _, MapFlags, MapHandle, libbpf_sys};
 use serde::Serialize;
+use tickgate_common::rate::{RATE_CONFIG_LEN, RateConfig};
 
 use crate::{
     counters::{COUNTER_SLOTS, TimestampCounters, XdpCounters},
     kfunc::{self, KfuncError},
     object,
     privileges::{self, PrivilegeError},
+    rate_limit::RateLimit,
     sys::{self, SyscallError},
 };
 
@@ -114,6 +116,8 @@ pub struct LoadOptions {
     pub timestamps: Timestamps,
     /// Replace a program already attached (atomically when it is tickgate's own pinned link).
     pub force: bool,
+    /// Per-source flood shedding on game ports; `None` admits every valid game packet.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Why loading, attaching or detaching failed. Each message says what to do next.
@@ -231,6 +235,11 @@ pub enum LoadError {
 /// Capacity of the `GAME_PORTS` map (see `xdp-prog`).
 pub const MAX_PORTS: usize = 1024;
 
+/// Maps pinned beside the link: what `status` reads and `unload` removes. The rate buckets are
+/// not pinned: they are per-source state of one program, rebuilt after a replace.
+const PINNED_MAPS: [&str; 4] =
+    [object::PORTS_MAP, object::XSKS_MAP, object::COUNTERS_MAP, object::RATE_LIMIT_MAP];
+
 fn libbpf(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> LoadError {
     move |source| LoadError::Libbpf { what, source }
 }
@@ -262,6 +271,14 @@ impl Loaded {
                 .map_err(libbpf("filling the game-port map"))?;
         }
         Ok(())
+    }
+
+    /// Sets the per-source rate limit; `None` disables it. Takes effect on the next packet;
+    /// buckets already filled keep their tokens, capped at the new burst.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<(), LoadError> {
+        self.map(object::RATE_LIMIT_MAP)?
+            .update(&0u32.to_ne_bytes(), &RateLimit::config(limit).to_ne_bytes(), MapFlags::ANY)
+            .map_err(libbpf("writing the rate-limit map"))
     }
 
     /// Puts the AF_XDP socket `fd` in the XSKMAP slot of RX queue `queue`.
@@ -508,6 +525,7 @@ impl Attachment {
                 notes,
             };
             attachment.loaded.set_ports(&opts.ports)?;
+            attachment.loaded.set_rate_limit(opts.rate_limit)?;
             if replace_link.is_some() {
                 // The pinned link now runs the new program; its maps must be the pinned ones.
                 attachment.pin()?;
@@ -533,7 +551,7 @@ impl Attachment {
         }
         for map in self.loaded.object.maps() {
             let name = map.name().to_string_lossy().into_owned();
-            if [object::PORTS_MAP, object::XSKS_MAP, object::COUNTERS_MAP].contains(&name.as_str()) {
+            if PINNED_MAPS.contains(&name.as_str()) {
                 let path = dir.join(&name);
                 match fs::remove_file(&path) {
                     Ok(()) => {}
@@ -630,10 +648,18 @@ fn read_counters(map: &impl libbpf_rs::MapCore) -> Result<(XdpCounters, Timestam
     Ok(XdpCounters::from_slots(&slots))
 }
 
+fn read_rate_limit(map: &impl libbpf_rs::MapCore) -> Result<Option<RateLimit>, LoadError> {
+    let value =
+        map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).map_err(libbpf("reading the rate-limit map"))?;
+    Ok(value
+        .and_then(|v| <[u8; RATE_CONFIG_LEN]>::try_from(v.as_slice()).ok())
+        .and_then(|bytes| RateLimit::from_config(RateConfig::from_ne_bytes(&bytes))))
+}
+
 fn remove_map_pins(ifname: &str) -> Result<Vec<PathBuf>, LoadError> {
     let dir = pin_dir(ifname);
     let mut removed = Vec::new();
-    for name in [object::PORTS_MAP, object::XSKS_MAP, object::COUNTERS_MAP] {
+    for name in PINNED_MAPS {
         let path = dir.join(name);
         match fs::remove_file(&path) {
             Ok(()) => removed.push(path),
@@ -709,6 +735,8 @@ pub struct Status {
     pub timestamp_source: &'static str,
     /// Game UDP ports, sorted.
     pub ports: Vec<u16>,
+    /// Per-source flood shedding; `null` when off (or pinned by a tickgate without it).
+    pub rate_limit: Option<RateLimit>,
     /// Outcome counters.
     pub counters: XdpCounters,
     /// Which clock stamped the steered packets.
@@ -741,6 +769,10 @@ pub fn status(ifname: &str) -> Result<Status, LoadError> {
         .filter_map(|k| k.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])))
         .collect();
     ports.sort_unstable();
+    let rate_limit = match MapHandle::from_pinned_path(dir.join(object::RATE_LIMIT_MAP)) {
+        Ok(map) => read_rate_limit(&map)?,
+        Err(_) => None,
+    };
     let (counters, timestamps) = read_counters(&open(object::COUNTERS_MAP)?)?;
     Ok(Status {
         interface: ifname.to_owned(),
@@ -751,6 +783,7 @@ pub fn status(ifname: &str) -> Result<Status, LoadError> {
         attach: "bpf_link (pinned)",
         timestamp_source: program.map_or("unknown", Program::timestamp_source),
         ports,
+        rate_limit,
         counters,
         timestamps,
         pins: dir,

@@ -10,6 +10,8 @@ pub const PORTS_MAP: &str = "GAME_PORTS";
 pub const XSKS_MAP: &str = "XSKS";
 /// Per-CPU counter array.
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// One-element array holding the per-source rate limit.
+pub const RATE_LIMIT_MAP: &str = "RATE_LIMIT";
 
 /// The ELF bytes, unpatched (the kfunc placeholder is still in `tickgate_hw`).
 pub fn elf() -> &'static [u8] {

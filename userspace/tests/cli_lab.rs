@@ -1,6 +1,5 @@
 //! The CLI contract in a veth lab, as root: load/status/unload in both modes, counters equal to
 //! what was sent, the `hw` program on veth, and one clear message per failure.
-#![expect(clippy::unwrap_used, reason = "integration tests: a failed step should fail loudly")]
 
 mod support;
 
@@ -218,6 +217,34 @@ fn each_failure_has_its_own_message_and_exit_code() {
     let err = stderr(&out);
     assert!(err.contains("bpffs is not mounted") && err.contains("mount -t bpf"), "{err}");
     assert!(!pin_dir(&lab).exists());
+}
+
+#[test]
+fn rate_limit_sheds_a_flood_and_shows_in_status() {
+    let lab = Lab::new(1);
+    let load = ["load", &lab.rx_if, "--port", GAME, "--timestamps", "xdp"];
+    let out = lab.tickgate_ok(&[&load[..], &["--rate-limit", "1:5"]].concat());
+    assert!(out.contains("rate limit 1 pps per source, burst 5"), "{out}");
+    let frames: Vec<Vec<u8>> =
+        (0..20).map(|i| lab.frame(false, 7777, &game_payload(1, i, b"flood")).build()).collect();
+    let tx_if = lab.tx_if.clone();
+    support::in_netns(&lab.tx_ns, || {
+        support::pin_to_current_cpu();
+        support::send_raw(&tx_if, &frames);
+    });
+    let s = lab.status();
+    assert_eq!(s["rate_limit"], serde_json::json!({"packets_per_second": 1, "burst": 5}));
+    // At 1 pps no token comes back within the few ms the 20 frames take.
+    assert_eq!(counter(&s, "no_socket"), 5, "{s}");
+    assert_eq!(counter(&s, "dropped.rate_limited"), 15, "{s}");
+    // The kernel's own IPv6 chatter on a fresh veth may add passed packets, nothing else.
+    assert_eq!(counter(&s, "rx_packets") - counter(&s, "passed"), 20, "{s}");
+
+    let err = stderr(&lab.tickgate(&[&load[..], &["--force", "--rate-limit", "100:0"]].concat()));
+    assert!(err.contains("burst of 0"), "{err}");
+    // A replace without the flag turns shedding off.
+    lab.tickgate_ok(&[&load[..], &["--force"]].concat());
+    assert_eq!(lab.status()["rate_limit"], serde_json::Value::Null);
 }
 
 #[test]

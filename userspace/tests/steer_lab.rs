@@ -38,6 +38,7 @@ fn steer(mode: Mode, timestamps: Timestamps) -> (Vec<Got>, serde_json::Value, &'
                     mode,
                     timestamps,
                     force: false,
+                    rate_limit: None,
                 };
                 let attachment = Attachment::attach(&opts).unwrap();
                 let mut sock = XskSocket::open(&lab.rx_if, 0, &XskConfig::default()).unwrap();

@@ -4,7 +4,12 @@
 
 mod support;
 
-use tickgate::loader::{Loaded, Program};
+use std::time::{Duration, Instant};
+
+use tickgate::{
+    loader::{Loaded, Program},
+    rate_limit::RateLimit,
+};
 use tickgate_common::frame::{Frame, Ip, arp_request};
 
 const XDP_DROP: u32 = 1;
@@ -107,6 +112,7 @@ fn every_fixture_gets_its_verdict_and_moves_exactly_its_counter() {
             "dropped.bad_kind",
             "dropped.bad_length",
             "dropped.no_metadata",
+            "dropped.rate_limited",
         ] {
             let grew = get(&after, path) - get(&before, path);
             assert_eq!(grew, u64::from(path == *counter), "{name}: counter {path}");
@@ -130,4 +136,75 @@ fn ports_not_in_the_map_are_passed_untouched() {
     assert_eq!(loaded.test_run(&frame).unwrap(), XDP_PASS);
     let (counters, _) = loaded.counters().unwrap();
     assert_eq!((counters.passed, counters.no_socket), (1, 0));
+}
+
+/// Runs `frame` `n` times; returns how many were admitted (XDP_PASS as no_socket, since no socket
+/// is bound) and how long the runs took, checking every other packet was dropped.
+fn burst(loaded: &Loaded, frame: &[u8], n: usize) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut admitted = 0;
+    for _ in 0..n {
+        match loaded.test_run(frame).unwrap() {
+            XDP_PASS => admitted += 1,
+            XDP_DROP => {}
+            other => panic!("unexpected action {other}"),
+        }
+    }
+    (admitted, start.elapsed())
+}
+
+/// Tokens a 10 pps bucket can regain during `elapsed`: one per full 100 ms. test_run is real
+/// time, so a very slow machine may legitimately admit that many more than the burst.
+fn refilled_at_10_pps(elapsed: Duration) -> u64 {
+    (elapsed.as_millis() / 100) as u64
+}
+
+#[test]
+fn a_flooding_source_is_shed_and_other_sources_keep_their_budget() {
+    support::require_root();
+    // test_run runs the program on the caller's CPU, and the buckets are per CPU.
+    support::pin_to_current_cpu();
+    let loaded = Loaded::load(Program::Tai, 1).unwrap();
+    loaded.set_ports(&[GAME]).unwrap();
+    loaded.set_rate_limit(Some(RateLimit::new(10, 5).unwrap())).unwrap();
+
+    let source = |last: u8| {
+        let ip = Ip::V4 { src: [192, 0, 2, last], dst: [10, 0, 0, 2], options: 0, fragment: None };
+        game(ip).build()
+    };
+    let (a, b) = (source(1), source(2));
+    let mut c6 = [0u8; 16];
+    c6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    c6[15] = 3;
+    let c = game(Ip::V6 { src: c6, dst: [0xfd; 16], hop_by_hop: false, fragment: None }).build();
+
+    let (admitted_a, elapsed) = burst(&loaded, &a, 20);
+    let extra = refilled_at_10_pps(elapsed);
+    assert!((5..=5 + extra).contains(&admitted_a), "source A: {admitted_a} of 20 admitted in {elapsed:?}");
+    let (counters, timestamps) = loaded.counters().unwrap();
+    assert_eq!(counters.no_socket, admitted_a, "{counters}");
+    assert_eq!(counters.dropped["rate_limited"], 20 - admitted_a, "{counters}");
+    assert_eq!(timestamps.xdp, admitted_a, "shed packets are not stamped");
+
+    // A is out of tokens; B and C (IPv6) each still get their whole burst, and no more.
+    let mut limited = 20 - admitted_a;
+    for (name, frame) in [("B", &b), ("C", &c)] {
+        let (admitted, elapsed) = burst(&loaded, frame, 6);
+        let extra = refilled_at_10_pps(elapsed);
+        assert!(
+            (5..=5 + extra).contains(&admitted),
+            "source {name}: {admitted} of 6 admitted in {elapsed:?}"
+        );
+        limited += 6 - admitted;
+    }
+    let (counters, _) = loaded.counters().unwrap();
+    assert_eq!(counters.dropped["rate_limited"], limited, "{counters}");
+
+    // Disabled: the same source that was shed is admitted every time.
+    loaded.set_rate_limit(None).unwrap();
+    let (admitted, _) = burst(&loaded, &a, 50);
+    assert_eq!(admitted, 50);
+    let (counters, _) = loaded.counters().unwrap();
+    assert_eq!(counters.dropped["rate_limited"], limited, "nothing is limited when disabled");
+    assert_eq!(counters.unaccounted(), 0, "counters balance: {counters}");
 }

@@ -196,6 +196,7 @@ fn steer_into_socket(mode: Mode, config: XskConfig) {
             mode,
             timestamps: Timestamps::Xdp,
             force: false,
+            rate_limit: None,
         })
         .unwrap_or_else(|e| panic!("attach in {mode} mode: {e}"));
         let mut sock = XskSocket::open(&rx_if, 0, &config).unwrap_or_else(|e| panic!("open: {e}"));

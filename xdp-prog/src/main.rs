@@ -5,18 +5,18 @@
 //!   clock when the kfunc fails or returns 0. Attaches only in native mode.
 //! - `tickgate_tai`: stamps with the TAI clock only; works in skb mode and on any driver.
 //!
-//! Both run the shared classifier from `tickgate-common`, write [`RxMeta`] in front of valid
-//! game packets and redirect them to the AF_XDP socket of their RX queue. Every packet ends in
-//! exactly one outcome counter.
+//! Both run the shared classifier from `tickgate-common`, shed sources over their rate limit,
+//! write [`RxMeta`] in front of valid game packets and redirect them to the AF_XDP socket of
+//! their RX queue. Every packet ends in exactly one outcome counter.
 #![no_std]
 #![no_main]
 // Inline asm on the bpf target is still unstable; it emits the kfunc call (see `rx_timestamp`).
 #![feature(asm_experimental_arch)]
 
 use aya_ebpf::{
-    bindings::{xdp_action, xdp_md},
-    btf_maps::{HashMap, PerCpuArray, XskMap},
-    helpers::{bpf_ktime_get_tai_ns, bpf_xdp_adjust_meta},
+    bindings::{BPF_ANY, xdp_action, xdp_md},
+    btf_maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, XskMap},
+    helpers::{bpf_ktime_get_ns, bpf_ktime_get_tai_ns, bpf_xdp_adjust_meta},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
@@ -24,6 +24,7 @@ use tickgate_common::{
     classify::{GamePacket, Packet, Verdict, classify},
     counter::{self, Counter},
     meta::{self, META_LEN, RxMeta, flags},
+    rate::{self, Bucket, RateConfig},
 };
 
 /// Game UDP ports (host byte order); userspace fills it. The value is unused.
@@ -37,6 +38,19 @@ static XSKS: XskMap<256> = XskMap::new();
 /// Per-CPU counters, one slot per [`Counter`].
 #[btf_map]
 static COUNTERS: PerCpuArray<u64, { counter::SLOTS as usize }> = PerCpuArray::new();
+
+/// The flood-shedding limit, one element; userspace writes it at attach. Its zeroed initial
+/// value (rate 0) disables shedding.
+#[btf_map]
+static RATE_LIMIT: Array<RateConfig, 1> = Array::new();
+
+/// Token bucket per source address (v4-mapped for IPv4) and CPU. Per CPU because RSS puts a
+/// flow's packets on one RX queue, hence one CPU, so each bucket has a single writer and needs
+/// no atomics; the cost is that a source spread over several queues gets a budget on each. LRU,
+/// so a flood of spoofed sources evicts idle buckets instead of failing inserts; an evicted
+/// source starts again with a full burst.
+#[btf_map]
+static RATE_BUCKETS: LruPerCpuHashMap<[u8; 16], Bucket, 65536> = LruPerCpuHashMap::new();
 
 #[xdp]
 pub fn tickgate_hw(ctx: XdpContext) -> u32 {
@@ -90,8 +104,40 @@ fn run<const HW: bool>(ctx: &XdpContext) -> u32 {
             count(reason.into());
             xdp_action::XDP_DROP
         }
+        // Shed before stamping: a flood must not cost a kfunc call or metadata per packet.
+        Verdict::Steer(packet) if !within_rate(&packet.source) => {
+            count(Counter::DropRateLimited);
+            xdp_action::XDP_DROP
+        }
         Verdict::Steer(packet) => steer::<HW>(ctx, &packet),
     }
+}
+
+/// Whether `source` is within its rate limit on this CPU; takes a token if so.
+#[inline(always)]
+fn within_rate(source: &[u8; 16]) -> bool {
+    let Some(&config) = RATE_LIMIT.get(0) else {
+        return true;
+    };
+    if !config.enabled() {
+        return true;
+    }
+    // SAFETY: a helper with no arguments and no preconditions.
+    let now_ns = unsafe { bpf_ktime_get_ns() };
+    if let Some(bucket) = RATE_BUCKETS.get_ptr_mut(source) {
+        // SAFETY: the pointer comes from a successful lookup in a per-CPU map, so it points at
+        // this CPU's bucket, which nothing else writes while XDP runs with preemption disabled;
+        // this map sees no insert or remove before the reference ends, so its slot is not
+        // recycled under it.
+        return rate::admit(unsafe { &mut *bucket }, now_ns, &config);
+    }
+    let mut bucket = Bucket::default();
+    let admitted = rate::admit(&mut bucket, now_ns, &config);
+    // A failed insert (memory pressure) leaves the source unknown: its next packet starts a
+    // fresh bucket again, which admits, so the hot path degrades to no limit rather than drops.
+    // Two CPUs inserting the same new source at once can each grant one extra burst: benign.
+    let _ = RATE_BUCKETS.insert(source, bucket, u64::from(BPF_ANY));
+    admitted
 }
 
 #[inline(always)]

@@ -2,7 +2,10 @@
 
 use anyhow::Result;
 use clap::Args;
-use tickgate::loader::{self, Attachment, LoadOptions, Status};
+use tickgate::{
+    loader::{self, Attachment, LoadOptions, Status},
+    rate_limit::RateLimit,
+};
 
 use super::{ModeArg, TimestampsArg};
 
@@ -23,6 +26,11 @@ pub struct LoadArgs {
     /// Replace a program already attached (atomically if it is tickgate's own).
     #[arg(short, long)]
     pub force: bool,
+    /// Shed floods: allow each source address PPS game packets per second, in bursts of up to
+    /// BURST (default PPS/10, at least 1); valid game packets over the limit are dropped and
+    /// counted as rate_limited. The budget is per source and per CPU. Off when not given.
+    #[arg(long, value_name = "PPS[:BURST]")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 pub fn load(a: &LoadArgs) -> Result<()> {
@@ -32,6 +40,7 @@ pub fn load(a: &LoadArgs) -> Result<()> {
         mode: a.mode.into(),
         timestamps: a.timestamps.into(),
         force: a.force,
+        rate_limit: a.rate_limit,
     };
     loader::require_bpffs()?;
     let attachment = Attachment::attach(&opts)?;
@@ -40,12 +49,13 @@ pub fn load(a: &LoadArgs) -> Result<()> {
     }
     let dir = attachment.pin()?;
     println!(
-        "{}: attached {} in {} mode via bpf_link, timestamps {}, ports {}; pinned under {}",
+        "{}: attached {} in {} mode via bpf_link, timestamps {}, ports {}, rate limit {}; pinned under {}",
         a.iface,
         attachment.program().name(),
         attachment.mode(),
         attachment.program().timestamp_source(),
         join(&a.port),
+        rate_limit_text(a.rate_limit),
         dir.display()
     );
     Ok(())
@@ -92,9 +102,14 @@ pub fn status(iface: Option<&str>, json: bool) -> Result<()> {
             s.timestamps.kfunc_no_timestamp
         );
         println!("  ports: {}", join(&s.ports));
+        println!("  rate limit: {}", rate_limit_text(s.rate_limit));
         println!("  counters: {}", s.counters);
     }
     Ok(())
+}
+
+fn rate_limit_text(limit: Option<RateLimit>) -> String {
+    limit.map_or_else(|| "off".to_owned(), |l| l.to_string())
 }
 
 fn join(ports: &[u16]) -> String {

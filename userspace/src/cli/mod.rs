@@ -6,6 +6,7 @@ use tickgate::loader;
 
 mod features;
 mod load;
+mod run;
 
 /// Kernel-bypass ingress for lockstep game servers: steers game UDP ports into AF_XDP.
 #[derive(Debug, Parser)]
@@ -22,6 +23,8 @@ pub struct Args {
 enum Command {
     /// Attach the XDP program to an interface and pin it, so it stays after this command exits.
     Load(load::LoadArgs),
+    /// Receive game inputs: attach (unpinned), one AF_XDP worker per RX queue, sequencer, frames.
+    Run(run::RunArgs),
     /// Detach tickgate's program from an interface and remove every pin `load` made.
     Unload {
         /// Interface to detach from.
@@ -88,6 +91,7 @@ impl From<TimestampsArg> for loader::Timestamps {
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Load(a) => load::load(&a),
+        Command::Run(a) => run::run(&a),
         Command::Unload { iface } => load::unload(&iface),
         Command::Status { iface, json } => load::status(iface.as_deref(), json),
         Command::Features { iface, json } => features::features(&iface, json),

@@ -280,3 +280,55 @@ pub fn prog_info(id: u32) -> io::Result<ProgInfo> {
 pub fn raw(fd: BorrowedFd<'_>) -> RawFd {
     fd.as_raw_fd()
 }
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a live timespec; the clocks used here always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+/// CLOCK_TAI now, in ns: the clock `bpf_ktime_get_tai_ns()` reads at the XDP hook.
+pub fn clock_tai_ns() -> u64 {
+    clock_ns(libc::CLOCK_TAI)
+}
+
+/// CLOCK_MONOTONIC now, in ns.
+pub fn clock_monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Number of RX queues of an interface (`ETHTOOL_GCHANNELS`: rx + combined channels).
+pub fn rx_queue_count(ifname: &str) -> io::Result<u32> {
+    const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
+    #[repr(C)]
+    #[derive(Default)]
+    struct Channels {
+        cmd: u32,
+        max_rx: u32,
+        max_tx: u32,
+        max_other: u32,
+        max_combined: u32,
+        rx_count: u32,
+        tx_count: u32,
+        other_count: u32,
+        combined_count: u32,
+    }
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let mut channels = Channels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+    // SAFETY: all-zero is a valid ifreq.
+    let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&mut channels as *mut Channels).cast();
+    let sock = socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?;
+    // SAFETY: SIOCETHTOOL reads `ifr` and writes through its data pointer into `channels`,
+    // which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((channels.rx_count + channels.combined_count).max(1))
+}

@@ -3,6 +3,7 @@
 //!
 //! Traffic only ever flows on the veth pair between the two namespaces a [`Lab`] creates.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(clippy::unwrap_used, reason = "test support: a failed set-up step should fail the test loudly")]
 
 use std::{
     fs::File,
@@ -221,6 +222,23 @@ pub fn send_raw(ifname: &str, frames: &[Vec<u8>]) {
         };
         assert_eq!(n, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
     }
+}
+
+/// Pins this thread to the CPU it is on. The XDP rate buckets are per CPU, and both
+/// `BPF_PROG_TEST_RUN` and a veth sender run the program on the sending thread's CPU: a thread
+/// that migrated mid-test would find a fresh bucket on the new CPU and be granted a second burst.
+pub fn pin_to_current_cpu() {
+    // SAFETY: no arguments; returns the CPU number or -1.
+    let cpu = unsafe { libc::sched_getcpu() };
+    assert!(cpu >= 0, "sched_getcpu: {}", std::io::Error::last_os_error());
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes one bit of it, in range
+    // because `cpu` is a CPU the kernel just reported.
+    let ret = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(ret, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
 }
 
 /// A tickgate UDP payload (header + body); the checksum is left 0 (XDP does not check it).

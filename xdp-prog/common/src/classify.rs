@@ -72,6 +72,10 @@ pub struct GamePacket {
     pub payload_len: u16,
     /// Whether it arrived over IPv6.
     pub ipv6: bool,
+    /// Source address as a key for per-source state: IPv6 as is, IPv4 as the v4-mapped IPv6
+    /// address `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2), so both families share one map without
+    /// colliding.
+    pub source: [u8; 16],
     /// The parsed header.
     pub header: Header,
 }
@@ -111,6 +115,7 @@ struct L4 {
     offset: usize,
     first_fragment: bool,
     ipv6: bool,
+    source: [u8; 16],
 }
 
 /// Classifies one frame. `is_game_port` gets the UDP destination port in host byte order.
@@ -144,6 +149,7 @@ pub fn classify<P: Packet + ?Sized>(pkt: &P, is_game_port: impl Fn(u16) -> bool)
             payload_offset: payload_offset as u16,
             payload_len: (udp_len - UDP_HLEN) as u16,
             ipv6: l4.ipv6,
+            source: l4.source,
             header,
         }),
         Err(e) => Verdict::Drop(e.into()),
@@ -182,7 +188,7 @@ fn ipv4_udp<P: Packet + ?Sized>(pkt: &P, l3: usize) -> Option<L4> {
     if frag & 0x1fff != 0 {
         return None;
     }
-    Some(L4 { offset: l3 + ihl, first_fragment: more_fragments, ipv6: false })
+    Some(L4 { offset: l3 + ihl, first_fragment: more_fragments, ipv6: false, source: v4_mapped(&ip) })
 }
 
 #[inline(always)]
@@ -191,6 +197,7 @@ fn ipv6_udp<P: Packet + ?Sized>(pkt: &P, l3: usize) -> Option<L4> {
     if ip[0] >> 4 != 6 {
         return None;
     }
+    let source = pkt.load::<16>(l3 + 8)?;
     let mut next = ip[6];
     let mut offset = l3 + IPV6_HLEN;
     let mut first_fragment = false;
@@ -216,7 +223,20 @@ fn ipv6_udp<P: Packet + ?Sized>(pkt: &P, l3: usize) -> Option<L4> {
     if next != IPPROTO_UDP || offset > MAX_L4_OFFSET {
         return None;
     }
-    Some(L4 { offset, first_fragment, ipv6: true })
+    Some(L4 { offset, first_fragment, ipv6: true, source })
+}
+
+/// The IPv4 source address of header `ip` as `::ffff:a.b.c.d`.
+#[inline(always)]
+fn v4_mapped(ip: &[u8; 20]) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[10] = 0xff;
+    key[11] = 0xff;
+    key[12] = ip[12];
+    key[13] = ip[13];
+    key[14] = ip[14];
+    key[15] = ip[15];
+    key
 }
 
 #[inline(always)]

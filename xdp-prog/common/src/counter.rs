@@ -42,13 +42,16 @@ pub enum Counter {
     KfuncError = 14,
     /// `hw` program only: the kfunc succeeded but returned timestamp 0 (no hardware stamp).
     KfuncNoTimestamp = 15,
+    /// Dropped: a valid game packet over its source's rate limit (see [`crate::rate`]).
+    DropRateLimited = 16,
 }
 
 /// Number of slots in the counter array.
-pub const SLOTS: u32 = 16;
+pub const SLOTS: u32 = 17;
+const _: () = assert!(Counter::DropRateLimited as u32 + 1 == SLOTS, "SLOTS must cover every Counter");
 
 /// Drop reasons as they appear in counters, status output and metrics, in slot order.
-pub const DROP_REASONS: [(Counter, &str); 8] = [
+pub const DROP_REASONS: [(Counter, &str); 9] = [
     (Counter::DropFragment, "fragment"),
     (Counter::DropTooShort, "too_short"),
     (Counter::DropTruncated, "truncated"),
@@ -57,6 +60,7 @@ pub const DROP_REASONS: [(Counter, &str); 8] = [
     (Counter::DropBadKind, "bad_kind"),
     (Counter::DropBadLength, "bad_length"),
     (Counter::DropNoMetadata, "no_metadata"),
+    (Counter::DropRateLimited, "rate_limited"),
 ];
 
 impl From<DropReason> for Counter {

@@ -3,7 +3,8 @@
 //! Everything here is `no_std` and free of panics on any input, so the same code runs inside the
 //! eBPF verifier's limits and in host unit tests and fuzzers. The XDP program calls
 //! [`classify::classify`]; userspace reads the [`meta::RxMeta`] that the program wrote and sums
-//! the [`counter::Counter`] slots.
+//! the [`counter::Counter`] slots. [`rate::admit`] is the per-source flood shedding the program
+//! applies before steering.
 #![no_std]
 
 #[cfg(any(test, feature = "user"))]
@@ -15,4 +16,5 @@ pub mod counter;
 pub mod frame;
 pub mod kfunc;
 pub mod meta;
+pub mod rate;
 pub mod wire;

@@ -1,4 +1,8 @@
-use std::{vec, vec::Vec};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    vec,
+    vec::Vec,
+};
 
 use super::*;
 use crate::{
@@ -58,6 +62,8 @@ fn ipv4_game_packet_is_steered_with_offsets() {
     assert_eq!(g.payload_offset, 14 + 20 + 8);
     assert_eq!(g.payload_len as usize, payload.len());
     assert!(!g.ipv6);
+    // 10.0.0.1 as a v4-mapped IPv6 key, computed independently of the classifier.
+    assert_eq!(g.source, Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets());
     assert_eq!(g.header.client_id, 42);
     assert_eq!(g.header.seq, 1000);
 }
@@ -67,6 +73,34 @@ fn ipv6_game_packet_is_steered() {
     let g = steered(classify_frame(&Frame::udp(v6(), 5000, GAME, &tickgate_payload(b"x"))));
     assert_eq!(g.payload_offset, 14 + 40 + 8);
     assert!(g.ipv6);
+    assert_eq!(Ipv6Addr::from(g.source), "fd00::1".parse::<Ipv6Addr>().unwrap());
+}
+
+#[test]
+fn source_is_the_sender_whatever_the_headers_in_front() {
+    let v4_src = [192, 0, 2, 77];
+    let v6_src: [u8; 16] = "2001:db8::77".parse::<Ipv6Addr>().unwrap().octets();
+    let ips = [
+        (Ip::V4 { src: v4_src, dst: [10, 0, 0, 2], options: 0, fragment: None }, false),
+        (Ip::V4 { src: v4_src, dst: [10, 0, 0, 2], options: 40, fragment: None }, false),
+        (Ip::V6 { src: v6_src, dst: [0xfd; 16], hop_by_hop: false, fragment: None }, true),
+        (Ip::V6 { src: v6_src, dst: [0xfd; 16], hop_by_hop: true, fragment: Some((false, 0)) }, true),
+    ];
+    for vlans in [vec![], vec![100], vec![100, 200]] {
+        for (ip, ipv6) in &ips {
+            let mut f = Frame::udp(ip.clone(), 5000, GAME, &tickgate_payload(b"src"));
+            f.vlans = vlans.clone();
+            let g = steered(classify_frame(&f));
+            let expected = if *ipv6 { v6_src } else { Ipv4Addr::from(v4_src).to_ipv6_mapped().octets() };
+            assert_eq!(g.source, expected, "{ip:?} vlans {vlans:?}");
+        }
+    }
+    // A v4 sender and the same address sent as v4-mapped IPv6 share one bucket key.
+    let mapped = Ipv4Addr::from(v4_src).to_ipv6_mapped().octets();
+    let from_v4 = steered(classify_frame(&Frame::udp(ips[0].0.clone(), 1, GAME, &tickgate_payload(b""))));
+    let as_v6 = Ip::V6 { src: mapped, dst: [0xfd; 16], hop_by_hop: false, fragment: None };
+    let from_v6 = steered(classify_frame(&Frame::udp(as_v6, 1, GAME, &tickgate_payload(b""))));
+    assert_eq!(from_v4.source, from_v6.source);
 }
 
 #[test]

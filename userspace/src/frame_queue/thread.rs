@@ -1,0 +1,234 @@
+//! The threaded driver: the sequencer thread drains the hand-off queues into a [`Pipeline`], and
+//! the game takes sealed frames from a [`FrameQueue`].
+//!
+//! The thread applies items in the order it pops them; that order is the only thing thread
+//! timing decides, and the recorder logs exactly it, so a replay makes the same decisions.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::{Config, ConfigError, Frame, Pipeline, Recorder, Stats};
+use crate::sequencer::{self, Consumer, Producer};
+
+/// Items taken from one queue before looking at the next, so a busy queue cannot starve the
+/// watermarks of the others.
+const BATCH: usize = 256;
+/// Empty rounds spent yielding before sleeping: sealing waits on watermarks, so a short nap
+/// costs latency only, never correctness.
+const SPINS: u32 = 64;
+const IDLE_SLEEP: Duration = Duration::from_micros(50);
+
+/// The sequencer thread could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The OS refused the thread.
+    #[error("cannot start the sequencer thread - check the process thread limit (ulimit -u)")]
+    Thread(#[source] std::io::Error),
+}
+
+/// A running sequencer: hand one producer to each RX-queue worker, give the frames to the game.
+#[derive(Debug)]
+pub struct Running<R> {
+    /// One per hand-off queue, in slot order. Dropping or closing all of them ends the run.
+    pub producers: Vec<Producer>,
+    /// Sealed frames, oldest first.
+    pub frames: FrameQueue,
+    /// The thread, to join for the counters and the recorder.
+    pub sequencer: SequencerThread<R>,
+}
+
+/// What the sequencer thread hands back when every queue is closed.
+#[derive(Debug)]
+pub struct RunOutcome<R> {
+    /// The final counters.
+    pub stats: Stats,
+    /// The recorder, to flush and check for a write error.
+    pub recorder: R,
+}
+
+/// Starts a sequencer thread over `queues` hand-off queues of `capacity` items each.
+pub fn spawn<R: Recorder + Send + 'static>(
+    config: &Config,
+    queues: usize,
+    capacity: usize,
+    recorder: R,
+) -> Result<Running<R>, SpawnError> {
+    let pipeline = Pipeline::with_recorder(config, queues, recorder)?;
+    let (producers, consumers): (Vec<_>, Vec<_>) = (0..queues).map(|_| sequencer::channel(capacity)).unzip();
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::Builder::new()
+        .name("tickgate-seq".into())
+        .spawn(move || run(pipeline, consumers, tx))
+        .map_err(SpawnError::Thread)?;
+    Ok(Running {
+        producers,
+        frames: FrameQueue { rx, finished: false },
+        sequencer: SequencerThread { handle },
+    })
+}
+
+fn run<R: Recorder>(
+    mut pipeline: Pipeline<R>,
+    mut consumers: Vec<Consumer>,
+    frames: Sender<Frame>,
+) -> RunOutcome<R> {
+    let mut idle_rounds = 0u32;
+    while !pipeline.is_finished() {
+        let mut fed = 0usize;
+        for (slot, consumer) in consumers.iter_mut().enumerate() {
+            for _ in 0..BATCH {
+                let Some(item) = consumer.pop() else { break };
+                fed += 1;
+                // Cannot fail: the slot exists and a consumer yields nothing after its close.
+                let applied = pipeline.feed(slot, item);
+                debug_assert!(applied.is_ok(), "{applied:?}");
+            }
+        }
+        for frame in pipeline.drain_frames() {
+            // The game may have stopped listening; the run still goes on so that the recorder
+            // sees every item up to the close.
+            let _ = frames.send(frame);
+        }
+        if fed > 0 {
+            idle_rounds = 0;
+            continue;
+        }
+        if idle_rounds == 0 {
+            pipeline.recorder_mut().idle();
+        }
+        idle_rounds = idle_rounds.saturating_add(1);
+        if idle_rounds < SPINS {
+            thread::yield_now();
+        } else {
+            thread::sleep(IDLE_SLEEP);
+        }
+    }
+    RunOutcome { stats: pipeline.stats(), recorder: pipeline.into_recorder() }
+}
+
+/// The game's end: sealed frames in tick order. Unbounded, so a slow game never stalls the
+/// sequencer; at 60 frames a second the backlog grows slowly and visibly.
+#[derive(Debug)]
+pub struct FrameQueue {
+    rx: Receiver<Frame>,
+    finished: bool,
+}
+
+impl FrameQueue {
+    /// The next frame, waiting up to `timeout`; `None` on timeout or once the run has ended.
+    pub fn next_frame(&mut self, timeout: Duration) -> Option<Frame> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(frame) => Some(frame),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.finished = true;
+                None
+            }
+        }
+    }
+
+    /// The next frame if one is ready.
+    pub fn try_next_frame(&mut self) -> Option<Frame> {
+        match self.rx.try_recv() {
+            Ok(frame) => Some(frame),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.finished = true;
+                None
+            }
+        }
+    }
+
+    /// Whether the run has ended and every frame has been taken.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+/// Blocks for each frame; ends when the run has ended and every frame has been taken.
+impl Iterator for FrameQueue {
+    type Item = Frame;
+
+    fn next(&mut self) -> Option<Frame> {
+        let frame = self.rx.recv().ok();
+        self.finished = frame.is_none();
+        frame
+    }
+}
+
+/// The sequencer thread.
+#[derive(Debug)]
+pub struct SequencerThread<R> {
+    handle: JoinHandle<RunOutcome<R>>,
+}
+
+impl<R> SequencerThread<R> {
+    /// Waits for the run to end (every producer closed or dropped).
+    pub fn join(self) -> thread::Result<RunOutcome<R>> {
+        self.handle.join()
+    }
+
+    /// Whether the thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame_queue::{Epoch, Late};
+    use crate::input::{Input, TsSource};
+
+    #[test]
+    fn frames_flow_from_producer_threads_to_the_blocking_consumer() {
+        let config = Config {
+            tick_hz: 1_000,
+            grace_us: 0,
+            late: Late::Drop,
+            time_base: TsSource::Nic,
+            epoch: Epoch::At(0),
+        };
+        let mut running = spawn(&config, 2, 4, ()).expect("spawn");
+        assert_eq!(running.frames.try_next_frame(), None);
+        let workers: Vec<_> = running
+            .producers
+            .drain(..)
+            .enumerate()
+            .map(|(queue, mut producer)| {
+                thread::spawn(move || {
+                    for ms in 0..50u64 {
+                        let mut input = Input {
+                            rx_ts_ns: ms * 1_000_000 + queue as u64,
+                            ts_source: TsSource::Nic,
+                            queue: queue as u16,
+                            client_id: queue as u32,
+                            seq: ms,
+                            client_frame: 0,
+                            payload: vec![],
+                        };
+                        while let Err(back) = producer.try_push_input(input) {
+                            input = back;
+                            thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let first = running.frames.next_frame(Duration::from_secs(10)).expect("tick 0 arrives");
+        assert_eq!((first.tick, first.inputs.len()), (0, 2));
+        for worker in workers {
+            worker.join().expect("worker");
+        }
+        let rest: Vec<Frame> = running.frames.by_ref().collect();
+        assert_eq!(rest.len(), 49);
+        assert!(rest.iter().enumerate().all(|(i, f)| f.tick == i as u64 + 1 && f.inputs.len() == 2));
+        assert!(running.frames.is_finished());
+        let outcome = running.sequencer.join().expect("sequencer thread");
+        assert_eq!((outcome.stats.frames, outcome.stats.inputs_ordered), (50, 100));
+    }
+}

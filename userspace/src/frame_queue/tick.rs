@@ -1,0 +1,251 @@
+//! Tick arithmetic and sealing: which tick an input belongs to, and when a tick is final.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::frame::{Frame, HashChain};
+use super::{Config, Epoch, Late};
+use crate::input::Input;
+
+const NS_PER_S: u128 = 1_000_000_000;
+
+/// Exact tick boundaries for a rate that need not divide a second.
+///
+/// Tick `t` covers `[epoch + ⌈t·10⁹/hz⌉, epoch + ⌈(t+1)·10⁹/hz⌉)` ns, computed in 128-bit integers.
+/// Boundaries fall on whole nanoseconds, so individual ticks differ by at most 1 ns in length, but
+/// the rounding never accumulates: tick `k·hz` starts exactly `k` seconds after the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TickClock {
+    epoch_ns: u64,
+    hz: u64,
+}
+
+impl TickClock {
+    /// Ticks at `tick_hz` (validated by [`Config::validate`]; 0 is treated as 1) from `epoch_ns`.
+    pub fn new(epoch_ns: u64, tick_hz: u32) -> Self {
+        Self { epoch_ns, hz: u64::from(tick_hz.max(1)) }
+    }
+
+    /// Where tick 0 starts.
+    pub fn epoch_ns(&self) -> u64 {
+        self.epoch_ns
+    }
+
+    /// The first nanosecond of `tick`, saturating at `u64::MAX`.
+    pub fn start(&self, tick: u64) -> u64 {
+        let hz = u128::from(self.hz);
+        let offset = (u128::from(tick) * NS_PER_S).div_ceil(hz);
+        u64::try_from(u128::from(self.epoch_ns) + offset).unwrap_or(u64::MAX)
+    }
+
+    /// The tick holding `ts_ns`, or `None` before the epoch.
+    pub fn tick_of(&self, ts_ns: u64) -> Option<u64> {
+        let since = ts_ns.checked_sub(self.epoch_ns)?;
+        // Fits: hz ≤ 10⁹, so the tick count never exceeds the nanosecond count.
+        Some(u64::try_from(u128::from(since) * u128::from(self.hz) / NS_PER_S).unwrap_or(u64::MAX))
+    }
+
+    /// The start of the tick holding `ts_ns` on the grid anchored at the clock's zero: the epoch
+    /// [`Epoch::FirstInput`] derives, so runs on one clock share tick boundaries.
+    pub fn aligned(ts_ns: u64, tick_hz: u32) -> u64 {
+        let grid = Self::new(0, tick_hz);
+        grid.tick_of(ts_ns).map_or(0, |tick| grid.start(tick))
+    }
+}
+
+/// Counters kept by the ticker.
+#[derive(Clone, Debug, Default)]
+pub(super) struct TickStats {
+    pub(super) frames: u64,
+    pub(super) empty_frames: u64,
+    pub(super) inputs_ordered: u64,
+    pub(super) late_dropped: u64,
+    pub(super) late_next: u64,
+    pub(super) late_by_client: BTreeMap<u32, u64>,
+}
+
+/// The open ticks, from the oldest unsealed one on, and the hash chain of the sealed ones.
+#[derive(Debug)]
+pub(super) struct Ticker {
+    tick_hz: u32,
+    grace_ns: u64,
+    late: Late,
+    clock: Option<TickClock>,
+    /// The oldest unsealed tick; `open[i]` holds tick `first_open + i`.
+    first_open: u64,
+    open: VecDeque<Vec<Input>>,
+    /// The watermark that seals `first_open`: its end plus the grace.
+    seal_at: u64,
+    /// `[start, end)` and number of the tick last looked up: inputs arrive in near time order,
+    /// so this saves the 128-bit division for almost every input.
+    cached: (u64, u64, u64),
+    /// Capacity for a tick's first input: the previous frame's size, to skip regrowth.
+    size_hint: usize,
+    chain: HashChain,
+    stats: TickStats,
+    new_epoch: Option<u64>,
+}
+
+impl Ticker {
+    pub(super) fn new(config: &Config) -> Self {
+        let mut ticker = Self {
+            tick_hz: config.tick_hz,
+            grace_ns: config.grace_ns(),
+            late: config.late,
+            clock: None,
+            first_open: 0,
+            open: VecDeque::new(),
+            seal_at: u64::MAX,
+            cached: (0, 0, 0),
+            size_hint: 0,
+            chain: HashChain::default(),
+            stats: TickStats::default(),
+            new_epoch: None,
+        };
+        if let Epoch::At(epoch) = config.epoch {
+            ticker.start_clock(TickClock::new(epoch, config.tick_hz));
+        }
+        ticker
+    }
+
+    pub(super) fn epoch(&self) -> Option<u64> {
+        self.clock.map(|clock| clock.epoch_ns())
+    }
+
+    /// The epoch, if the last [`place`](Self::place) fixed it.
+    pub(super) fn take_new_epoch(&mut self) -> Option<u64> {
+        self.new_epoch.take()
+    }
+
+    pub(super) fn stats(&self) -> &TickStats {
+        &self.stats
+    }
+
+    /// Puts a released input in its tick, or applies the late policy if that tick is sealed (or
+    /// lies before the epoch).
+    pub(super) fn place(&mut self, input: Input) {
+        if self.clock.is_none() {
+            let epoch = TickClock::aligned(input.rx_ts_ns, self.tick_hz);
+            self.start_clock(TickClock::new(epoch, self.tick_hz));
+            self.new_epoch = Some(epoch);
+        }
+        match self.tick_of(input.rx_ts_ns) {
+            Some(tick) if tick >= self.first_open => {
+                // Bounded: a released input is below the merged watermark, so every tick up to
+                // its own is sealed by the next `advance` but the last grace + 1 ticks' worth.
+                let index = (tick - self.first_open) as usize;
+                if self.open.len() <= index {
+                    self.open.resize_with(index + 1, Vec::new);
+                }
+                let bucket = &mut self.open[index];
+                if bucket.capacity() == 0 {
+                    bucket.reserve(self.size_hint);
+                }
+                bucket.push(input);
+            }
+            _ => self.place_late(input),
+        }
+    }
+
+    /// Seals every tick whose end plus the grace is at or below `watermark`, oldest first.
+    pub(super) fn advance(&mut self, watermark: u64, out: &mut VecDeque<Frame>) {
+        // `seal_at` saturates at u64::MAX for a tick that never ends within the clock's range.
+        while self.clock.is_some() && self.seal_at != u64::MAX && watermark >= self.seal_at {
+            self.seal_first(out);
+        }
+    }
+
+    /// Every queue is closed: seals every open tick. The newest one holds an input (a bucket is
+    /// only created to hold one), so frames end at the last tick with an input.
+    pub(super) fn finish(&mut self, out: &mut VecDeque<Frame>) {
+        while !self.open.is_empty() {
+            self.seal_first(out);
+        }
+    }
+
+    fn start_clock(&mut self, clock: TickClock) {
+        self.clock = Some(clock);
+        self.first_open = 0;
+        self.seal_at = clock.start(1).saturating_add(self.grace_ns);
+        self.cached = (clock.start(0), clock.start(1), 0);
+    }
+
+    fn tick_of(&mut self, ts: u64) -> Option<u64> {
+        let (start, end, tick) = self.cached;
+        if start <= ts && ts < end {
+            return Some(tick);
+        }
+        let clock = self.clock?;
+        let tick = clock.tick_of(ts)?;
+        self.cached = (clock.start(tick), clock.start(tick.saturating_add(1)), tick);
+        Some(tick)
+    }
+
+    fn place_late(&mut self, input: Input) {
+        *self.stats.late_by_client.entry(input.client_id).or_default() += 1;
+        match self.late {
+            Late::Drop => self.stats.late_dropped += 1,
+            Late::Next => {
+                self.stats.late_next += 1;
+                if self.open.is_empty() {
+                    self.open.push_back(Vec::new());
+                }
+                self.open[0].push(input);
+            }
+        }
+    }
+
+    fn seal_first(&mut self, out: &mut VecDeque<Frame>) {
+        let Some(clock) = self.clock else { return };
+        let inputs = self.open.pop_front().unwrap_or_default();
+        let frame = self.chain.seal(self.first_open, inputs);
+        let len = frame.inputs.len();
+        self.stats.frames += 1;
+        self.stats.empty_frames += u64::from(len == 0);
+        self.stats.inputs_ordered += len as u64;
+        if len > 0 {
+            self.size_hint = len;
+        }
+        self.first_open += 1;
+        self.seal_at = clock.start(self.first_open.saturating_add(1)).saturating_add(self.grace_ns);
+        out.push_back(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_are_exact_for_rates_that_do_not_divide_a_second() {
+        let clock = TickClock::new(1_000, 60);
+        assert_eq!(clock.start(0), 1_000);
+        assert_eq!(clock.start(1), 1_000 + 16_666_667);
+        assert_eq!(clock.start(2), 1_000 + 33_333_334);
+        assert_eq!(clock.start(3), 1_000 + 50_000_000);
+        assert_eq!(clock.start(60 * 3_600), 1_000 + 3_600_000_000_000, "no drift after an hour");
+        for tick in [0, 1, 2, 59, 60, 61, 1_000_003] {
+            assert_eq!(clock.tick_of(clock.start(tick)), Some(tick));
+            assert_eq!(clock.tick_of(clock.start(tick + 1) - 1), Some(tick));
+        }
+        assert_eq!(clock.tick_of(999), None);
+        assert_eq!(TickClock::new(0, 7).start(u64::MAX), u64::MAX, "saturates");
+    }
+
+    #[test]
+    fn alignment_puts_the_epoch_on_the_grid() {
+        assert_eq!(TickClock::aligned(16_666_667, 60), 16_666_667);
+        assert_eq!(TickClock::aligned(16_666_666, 60), 0);
+        assert_eq!(TickClock::aligned(1_999_999_999, 1), 1_000_000_000);
+        assert_eq!(TickClock::aligned(5, 1_000_000_000), 5);
+    }
+
+    #[test]
+    fn the_cache_never_changes_the_answer() {
+        let config = Config { tick_hz: 7, epoch: Epoch::At(3), ..Config::default() };
+        let mut ticker = Ticker::new(&config);
+        let clock = TickClock::new(3, 7);
+        for ts in [3, 500_000_000, 142_857_145, 142_857_146, 2, 9_000_000_000, 142_857_145, u64::MAX] {
+            assert_eq!(ticker.tick_of(ts), clock.tick_of(ts), "ts {ts}");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Bounded, lock-free SPSC hand-off from one RX-queue worker to the sequencer thread.
+//!
+//! The queue holds one slot more than its nominal capacity, and the producer never lets inputs
+//! or watermarks use that slot: the final [`Item::Close`] therefore always fits, so closing never
+//! blocks and never loses the close. No atomics of our own: the queue is crossbeam's `ArrayQueue`.
+
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use super::Item;
+use crate::input::Input;
+
+/// Creates a hand-off queue that holds up to `capacity` inputs and watermarks (at least 1).
+pub fn channel(capacity: usize) -> (Producer, Consumer) {
+    let capacity = capacity.max(1);
+    let queue = Arc::new(ArrayQueue::new(capacity + 1));
+    let producer = Producer {
+        queue: Arc::clone(&queue),
+        capacity,
+        room: capacity,
+        last_watermark: None,
+        handoff_full: 0,
+        watermarks_dropped: 0,
+        closed: false,
+    };
+    (producer, Consumer { queue, finished: false })
+}
+
+/// The worker's end. Never blocks: a full queue rejects the item and the rejection is counted.
+#[derive(Debug)]
+pub struct Producer {
+    queue: Arc<ArrayQueue<Item>>,
+    capacity: usize,
+    /// A lower bound on the free slots (the consumer only ever frees more), so the shared head
+    /// index is read once per `capacity` pushes rather than on every push.
+    room: usize,
+    last_watermark: Option<u64>,
+    handoff_full: u64,
+    watermarks_dropped: u64,
+    closed: bool,
+}
+
+impl Producer {
+    /// Hands an input to the sequencer, or gives it back if the queue is full (counted in
+    /// [`handoff_full`](Self::handoff_full); the caller drops it under that reason).
+    pub fn try_push_input(&mut self, input: Input) -> Result<(), Input> {
+        if !self.reserve() {
+            self.handoff_full += 1;
+            return Err(input);
+        }
+        // Only fails if `room` were wrong; that costs the input, never the close slot.
+        if let Err(rejected) = self.queue.push(Item::Input(input)) {
+            self.handoff_full += 1;
+            if let Item::Input(input) = rejected {
+                return Err(input);
+            }
+        }
+        Ok(())
+    }
+
+    /// Promises that this queue will deliver no input with `rx_ts_ns < watermark` from now on.
+    ///
+    /// Watermarks not above the last published one are coalesced away, and one that does not fit
+    /// is dropped (counted in [`watermarks_dropped`](Self::watermarks_dropped)): both are
+    /// harmless because a later watermark supersedes it.
+    pub fn publish_watermark(&mut self, watermark: u64) {
+        if self.last_watermark.is_some_and(|last| watermark <= last) {
+            return;
+        }
+        if self.reserve() && self.queue.push(Item::Watermark(watermark)).is_ok() {
+            self.last_watermark = Some(watermark);
+        } else {
+            self.watermarks_dropped += 1;
+        }
+    }
+
+    /// Finishes the stream: once drained, the sequencer treats this queue as a watermark of +∞.
+    /// Dropping the producer does the same.
+    pub fn close(mut self) {
+        self.finish();
+    }
+
+    /// Inputs rejected because the queue was full.
+    pub fn handoff_full(&self) -> u64 {
+        self.handoff_full
+    }
+
+    /// Watermarks dropped because the queue was full.
+    pub fn watermarks_dropped(&self) -> u64 {
+        self.watermarks_dropped
+    }
+
+    /// How many inputs and watermarks the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn reserve(&mut self) -> bool {
+        if self.room == 0 {
+            self.room = self.capacity.saturating_sub(self.queue.len());
+            if self.room == 0 {
+                return false;
+            }
+        }
+        self.room -= 1;
+        true
+    }
+
+    fn finish(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            // Cannot fail: inputs and watermarks never occupy the last slot.
+            let pushed = self.queue.push(Item::Close).is_ok();
+            debug_assert!(pushed, "the close slot was taken");
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The sequencer's end.
+#[derive(Debug)]
+pub struct Consumer {
+    queue: Arc<ArrayQueue<Item>>,
+    finished: bool,
+}
+
+impl Consumer {
+    /// The next item, if one is ready. After the close has been returned, always `None`.
+    pub fn pop(&mut self) -> Option<Item> {
+        if self.finished {
+            return None;
+        }
+        let item = self.queue.pop()?;
+        self.finished = matches!(item, Item::Close);
+        Some(item)
+    }
+
+    /// Whether the close has been popped: the producer is gone and everything it sent was read.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::TsSource;
+
+    fn input(ts: u64) -> Input {
+        Input {
+            rx_ts_ns: ts,
+            ts_source: TsSource::Xdp,
+            queue: 0,
+            client_id: 1,
+            seq: ts,
+            client_frame: 0,
+            payload: vec![],
+        }
+    }
+
+    #[test]
+    fn full_queue_rejects_and_counts_but_close_still_fits() {
+        let (mut p, mut c) = channel(2);
+        assert_eq!(p.try_push_input(input(1)), Ok(()));
+        p.publish_watermark(5);
+        assert_eq!(p.try_push_input(input(6)), Err(input(6)));
+        p.publish_watermark(7);
+        assert_eq!((p.handoff_full(), p.watermarks_dropped()), (1, 1));
+        p.close();
+        assert_eq!(c.pop(), Some(Item::Input(input(1))));
+        assert_eq!(c.pop(), Some(Item::Watermark(5)));
+        assert_eq!(c.pop(), Some(Item::Close));
+        assert!(c.is_finished());
+        assert_eq!(c.pop(), None);
+    }
+
+    #[test]
+    fn room_is_refreshed_after_the_consumer_drains() {
+        let (mut p, mut c) = channel(3);
+        for round in 0..10u64 {
+            for i in 0..3 {
+                assert_eq!(p.try_push_input(input(round * 3 + i)), Ok(()), "round {round}");
+            }
+            assert!(p.try_push_input(input(999)).is_err());
+            for i in 0..3 {
+                assert_eq!(c.pop(), Some(Item::Input(input(round * 3 + i))));
+            }
+        }
+        assert_eq!(p.handoff_full(), 10);
+    }
+
+    #[test]
+    fn watermarks_coalesce_to_increasing_values() {
+        let (mut p, mut c) = channel(8);
+        for w in [10, 10, 5, 11, 11, 20] {
+            p.publish_watermark(w);
+        }
+        drop(p);
+        let got: Vec<_> = std::iter::from_fn(|| c.pop()).collect();
+        assert_eq!(got, vec![Item::Watermark(10), Item::Watermark(11), Item::Watermark(20), Item::Close]);
+    }
+
+    #[test]
+    fn a_dropped_watermark_can_be_retried() {
+        let (mut p, mut c) = channel(1);
+        assert_eq!(p.try_push_input(input(1)), Ok(()));
+        p.publish_watermark(4);
+        assert_eq!(c.pop(), Some(Item::Input(input(1))));
+        p.publish_watermark(4);
+        assert_eq!(c.pop(), Some(Item::Watermark(4)));
+        assert_eq!(p.watermarks_dropped(), 1);
+    }
+
+    #[test]
+    fn items_cross_threads_in_order() {
+        let (mut p, mut c) = channel(16);
+        let worker = std::thread::spawn(move || {
+            let mut rejected = 0u64;
+            for ts in 0..10_000u64 {
+                let mut item = input(ts);
+                while let Err(back) = p.try_push_input(item) {
+                    rejected += 1;
+                    item = back;
+                    std::thread::yield_now();
+                }
+            }
+            assert_eq!(p.handoff_full(), rejected);
+        });
+        let mut next = 0u64;
+        while !c.is_finished() {
+            match c.pop() {
+                Some(Item::Input(i)) => {
+                    assert_eq!(i.rx_ts_ns, next);
+                    next += 1;
+                }
+                Some(other) => assert_eq!(other, Item::Close),
+                None => std::thread::yield_now(),
+            }
+        }
+        assert_eq!(next, 10_000);
+        worker.join().expect("worker thread panicked");
+    }
+}

@@ -1,0 +1,366 @@
+//! The deterministic merge of per-queue streams, driven synchronously one item at a time.
+//!
+//! Each queue ("lane") has a *floor*: the highest of its inputs' order timestamps and its
+//! watermarks. An input's order timestamp is `max(rx_ts_ns, floor)`, so every lane's stream is
+//! non-decreasing even when a worker breaks its watermark promise. Inputs leave in
+//! `(order_ts, slot, arrival on that slot)` order, and only once every open lane's bound (its
+//! oldest pending order timestamp, or its floor when it has nothing pending) is past them: no
+//! queue can later deliver anything that would sort earlier. A closed, drained lane has no bound.
+//!
+//! An input below its lane's floor is counted (`out_of_order`) and ordered *at* the floor, but its
+//! `rx_ts_ns` is kept: the frame queue assigns its tick from the real arrival time, so a straggler
+//! within the grace window still lands in its own tick and one beyond it is handled by the late
+//! policy. Only a clock mismatch rewrites `rx_ts_ns` (see [`Merge::push`]).
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use super::{Item, SequencerError, TimeBase};
+use crate::input::Input;
+
+/// How far the merged stream is known to be complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frontier {
+    /// Nothing with an order timestamp below this can still be released.
+    At(u64),
+    /// Every queue is closed and drained.
+    End,
+}
+
+/// An input leaving the merge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Released {
+    /// The merge key's timestamp, `max(rx_ts_ns, the queue's floor on arrival)`; non-decreasing.
+    pub order_ts: u64,
+    /// The hand-off queue the input came through.
+    pub slot: usize,
+    /// The input, restamped only if it came in the other clock.
+    pub input: Input,
+}
+
+/// What the merge had to correct, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MergeStats {
+    /// Inputs that arrived below their queue's floor (its previous input or watermark).
+    pub out_of_order: u64,
+    /// Inputs stamped by the other clock, restamped to their queue's floor.
+    pub restamped_clock: u64,
+    /// Inputs stamped by the other clock on a queue with no floor yet: there was no base-clock
+    /// time to give them, so they were dropped.
+    pub dropped_no_floor: u64,
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    pending: VecDeque<(u64, Input)>,
+    floor: u64,
+    /// Whether `floor` came from an item: a fresh lane has no time to restamp with.
+    seen: bool,
+    closed: bool,
+}
+
+impl Lane {
+    /// The lowest order timestamp this lane may still release; `None` once closed and drained.
+    fn bound(&self) -> Option<u64> {
+        match self.pending.front() {
+            Some(&(key, _)) => Some(key),
+            None if self.closed => None,
+            None => Some(self.floor),
+        }
+    }
+}
+
+/// The k-way merge. Feed it with [`push`](Self::push), take inputs out with
+/// [`release`](Self::release) or [`pop`](Self::pop).
+#[derive(Debug)]
+pub struct Merge {
+    base: TimeBase,
+    lanes: Vec<Lane>,
+    pending: usize,
+    stats: MergeStats,
+}
+
+impl Merge {
+    /// A merge of `queues` hand-off queues, comparing timestamps in `base`.
+    pub fn new(queues: usize, base: TimeBase) -> Self {
+        Self {
+            base,
+            lanes: (0..queues).map(|_| Lane::default()).collect(),
+            pending: 0,
+            stats: MergeStats::default(),
+        }
+    }
+
+    /// How many hand-off queues this merge has.
+    pub fn queues(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// The clock all timestamps are compared in.
+    pub fn time_base(&self) -> TimeBase {
+        self.base
+    }
+
+    /// Corrections made so far.
+    pub fn stats(&self) -> MergeStats {
+        self.stats
+    }
+
+    /// Inputs accepted but not yet released.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// A queue's floor, once it has delivered anything.
+    pub fn floor(&self, slot: usize) -> Option<u64> {
+        self.lanes.get(slot).filter(|lane| lane.seen).map(|lane| lane.floor)
+    }
+
+    /// Whether applying `item` to `slot` would leave the merge unchanged: a watermark not above
+    /// the floor, or a watermark or close after the close. The recorder skips these.
+    pub fn is_noop(&self, slot: usize, item: &Item) -> Result<bool, SequencerError> {
+        let lane = self.lane(slot)?;
+        match item {
+            Item::Input(_) if lane.closed => Err(SequencerError::Closed { slot }),
+            Item::Input(_) => Ok(false),
+            Item::Watermark(w) => Ok(lane.closed || (lane.seen && *w <= lane.floor)),
+            Item::Close => Ok(lane.closed),
+        }
+    }
+
+    /// Applies one item from queue `slot`.
+    ///
+    /// An input stamped by a clock other than the time base cannot be compared with anything, so
+    /// it is restamped to its queue's floor in the base clock (`ts_source` becomes the base) and
+    /// counted; with no floor yet it is dropped and counted. An input below the floor is counted
+    /// as out of order and ordered at the floor.
+    pub fn push(&mut self, slot: usize, item: Item) -> Result<(), SequencerError> {
+        let queues = self.lanes.len();
+        let lane = self.lanes.get_mut(slot).ok_or(SequencerError::UnknownQueue { slot, queues })?;
+        match item {
+            Item::Input(_) if lane.closed => return Err(SequencerError::Closed { slot }),
+            Item::Input(mut input) => {
+                let key = if input.ts_source != self.base {
+                    if !lane.seen {
+                        self.stats.dropped_no_floor += 1;
+                        return Ok(());
+                    }
+                    self.stats.restamped_clock += 1;
+                    input.rx_ts_ns = lane.floor;
+                    input.ts_source = self.base;
+                    lane.floor
+                } else if lane.seen && input.rx_ts_ns < lane.floor {
+                    self.stats.out_of_order += 1;
+                    lane.floor
+                } else {
+                    input.rx_ts_ns
+                };
+                lane.floor = key;
+                lane.seen = true;
+                lane.pending.push_back((key, input));
+                self.pending += 1;
+            }
+            Item::Watermark(w) => {
+                if !lane.closed && (!lane.seen || w > lane.floor) {
+                    lane.floor = w;
+                    lane.seen = true;
+                }
+            }
+            Item::Close => lane.closed = true,
+        }
+        Ok(())
+    }
+
+    /// Hands every input that can be released, in merge order, to `sink`.
+    pub fn release(&mut self, mut sink: impl FnMut(Released)) {
+        while self.pending > 0 {
+            let Some((slot, runner_up)) = self.releasable() else { return };
+            let lane = &mut self.lanes[slot];
+            // Drain this lane while its head still sorts before every other lane's bound, so the
+            // common case (one busy lane) costs one scan per batch rather than one per input.
+            while let Some(&(key, _)) = lane.pending.front() {
+                if runner_up.is_some_and(|other| (key, slot) > other) {
+                    break;
+                }
+                let Some((order_ts, input)) = lane.pending.pop_front() else { break };
+                self.pending -= 1;
+                sink(Released { order_ts, slot, input });
+            }
+        }
+    }
+
+    /// The next input in merge order, if it can be released.
+    pub fn pop(&mut self) -> Option<Released> {
+        let (slot, _) = self.releasable()?;
+        let (order_ts, input) = self.lanes[slot].pending.pop_front()?;
+        self.pending -= 1;
+        Some(Released { order_ts, slot, input })
+    }
+
+    /// The minimum bound over the queues: after [`release`](Self::release), every input with an
+    /// order timestamp below it has been released.
+    pub fn frontier(&self) -> Frontier {
+        self.lanes.iter().filter_map(Lane::bound).min().map_or(Frontier::End, Frontier::At)
+    }
+
+    /// The lane whose head goes next, with the runner-up bound, if that head can go now.
+    fn releasable(&self) -> Option<(usize, Option<(u64, usize)>)> {
+        let mut best: Option<(u64, usize)> = None;
+        let mut runner_up: Option<(u64, usize)> = None;
+        for (slot, lane) in self.lanes.iter().enumerate() {
+            let Some(bound) = lane.bound() else { continue };
+            let candidate = (bound, slot);
+            if best.is_none_or(|b| candidate < b) {
+                runner_up = best;
+                best = Some(candidate);
+            } else if runner_up.is_none_or(|r| candidate < r) {
+                runner_up = Some(candidate);
+            }
+        }
+        let (_, slot) = best?;
+        // An open lane with nothing pending is the minimum: it may still deliver at its floor.
+        (!self.lanes[slot].pending.is_empty()).then_some((slot, runner_up))
+    }
+
+    fn lane(&self, slot: usize) -> Result<&Lane, SequencerError> {
+        self.lanes.get(slot).ok_or(SequencerError::UnknownQueue { slot, queues: self.lanes.len() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::TsSource;
+
+    fn input(ts: u64, client: u32) -> Input {
+        Input {
+            rx_ts_ns: ts,
+            ts_source: TsSource::Xdp,
+            queue: 0,
+            client_id: client,
+            seq: ts,
+            client_frame: 0,
+            payload: vec![],
+        }
+    }
+
+    fn drain(merge: &mut Merge) -> Vec<(u64, usize, u64)> {
+        let mut out = vec![];
+        merge.release(|r| out.push((r.order_ts, r.slot, r.input.rx_ts_ns)));
+        out
+    }
+
+    fn feed(merge: &mut Merge, slot: usize, item: Item) {
+        merge.push(slot, item).expect("valid slot");
+    }
+
+    #[test]
+    fn holds_until_every_open_queue_has_shown_progress() {
+        let mut m = Merge::new(2, TsSource::Xdp);
+        feed(&mut m, 0, Item::Input(input(10, 1)));
+        feed(&mut m, 0, Item::Input(input(20, 1)));
+        assert_eq!(drain(&mut m), vec![], "queue 1 has said nothing yet");
+        assert_eq!(m.frontier(), Frontier::At(0));
+        feed(&mut m, 1, Item::Watermark(15));
+        assert_eq!(drain(&mut m), vec![(10, 0, 10)]);
+        assert_eq!(m.frontier(), Frontier::At(15));
+        feed(&mut m, 1, Item::Input(input(20, 2)));
+        // Equal timestamps: slot 0 first; slot 1 may still deliver another 20, so it waits.
+        assert_eq!(drain(&mut m), vec![(20, 0, 20)]);
+        feed(&mut m, 0, Item::Close);
+        assert_eq!(drain(&mut m), vec![(20, 1, 20)]);
+        assert_eq!(m.frontier(), Frontier::At(20));
+        feed(&mut m, 1, Item::Close);
+        assert_eq!(m.frontier(), Frontier::End);
+        assert_eq!(m.pending(), 0);
+    }
+
+    #[test]
+    fn equal_floor_on_a_higher_slot_does_not_hold_a_lower_slot() {
+        let mut m = Merge::new(2, TsSource::Xdp);
+        feed(&mut m, 1, Item::Watermark(20));
+        feed(&mut m, 0, Item::Input(input(20, 1)));
+        assert_eq!(drain(&mut m), vec![(20, 0, 20)]);
+        let mut m = Merge::new(2, TsSource::Xdp);
+        feed(&mut m, 0, Item::Watermark(20));
+        feed(&mut m, 1, Item::Input(input(20, 1)));
+        assert_eq!(drain(&mut m), vec![], "slot 0 could still deliver a 20, which sorts first");
+    }
+
+    #[test]
+    fn a_closed_queue_drains_its_pending_inputs_then_stops_holding() {
+        let mut m = Merge::new(3, TsSource::Xdp);
+        feed(&mut m, 2, Item::Close);
+        feed(&mut m, 0, Item::Input(input(5, 1)));
+        feed(&mut m, 0, Item::Close);
+        feed(&mut m, 1, Item::Watermark(3));
+        assert_eq!(drain(&mut m), vec![]);
+        feed(&mut m, 1, Item::Watermark(6));
+        assert_eq!(drain(&mut m), vec![(5, 0, 5)]);
+        assert_eq!(m.frontier(), Frontier::At(6), "only queue 1 is still open");
+    }
+
+    #[test]
+    fn an_input_below_the_floor_is_counted_and_ordered_at_the_floor_keeping_its_timestamp() {
+        let mut m = Merge::new(1, TsSource::Xdp);
+        feed(&mut m, 0, Item::Input(input(100, 1)));
+        feed(&mut m, 0, Item::Watermark(150));
+        feed(&mut m, 0, Item::Input(input(120, 2)));
+        feed(&mut m, 0, Item::Input(input(90, 3)));
+        assert_eq!(drain(&mut m), vec![(100, 0, 100), (150, 0, 120), (150, 0, 90)]);
+        assert_eq!(m.stats().out_of_order, 2);
+    }
+
+    #[test]
+    fn the_other_clock_is_restamped_to_the_floor_or_dropped_without_one() {
+        let mut m = Merge::new(2, TsSource::Xdp);
+        let nic = |ts| Input { ts_source: TsSource::Nic, ..input(ts, 7) };
+        feed(&mut m, 0, Item::Input(nic(5)));
+        feed(&mut m, 1, Item::Watermark(1_000));
+        feed(&mut m, 1, Item::Input(nic(3)));
+        feed(&mut m, 0, Item::Close);
+        let mut out = vec![];
+        m.release(|r| out.push(r.input));
+        assert_eq!(out, vec![Input { rx_ts_ns: 1_000, ts_source: TsSource::Xdp, ..nic(3) }]);
+        assert_eq!(m.stats(), MergeStats { out_of_order: 0, restamped_clock: 1, dropped_no_floor: 1 });
+    }
+
+    #[test]
+    fn noop_detection_and_errors() {
+        let mut m = Merge::new(1, TsSource::Nic);
+        assert_eq!(m.is_noop(0, &Item::Watermark(0)), Ok(false), "a first watermark sets the floor");
+        feed(&mut m, 0, Item::Watermark(10));
+        assert_eq!(m.is_noop(0, &Item::Watermark(10)), Ok(true));
+        assert_eq!(m.is_noop(0, &Item::Watermark(11)), Ok(false));
+        assert_eq!(m.is_noop(0, &Item::Close), Ok(false));
+        assert_eq!(m.push(3, Item::Close), Err(SequencerError::UnknownQueue { slot: 3, queues: 1 }));
+        feed(&mut m, 0, Item::Close);
+        assert_eq!(m.is_noop(0, &Item::Close), Ok(true));
+        assert_eq!(m.is_noop(0, &Item::Watermark(99)), Ok(true));
+        let late = Item::Input(Input { ts_source: TsSource::Nic, ..input(1, 1) });
+        assert_eq!(m.push(0, late), Err(SequencerError::Closed { slot: 0 }));
+    }
+
+    #[test]
+    fn pop_and_release_give_the_same_order() {
+        let items = [(0, 5), (1, 5), (2, 1), (0, 9), (1, 7), (2, 9), (0, 9)];
+        let build = || {
+            let mut m = Merge::new(3, TsSource::Xdp);
+            for (slot, ts) in items {
+                feed(&mut m, slot, Item::Input(input(ts, slot as u32)));
+            }
+            for slot in 0..3 {
+                feed(&mut m, slot, Item::Close);
+            }
+            m
+        };
+        let mut popped = vec![];
+        let mut m = build();
+        while let Some(r) = m.pop() {
+            popped.push((r.order_ts, r.slot, r.input.rx_ts_ns));
+        }
+        assert_eq!(popped, drain(&mut build()));
+        assert_eq!(popped, vec![(1, 2, 1), (5, 0, 5), (5, 1, 5), (7, 1, 7), (9, 0, 9), (9, 0, 9), (9, 2, 9)]);
+    }
+}
