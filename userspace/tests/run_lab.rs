@@ -300,3 +300,44 @@ fn busy_poll_mode_delivers_too() {
     assert_eq!(s["unexplained_steered"], 0);
     assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 8 * 20);
 }
+
+#[test]
+fn status_shows_a_running_run_and_sigterm_stops_it_cleanly() {
+    let lab = Lab::new(2);
+    let run = Run::start(&lab, &["--timestamps", "xdp"]);
+    let sent = play(&lab, 8, 10, false);
+    // The live report is refreshed every second.
+    let mut status = serde_json::Value::Null;
+    let seen = support::wait_for(5, || {
+        status = serde_json::from_str(&lab.tickgate_ok(&["status", &lab.rx_if, "--json"])).unwrap();
+        status["counters"]["steered"].as_u64() == Some(sent)
+    });
+    assert!(seen, "status --json shows the run's counters: {status}");
+    assert_eq!(status["queues"].as_array().unwrap().len(), 2);
+    assert_eq!(u(&status["pid"]), u64::from(run.child.id()));
+    let text = lab.tickgate_ok(&["status"]);
+    assert!(text.contains("tickgate run (pid"), "{text}");
+
+    // SIGTERM: workers stop, the sequencer drains, the summary is written, the exit is clean.
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) }, 0);
+    let s = run.finish();
+    assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 8 * 10);
+    assert_eq!(s["unexplained_steered"], 0);
+    let err = String::from_utf8_lossy(&lab.tickgate(&["status", &lab.rx_if]).stderr).into_owned();
+    assert!(err.contains("nothing of tickgate's is attached"), "the run is gone: {err}");
+}
+
+#[test]
+fn a_core_that_does_not_exist_is_refused_before_attaching() {
+    let lab = Lab::new(1);
+    let out = lab.tickgate(&["run", &lab.rx_if, "--port", "7777", "--cores", "4096", "--duration", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("core 4096 does not exist"), "{err}");
+    let out = lab.tickgate(&["run", &lab.rx_if, "--port", "7777", "--queues", "5", "--duration", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("queue 5 does not exist"), "{err}");
+    let ip = support::sh(&["ip", "-n", &lab.rx_ns, "-d", "link", "show", &lab.rx_if]);
+    assert!(!String::from_utf8_lossy(&ip.stdout).contains("prog/xdp"));
+}

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use tickgate::{
-    loader::{self, Attachment, LoadOptions, Status},
+    loader::{self, Attachment, LoadError, LoadOptions, Status},
     rate_limit::RateLimit,
 };
 
@@ -74,22 +74,41 @@ pub fn unload(iface: &str) -> Result<()> {
 }
 
 pub fn status(iface: Option<&str>, json: bool) -> Result<()> {
-    let statuses: Vec<Status> = match iface {
-        Some(iface) => vec![loader::status(iface)?],
-        None => loader::pinned_interfaces().iter().map(|i| loader::status(i)).collect::<Result<_, _>>()?,
-    };
+    let mut pinned: Vec<Status> = Vec::new();
+    let mut running: Vec<serde_json::Value> = Vec::new();
+    match iface {
+        Some(iface) => match loader::status(iface) {
+            Ok(s) => pinned.push(s),
+            Err(LoadError::NothingAttached { .. }) if live_run(iface).is_some() => {
+                running.extend(live_run(iface));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => {
+            for i in loader::pinned_interfaces() {
+                pinned.push(loader::status(&i)?);
+            }
+            running.extend(live_runs());
+        }
+    }
     if json {
-        let value = match (iface, statuses.as_slice()) {
-            (Some(_), [one]) => serde_json::to_string_pretty(one)?,
-            _ => serde_json::to_string_pretty(&statuses)?,
+        let value = match (iface, pinned.as_slice(), running.as_slice()) {
+            (Some(_), [one], []) => serde_json::to_value(one)?,
+            (Some(_), [], [one]) => one.clone(),
+            _ => {
+                let mut all: Vec<serde_json::Value> =
+                    pinned.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+                all.extend(running);
+                serde_json::Value::Array(all)
+            }
         };
-        println!("{value}");
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    if statuses.is_empty() {
-        println!("no tickgate attachments pinned under {}", loader::PIN_ROOT);
+    if pinned.is_empty() && running.is_empty() {
+        println!("no tickgate attachments pinned under {} and no tickgate run active", loader::PIN_ROOT);
     }
-    for s in &statuses {
+    for s in &pinned {
         let program = s.program.map_or("unknown", |p| p.name());
         let mode = s.mode.map_or_else(|| "detached".to_owned(), |m| m.to_string());
         println!("{}: {program} (id {}), mode {mode}, {}", s.interface, s.prog_id, s.attach);
@@ -102,10 +121,42 @@ pub fn status(iface: Option<&str>, json: bool) -> Result<()> {
             s.timestamps.kfunc_no_timestamp
         );
         println!("  ports: {}", join(&s.ports));
-        println!("  rate limit: {}", rate_limit_text(s.rate_limit));
+        if let Some(limit) = s.rate_limit {
+            println!("  rate limit: {limit}");
+        }
         println!("  counters: {}", s.counters);
     }
+    for r in &running {
+        println!(
+            "{}: tickgate run (pid {}), {} in {} mode, up {:.0} s",
+            r["interface"].as_str().unwrap_or("?"),
+            r["pid"],
+            r["program"].as_str().unwrap_or("?"),
+            r["mode"].as_str().unwrap_or("?"),
+            r["uptime_s"].as_f64().unwrap_or(0.0)
+        );
+        println!("  counters: {}", r["counters"]);
+        for q in r["queues"].as_array().into_iter().flatten() {
+            println!("  queue {}: received {}, delivered {}", q["queue"], q["received"], q["delivered"]);
+        }
+    }
     Ok(())
+}
+
+/// The live report of a `tickgate run` on `iface`, if one is running (its pid is alive).
+fn live_run(iface: &str) -> Option<serde_json::Value> {
+    let path = std::path::Path::new(super::run::LIVE_DIR).join(format!("{iface}.json"));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let pid = report["pid"].as_u64()?;
+    std::path::Path::new(&format!("/proc/{pid}")).exists().then_some(report)
+}
+
+fn live_runs() -> Vec<serde_json::Value> {
+    let mut names: Vec<String> = std::fs::read_dir(super::run::LIVE_DIR)
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names.iter().filter_map(|n| n.strip_suffix(".json")).filter_map(live_run).collect()
 }
 
 fn rate_limit_text(limit: Option<RateLimit>) -> String {
