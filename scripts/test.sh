@@ -20,10 +20,10 @@ echo "test.sh: unit, fixture and root integration tests"
 # Two test threads: every lab test makes its own namespaces, and the machine has two cores.
 cargo test --workspace --exclude tickgate-xdp --locked --no-fail-fast -- --test-threads=2
 
-leftover=$(ip netns list | grep -c '^tgtest-' || true)
+leftover=$(ip netns list | grep -c '^tgt-' || true)
 if [ "$leftover" -ne 0 ]; then
   echo "test.sh: $leftover test namespaces were left behind (a Drop guard failed):" >&2
-  ip netns list | grep '^tgtest-' >&2
+  ip netns list | grep '^tgt-' >&2
   exit 1
 fi
 echo "test.sh: all tests passed"

@@ -12,6 +12,7 @@ pub mod counters;
 pub mod frame_queue;
 pub mod input;
 pub mod kfunc;
+pub mod lab;
 pub mod loader;
 pub mod netdev;
 pub mod object;

@@ -59,11 +59,13 @@ fn counters_match_what_was_sent(mode: &str) {
     assert_eq!(s["mode"], mode);
     assert_eq!(s["program"], "tai");
     assert_eq!(s["ports"], serde_json::json!([7777]));
-    assert_eq!(counter(&s, "rx_packets"), 20 + 15, "{s}");
+    // The kernel's own IPv6 multicast reports (MLD, sent when the lab's addresses join their
+    // solicited-node groups) may add to `passed`: exact on game traffic, a bound on the rest.
+    assert_eq!(counter(&s, "rx_packets") - counter(&s, "passed"), 20 + 12, "{s}");
     // No AF_XDP socket is bound: valid game packets go to the kernel, counted as no_socket.
     assert_eq!(counter(&s, "no_socket"), 20);
     assert_eq!(counter(&s, "steered"), 0);
-    assert_eq!(counter(&s, "passed"), 3);
+    assert!(counter(&s, "passed") >= 3, "{s}");
     assert_eq!(counter(&s, "dropped.bad_magic"), 3);
     assert_eq!(counter(&s, "dropped.bad_version"), 3);
     assert_eq!(counter(&s, "dropped.bad_length"), 3);

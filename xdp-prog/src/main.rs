@@ -49,6 +49,11 @@ static RATE_LIMIT: Array<RateConfig, 1> = Array::new();
 /// no atomics; the cost is that a source spread over several queues gets a budget on each. LRU,
 /// so a flood of spoofed sources evicts idle buckets instead of failing inserts; an evicted
 /// source starts again with a full burst.
+///
+/// An insert from BPF zero-fills the other CPUs' slots, which [`rate::admit`] reads as a new
+/// source (kernel 5.10, "bpf: zero-fill re-used per-cpu map element",
+/// tools/testing/selftests/bpf/prog_tests/map_init.c). Older kernels may leave a recycled
+/// element's stale bucket there: at most one burst, capped by the current config.
 #[btf_map]
 static RATE_BUCKETS: LruPerCpuHashMap<[u8; 16], Bucket, 65536> = LruPerCpuHashMap::new();
 

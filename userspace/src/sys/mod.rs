@@ -332,3 +332,12 @@ pub fn rx_queue_count(ifname: &str) -> io::Result<u32> {
     }
     Ok((channels.rx_count + channels.combined_count).max(1))
 }
+
+/// `setns(fd, CLONE_NEWNET)`: moves the calling thread into the network namespace of `fd`.
+pub fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `fd` is an open namespace file; CLONE_NEWNET affects only the calling thread.
+    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

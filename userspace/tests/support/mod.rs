@@ -6,11 +6,8 @@
 #![allow(clippy::unwrap_used, reason = "test support: a failed set-up step should fail the test loudly")]
 
 use std::{
-    fs::File,
-    net::{Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
 };
 
 use tickgate_common::wire::{HEADER_LEN, Header, Kind, write_header};
@@ -29,84 +26,31 @@ pub fn sh(args: &[&str]) -> Output {
     out
 }
 
-static LABS: AtomicU32 = AtomicU32::new(0);
+pub use tickgate::lab::{RX_IP4, RX_IP6, TX_IP4, TX_IP6};
 
-/// Two network namespaces joined by one veth pair; deleted on drop, also when a test panics.
+/// The library's lab, with the helpers tests use.
 #[derive(Debug)]
 pub struct Lab {
-    /// Sender side namespace.
-    pub tx_ns: String,
-    /// Receiver side namespace (where tickgate attaches).
-    pub rx_ns: String,
-    /// Sender veth.
-    pub tx_if: String,
-    /// Receiver veth.
-    pub rx_if: String,
+    inner: tickgate::lab::Lab,
     /// Receiver MAC.
     pub rx_mac: [u8; 6],
     /// Sender MAC.
     pub tx_mac: [u8; 6],
 }
 
-pub const TX_IP4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-pub const RX_IP4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-pub const TX_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1);
-pub const RX_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 2);
+impl std::ops::Deref for Lab {
+    type Target = tickgate::lab::Lab;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
 
 impl Lab {
     /// A lab with `queues` RX/TX queues on each veth.
     pub fn new(queues: u32) -> Self {
         require_root();
-        let n = LABS.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{}", std::process::id() % 100_000, n);
-        let lab = Self {
-            tx_ns: format!("tgtest-{id}-tx"),
-            rx_ns: format!("tgtest-{id}-rx"),
-            tx_if: format!("tgt{id}"),
-            rx_if: format!("tgr{id}"),
-            tx_mac: [0x02, 0x77, 0, 0, 0, 1],
-            rx_mac: [0x02, 0x77, 0, 0, 0, 2],
-        };
-        sh(&["ip", "netns", "add", &lab.tx_ns]);
-        sh(&["ip", "netns", "add", &lab.rx_ns]);
-        let q = queues.to_string();
-        #[rustfmt::skip]
-        sh(&["ip", "link", "add", &lab.tx_if, "netns", &lab.tx_ns, "numtxqueues", &q, "numrxqueues", &q,
-             "type", "veth", "peer", "name", &lab.rx_if, "netns", &lab.rx_ns, "numtxqueues", &q, "numrxqueues", &q]);
-        for (ns, ifname, mac, ip4, ip6) in [
-            (&lab.tx_ns, &lab.tx_if, "02:77:00:00:00:01", TX_IP4, TX_IP6),
-            (&lab.rx_ns, &lab.rx_if, "02:77:00:00:00:02", RX_IP4, RX_IP6),
-        ] {
-            sh(&["ip", "-n", ns, "link", "set", ifname, "address", mac]);
-            // No link-local address, no DAD: the lab carries only the traffic a test sends.
-            sh(&["ip", "-n", ns, "link", "set", ifname, "addrgenmode", "none"]);
-            sh(&["ip", "-n", ns, "addr", "add", &format!("{ip4}/24"), "dev", ifname]);
-            sh(&["ip", "-n", ns, "addr", "add", &format!("{ip6}/64"), "dev", ifname, "nodad"]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            sh(&["ip", "-n", ns, "link", "set", ifname, "up"]);
-        }
-        for (ns, ifname, ip4, ip6, mac) in [
-            (&lab.tx_ns, &lab.tx_if, RX_IP4, RX_IP6, "02:77:00:00:00:02"),
-            (&lab.rx_ns, &lab.rx_if, TX_IP4, TX_IP6, "02:77:00:00:00:01"),
-        ] {
-            for ip in [ip4.to_string(), ip6.to_string()] {
-                sh(&[
-                    "ip",
-                    "-n",
-                    ns,
-                    "neigh",
-                    "replace",
-                    &ip,
-                    "lladdr",
-                    mac,
-                    "dev",
-                    ifname,
-                    "nud",
-                    "permanent",
-                ]);
-            }
-        }
-        lab
+        let inner = tickgate::lab::Lab::create("tgt", queues).unwrap();
+        Self { inner, rx_mac: tickgate::lab::RX_MAC, tx_mac: tickgate::lab::TX_MAC }
     }
 
     /// Runs `tickgate ARGS` inside the receiver namespace (nsenter keeps the host's bpffs,
@@ -152,17 +96,6 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes its veth end, which detaches any XDP program on it.
-        for ns in [&self.rx_ns, &self.tx_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        // Pins of a test that failed half-way would outlive the veth.
-        let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/tickgate/{}", self.rx_if));
-    }
-}
-
 /// Runs the CLI inside namespace `ns`.
 pub fn tickgate_in(ns: &str, args: &[&str]) -> Output {
     Command::new("nsenter")
@@ -175,18 +108,7 @@ pub fn tickgate_in(ns: &str, args: &[&str]) -> Output {
 
 /// Runs `f` on a thread that has joined network namespace `ns` (only that thread moves).
 pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(&path).unwrap();
-            // SAFETY: `file` is an open namespace fd; CLONE_NEWNET moves only this thread.
-            let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(ret, 0, "setns({path}): {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
-    })
+    tickgate::lab::in_netns(ns, f).unwrap()
 }
 
 /// Sends each frame once through an AF_PACKET socket bound to `ifname` (current namespace).
