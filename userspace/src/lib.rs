@@ -10,6 +10,7 @@
 pub mod anti_replay;
 pub mod counters;
 pub mod frame_queue;
+pub mod ingress;
 pub mod input;
 pub mod kfunc;
 pub mod lab;

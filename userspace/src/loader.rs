@@ -584,6 +584,11 @@ impl Attachment {
         self.program
     }
 
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
     /// The attach mode.
     pub fn mode(&self) -> Mode {
         self.mode

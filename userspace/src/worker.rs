@@ -170,11 +170,69 @@ impl QueueReport {
     }
 }
 
+/// The per-packet step every receiver shares (AF_XDP workers, and the bench's socket
+/// baseline): decode, remove duplicates, hand off, count.
+#[derive(Debug)]
+pub struct Ingest {
+    producer: Producer,
+    clients: Clients,
+    stats: Arc<QueueStats>,
+    queue: u16,
+}
+
+impl Ingest {
+    /// An ingest step feeding `producer`, counting into `stats`.
+    pub fn new(producer: Producer, clients: ClientsConfig, stats: Arc<QueueStats>) -> Self {
+        let queue = stats.queue as u16;
+        Self { producer, clients: Clients::new(clients), stats, queue }
+    }
+
+    /// One UDP payload (tickgate header + body) received at `rx_ts_ns` by clock `source`.
+    pub fn packet(&mut self, payload: &[u8], rx_ts_ns: u64, source: TsSource) {
+        self.stats.add(RECEIVED, 1);
+        match wire::decode(payload) {
+            Ok(Packet::Input(packet)) => {
+                self.stats.add(PACKET_BASE, 1);
+                let now = sys::clock_monotonic_ns();
+                for command in packet.commands() {
+                    if let Err(reject) = self.clients.check(command.client_id, command.seq, now) {
+                        self.stats.add(REJECT_BASE + reject.counter_index(), 1);
+                        continue;
+                    }
+                    match self.producer.try_push_input(command.to_input(rx_ts_ns, source, self.queue)) {
+                        Ok(()) => self.stats.add(INPUT_BASE, 1),
+                        Err(_) => self.stats.add(INPUT_BASE + 1, 1),
+                    }
+                }
+            }
+            Ok(Packet::Sync(_)) => self.stats.add(PACKET_BASE + 1, 1),
+            Err(e) => self.stats.add(WIRE_BASE + e.counter_index(), 1),
+        }
+    }
+
+    /// Counts a packet that arrived without usable metadata or payload bounds.
+    pub fn unusable(&self, missing_metadata: u32, payload_out_of_bounds: u32, invalid_descriptors: u32) {
+        self.stats.add(PACKET_BASE + 2, u64::from(invalid_descriptors));
+        self.stats.add(PACKET_BASE + 3, u64::from(missing_metadata));
+        self.stats.add(PAYLOAD_OUT_OF_BOUNDS, u64::from(payload_out_of_bounds));
+    }
+
+    /// Promises the sequencer that nothing older than `watermark` will follow from this queue.
+    pub fn publish_watermark(&mut self, watermark: u64) {
+        self.producer.publish_watermark(watermark);
+    }
+
+    /// Ends this queue's stream.
+    pub fn close(self) {
+        self.producer.close();
+    }
+}
+
 /// Starts the worker thread of one queue. It runs until `stop` is set, then closes its
 /// hand-off queue and refreshes the kernel statistics one last time.
 pub fn spawn(
     mut socket: XskSocket,
-    mut producer: Producer,
+    producer: Producer,
     config: WorkerConfig,
     stop: Arc<AtomicBool>,
     stats: Arc<QueueStats>,
@@ -186,7 +244,7 @@ pub fn spawn(
         {
             log::warn!("queue {queue}: could not pin the worker to core {core}; it runs unpinned");
         }
-        let mut clients = Clients::new(config.clients);
+        let mut ingest = Ingest::new(producer, config.clients, Arc::clone(&stats));
         let mut last_stats = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             if !config.busy_poll {
@@ -195,31 +253,13 @@ pub fn spawn(
             }
             let before = sys::clock_tai_ns();
             let batch = match socket.receive(config.batch, |r| {
-                stats.add(RECEIVED, 1);
-                let (Some(meta), Some(payload)) = (r.meta, r.payload) else { return };
+                let (Some(meta), Some(payload)) = (r.meta, r.payload) else {
+                    // Counted below from the batch totals.
+                    stats.add(RECEIVED, 1);
+                    return;
+                };
                 let source = if meta.flags & flags::TS_NIC != 0 { TsSource::Nic } else { TsSource::Xdp };
-                match wire::decode(payload) {
-                    Ok(Packet::Input(packet)) => {
-                        stats.add(PACKET_BASE, 1);
-                        let now = sys::clock_monotonic_ns();
-                        for command in packet.commands() {
-                            if let Err(reject) = clients.check(command.client_id, command.seq, now) {
-                                stats.add(REJECT_BASE + reject.counter_index(), 1);
-                                continue;
-                            }
-                            match producer.try_push_input(command.to_input(
-                                meta.rx_ts_ns,
-                                source,
-                                queue as u16,
-                            )) {
-                                Ok(()) => stats.add(INPUT_BASE, 1),
-                                Err(_) => stats.add(INPUT_BASE + 1, 1),
-                            }
-                        }
-                    }
-                    Ok(Packet::Sync(_)) => stats.add(PACKET_BASE + 1, 1),
-                    Err(e) => stats.add(WIRE_BASE + e.counter_index(), 1),
-                }
+                ingest.packet(payload, meta.rx_ts_ns, source);
             }) {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -227,12 +267,10 @@ pub fn spawn(
                     break;
                 }
             };
-            stats.add(PACKET_BASE + 2, u64::from(batch.invalid_descriptors));
-            stats.add(PACKET_BASE + 3, u64::from(batch.missing_metadata));
-            stats.add(PAYLOAD_OUT_OF_BOUNDS, u64::from(batch.payload_out_of_bounds));
+            ingest.unusable(batch.missing_metadata, batch.payload_out_of_bounds, batch.invalid_descriptors);
             // Only a drained ring proves nothing older is waiting behind the batch.
             if batch.received + batch.invalid_descriptors < config.batch {
-                producer.publish_watermark(before.saturating_sub(config.watermark_slack_ns));
+                ingest.publish_watermark(before.saturating_sub(config.watermark_slack_ns));
             }
             if last_stats.elapsed() >= Duration::from_millis(100) {
                 refresh_kernel_stats(&socket, &stats);
@@ -240,7 +278,7 @@ pub fn spawn(
             }
         }
         refresh_kernel_stats(&socket, &stats);
-        producer.close();
+        ingest.close();
     })
 }
 

@@ -60,15 +60,47 @@ struct Lane {
     closed: bool,
 }
 
+/// A lane's bound and slot packed so that one integer comparison orders by `(bound, slot)`.
+type Key = u128;
+/// The key of a closed, drained lane: above every real key.
+const NO_BOUND: Key = Key::MAX;
+
+fn key(bound: u64, slot: usize) -> Key {
+    (Key::from(bound) << 32) | slot as Key
+}
+
+fn key_bound(key: Key) -> u64 {
+    (key >> 32) as u64
+}
+
+fn key_slot(key: Key) -> usize {
+    (key & 0xffff_ffff) as usize
+}
+
 impl Lane {
-    /// The lowest order timestamp this lane may still release; `None` once closed and drained.
-    fn bound(&self) -> Option<u64> {
+    /// The lowest order timestamp this lane may still release, as a key; [`NO_BOUND`] once
+    /// closed and drained.
+    fn key(&self, slot: usize) -> Key {
         match self.pending.front() {
-            Some(&(key, _)) => Some(key),
-            None if self.closed => None,
-            None => Some(self.floor),
+            Some(&(order_ts, _)) => key(order_ts, slot),
+            None if self.closed => NO_BOUND,
+            None => key(self.floor, slot),
         }
     }
+}
+
+/// The smallest and second smallest keys.
+fn two_smallest(keys: &[Key]) -> (Key, Key) {
+    let (mut best, mut runner_up) = (NO_BOUND, NO_BOUND);
+    for &k in keys {
+        if k < best {
+            runner_up = best;
+            best = k;
+        } else if k < runner_up {
+            runner_up = k;
+        }
+    }
+    (best, runner_up)
 }
 
 /// The k-way merge. Feed it with [`push`](Self::push), take inputs out with
@@ -77,6 +109,14 @@ impl Lane {
 pub struct Merge {
     base: TimeBase,
     lanes: Vec<Lane>,
+    /// `keys[slot]` mirrors `lanes[slot].key(slot)`, packed densely so the per-release scan
+    /// over queues touches one cache line rather than every lane.
+    keys: Vec<Key>,
+    /// Whether a lane's key changed (or an empty lane got an input) since the last release:
+    /// if not, nothing can be released and the frontier has not moved.
+    dirty: bool,
+    /// The frontier as of the last release, valid while not dirty.
+    frontier: Frontier,
     pending: usize,
     stats: MergeStats,
 }
@@ -84,9 +124,14 @@ pub struct Merge {
 impl Merge {
     /// A merge of `queues` hand-off queues, comparing timestamps in `base`.
     pub fn new(queues: usize, base: TimeBase) -> Self {
+        let lanes: Vec<Lane> = (0..queues).map(|_| Lane::default()).collect();
+        let keys = lanes.iter().enumerate().map(|(slot, lane)| lane.key(slot)).collect();
         Self {
             base,
-            lanes: (0..queues).map(|_| Lane::default()).collect(),
+            lanes,
+            keys,
+            dirty: true,
+            frontier: Frontier::End,
             pending: 0,
             stats: MergeStats::default(),
         }
@@ -169,58 +214,66 @@ impl Merge {
             }
             Item::Close => lane.closed = true,
         }
+        // Only a lane with nothing pending shows its floor or close; a busy lane's key is its
+        // head, which a push never changes.
+        if lane.pending.len() <= 1 {
+            self.keys[slot] = lane.key(slot);
+            self.dirty = true;
+        }
         Ok(())
     }
 
     /// Hands every input that can be released, in merge order, to `sink`.
     pub fn release(&mut self, mut sink: impl FnMut(Released)) {
-        while self.pending > 0 {
-            let Some((slot, runner_up)) = self.releasable() else { return };
-            let lane = &mut self.lanes[slot];
-            // Drain this lane while its head still sorts before every other lane's bound, so the
-            // common case (one busy lane) costs one scan per batch rather than one per input.
-            while let Some(&(key, _)) = lane.pending.front() {
-                if runner_up.is_some_and(|other| (key, slot) > other) {
+        if !self.dirty {
+            return;
+        }
+        loop {
+            let (best, runner_up) = two_smallest(&self.keys);
+            let slot = key_slot(best);
+            // Stop when every lane is drained and closed, or when the minimum is an open lane
+            // with nothing pending: it may still deliver at its floor.
+            let Some(lane) = self.lanes.get_mut(slot).filter(|lane| !lane.pending.is_empty()) else {
+                self.frontier = if best == NO_BOUND { Frontier::End } else { Frontier::At(key_bound(best)) };
+                self.dirty = false;
+                return;
+            };
+            // Drain this lane while its head still sorts before every other lane's bound, so a
+            // run of inputs from one queue costs one scan rather than one per input.
+            while let Some(&(order_ts, _)) = lane.pending.front() {
+                if key(order_ts, slot) > runner_up {
                     break;
                 }
                 let Some((order_ts, input)) = lane.pending.pop_front() else { break };
                 self.pending -= 1;
                 sink(Released { order_ts, slot, input });
             }
+            self.keys[slot] = lane.key(slot);
         }
     }
 
     /// The next input in merge order, if it can be released.
     pub fn pop(&mut self) -> Option<Released> {
-        let (slot, _) = self.releasable()?;
-        let (order_ts, input) = self.lanes[slot].pending.pop_front()?;
+        let (best, _) = two_smallest(&self.keys);
+        let slot = key_slot(best);
+        let lane = self.lanes.get_mut(slot)?;
+        let (order_ts, input) = lane.pending.pop_front()?;
         self.pending -= 1;
+        self.keys[slot] = lane.key(slot);
+        self.dirty = true;
         Some(Released { order_ts, slot, input })
     }
 
     /// The minimum bound over the queues: after [`release`](Self::release), every input with an
     /// order timestamp below it has been released.
     pub fn frontier(&self) -> Frontier {
-        self.lanes.iter().filter_map(Lane::bound).min().map_or(Frontier::End, Frontier::At)
-    }
-
-    /// The lane whose head goes next, with the runner-up bound, if that head can go now.
-    fn releasable(&self) -> Option<(usize, Option<(u64, usize)>)> {
-        let mut best: Option<(u64, usize)> = None;
-        let mut runner_up: Option<(u64, usize)> = None;
-        for (slot, lane) in self.lanes.iter().enumerate() {
-            let Some(bound) = lane.bound() else { continue };
-            let candidate = (bound, slot);
-            if best.is_none_or(|b| candidate < b) {
-                runner_up = best;
-                best = Some(candidate);
-            } else if runner_up.is_none_or(|r| candidate < r) {
-                runner_up = Some(candidate);
-            }
+        if !self.dirty {
+            return self.frontier;
         }
-        let (_, slot) = best?;
-        // An open lane with nothing pending is the minimum: it may still deliver at its floor.
-        (!self.lanes[slot].pending.is_empty()).then_some((slot, runner_up))
+        match two_smallest(&self.keys).0 {
+            NO_BOUND => Frontier::End,
+            best => Frontier::At(key_bound(best)),
+        }
     }
 
     fn lane(&self, slot: usize) -> Result<&Lane, SequencerError> {

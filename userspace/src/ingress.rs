@@ -1,0 +1,292 @@
+//! The whole receive path as one value: the attached program, one AF_XDP socket and worker per
+//! RX queue, and the sequencer thread with its frame queue.
+//!
+//! `tickgate run`, `tickgate demo` and the bench all start an [`Ingress`], read frames from it and
+//! stop it; stopping closes every worker's hand-off, lets the sequencer seal what it can and
+//! hands back the final [`IngressReport`].
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    counters::{TimestampCounters, XdpCounters},
+    frame_queue::{self, Config, Frame, FrameQueue, Recorder, SequencerThread, SpawnError, Stats},
+    loader::{Attachment, LoadError, LoadOptions, Mode},
+    sys,
+    worker::{self, QueueReport, QueueStats, WorkerConfig},
+    xsk::{BindPreference, BusyPoll, XskConfig, XskError, XskSocket},
+};
+
+/// Everything an ingress needs.
+#[derive(Clone, Debug)]
+pub struct IngressConfig {
+    /// What to attach where.
+    pub load: LoadOptions,
+    /// RX queues to serve (see [`parse_queues`]).
+    pub queues: Vec<u32>,
+    /// Core per queue (see [`assign_cores`]).
+    pub cores: Vec<Option<usize>>,
+    /// Spin on the rings instead of sleeping in poll(2).
+    pub busy_poll: bool,
+    /// UMEM and ring sizes (the bind preference is derived from the mode).
+    pub xsk: XskConfig,
+    /// Items each worker's hand-off holds.
+    pub handoff_capacity: usize,
+    /// Tick rate, grace, late policy.
+    pub frames: Config,
+}
+
+/// Why an ingress could not start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    /// Attaching the program failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A queue's AF_XDP socket could not be opened.
+    #[error("opening the AF_XDP socket on {ifname} queue {queue}: {source}")]
+    Socket {
+        /// Interface.
+        ifname: String,
+        /// Queue.
+        queue: u32,
+        /// Why.
+        #[source]
+        source: XskError,
+    },
+    /// The sequencer could not start.
+    #[error(transparent)]
+    Sequencer(#[from] SpawnError),
+    /// A worker thread could not start.
+    #[error("cannot start a worker thread - check the process thread limit (ulimit -u): {0}")]
+    Worker(#[source] std::io::Error),
+    /// The queue or core lists are wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// A thread panicked.
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
+}
+
+/// Counters of a running or finished ingress (`status --json` for a run, the run summary).
+#[derive(Clone, Debug, Serialize)]
+pub struct IngressReport {
+    /// Interface.
+    pub interface: String,
+    /// Process id.
+    pub pid: u32,
+    /// Whether the program is attached.
+    pub attached: bool,
+    /// Program name.
+    pub program: &'static str,
+    /// Attach mode.
+    pub mode: Mode,
+    /// How it is attached.
+    pub attach: &'static str,
+    /// Clock of the timestamps.
+    pub timestamp_source: &'static str,
+    /// Game ports.
+    pub ports: Vec<u16>,
+    /// Seconds since start.
+    pub uptime_s: f64,
+    /// XDP outcome counters.
+    pub counters: XdpCounters,
+    /// XDP timestamp counters.
+    pub timestamps: TimestampCounters,
+    /// Per-queue worker counters.
+    pub queues: Vec<QueueReport>,
+    /// Sequencer and frame-queue counters.
+    pub sequencer: Stats,
+    /// `steered - (received by workers + invalid descriptors + rx_dropped + rx_ring_full)`:
+    /// packets XDP redirected that no counter explains; 0 when everything is accounted for.
+    pub unexplained_steered: i128,
+}
+
+/// RX queues from a spec: `all` or a comma-separated list, each below `available`.
+pub fn parse_queues(spec: &str, available: u32) -> Result<Vec<u32>, IngressError> {
+    if spec == "all" {
+        return Ok((0..available).collect());
+    }
+    let mut queues = Vec::new();
+    for part in spec.split(',') {
+        let q: u32 = part
+            .trim()
+            .parse()
+            .map_err(|_| IngressError::Invalid(format!("--queues: {part:?} is not a queue number")))?;
+        if q >= available {
+            return Err(IngressError::Invalid(format!(
+                "--queues: queue {q} does not exist: the interface has {available} RX queues (0..{available})"
+            )));
+        }
+        if !queues.contains(&q) {
+            queues.push(q);
+        }
+    }
+    if queues.is_empty() {
+        return Err(IngressError::Invalid("--queues: no queue given".into()));
+    }
+    Ok(queues)
+}
+
+/// One core per queue from a list reused cyclically; every core must exist.
+pub fn assign_cores(cores: &[usize], queues: usize) -> Result<Vec<Option<usize>>, IngressError> {
+    if cores.is_empty() {
+        return Ok(vec![None; queues]);
+    }
+    let existing: Vec<usize> =
+        core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
+    if let Some(core) = cores.iter().find(|c| !existing.contains(c)) {
+        return Err(IngressError::Invalid(format!(
+            "--cores: core {core} does not exist (this process may use cores {existing:?})"
+        )));
+    }
+    Ok((0..queues).map(|i| Some(cores[i % cores.len()])).collect())
+}
+
+/// Number of RX queues of an interface (1 if the driver does not say).
+pub fn rx_queues(ifname: &str) -> u32 {
+    sys::rx_queue_count(ifname).unwrap_or(1)
+}
+
+/// A running receive path.
+#[derive(Debug)]
+pub struct Ingress<R> {
+    attachment: Attachment,
+    ports: Vec<u16>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<QueueStats>>,
+    frames: FrameQueue,
+    sequencer: SequencerThread<R>,
+    started: Instant,
+}
+
+impl<R: Recorder + Send + 'static> Ingress<R> {
+    /// Attaches, opens and registers one socket per queue, starts the sequencer and the workers.
+    pub fn start(config: &IngressConfig, recorder: R) -> Result<Self, IngressError> {
+        let attachment = Attachment::attach(&config.load)?;
+        let ifname = &config.load.ifname;
+        let xsk = XskConfig {
+            // Skb mode never gets zero-copy; asking for it first could bind a NIC queue in a
+            // mode the generic path cannot feed.
+            bind: if config.load.mode == Mode::Skb { BindPreference::Copy } else { config.xsk.bind },
+            busy_poll: config.busy_poll.then_some(BusyPoll { budget: 64, usecs: 50 }),
+            ..config.xsk.clone()
+        };
+        let mut sockets = Vec::with_capacity(config.queues.len());
+        for &queue in &config.queues {
+            let socket = XskSocket::open(ifname, queue, &xsk).map_err(|source| IngressError::Socket {
+                ifname: ifname.clone(),
+                queue,
+                source,
+            })?;
+            attachment.register_socket(queue, socket.fd())?;
+            log::info!("{ifname} queue {queue}: AF_XDP socket bound in {} mode", socket.bind_mode());
+            sockets.push(socket);
+        }
+        let running =
+            frame_queue::spawn(&config.frames, config.queues.len(), config.handoff_capacity, recorder)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut stats = Vec::new();
+        let mut workers = Vec::new();
+        for ((socket, producer), core) in sockets.into_iter().zip(running.producers).zip(&config.cores) {
+            let queue_stats = Arc::new(QueueStats::new(socket.queue(), socket.bind_mode(), *core));
+            let worker_config =
+                WorkerConfig { core: *core, busy_poll: config.busy_poll, ..WorkerConfig::default() };
+            let handle =
+                worker::spawn(socket, producer, worker_config, Arc::clone(&stop), Arc::clone(&queue_stats))
+                    .map_err(IngressError::Worker)?;
+            workers.push(handle);
+            stats.push(queue_stats);
+        }
+        Ok(Self {
+            attachment,
+            ports: config.load.ports.clone(),
+            stop,
+            workers,
+            stats,
+            frames: running.frames,
+            sequencer: running.sequencer,
+            started: Instant::now(),
+        })
+    }
+
+    /// Sealed frames, oldest first.
+    pub fn frames(&mut self) -> &mut FrameQueue {
+        &mut self.frames
+    }
+
+    /// The attached program.
+    pub fn attachment(&self) -> &Attachment {
+        &self.attachment
+    }
+
+    /// Counters now (`sequencer` from the caller: the sequencer thread reports only at the end).
+    pub fn report(&self, sequencer: Stats) -> IngressReport {
+        Self::report_parts(&self.attachment, &self.stats, &self.ports, self.started, sequencer)
+    }
+
+    /// Stops the workers, lets the sequencer seal and drain what it holds (each remaining frame
+    /// goes to `on_frame`), detaches, and returns the final counters and the recorder.
+    pub fn stop(mut self, mut on_frame: impl FnMut(Frame)) -> Result<(IngressReport, R), IngressError> {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in std::mem::take(&mut self.workers) {
+            worker.join().map_err(|_| IngressError::Panicked("worker"))?;
+        }
+        while let Some(frame) = self.frames.next_frame(Duration::from_millis(200)) {
+            on_frame(frame);
+        }
+        let outcome = self.sequencer.join().map_err(|_| IngressError::Panicked("sequencer"))?;
+        while let Some(frame) = self.frames.try_next_frame() {
+            on_frame(frame);
+        }
+        let report = IngressReport {
+            attached: false,
+            ..Self::report_parts(&self.attachment, &self.stats, &self.ports, self.started, outcome.stats)
+        };
+        Ok((report, outcome.recorder))
+    }
+
+    fn report_parts(
+        attachment: &Attachment,
+        stats: &[Arc<QueueStats>],
+        ports: &[u16],
+        started: Instant,
+        sequencer: Stats,
+    ) -> IngressReport {
+        let (counters, timestamps) = attachment.counters().unwrap_or_default();
+        let queues: Vec<QueueReport> = stats.iter().map(|s| s.report()).collect();
+        let explained: i128 = queues
+            .iter()
+            .map(|q| {
+                i128::from(q.received)
+                    + i128::from(q.dropped_packets.get("invalid_descriptor").copied().unwrap_or(0))
+                    + i128::from(q.xdp_statistics.rx_dropped)
+                    + i128::from(q.xdp_statistics.rx_ring_full)
+            })
+            .sum();
+        IngressReport {
+            interface: attachment.ifname().to_owned(),
+            pid: std::process::id(),
+            attached: true,
+            program: attachment.program().name(),
+            mode: attachment.mode(),
+            attach: "bpf_link (owned by this process; detached when it exits)",
+            timestamp_source: attachment.program().timestamp_source(),
+            ports: ports.to_vec(),
+            uptime_s: started.elapsed().as_secs_f64(),
+            unexplained_steered: i128::from(counters.steered) - explained,
+            counters,
+            timestamps,
+            queues,
+            sequencer,
+        }
+    }
+}
