@@ -8,6 +8,7 @@
 //! Data flows one way: [`loader`] (attach the program) → rings → workers → sequencer → frames.
 
 pub mod anti_replay;
+pub mod client;
 pub mod counters;
 pub mod frame_queue;
 pub mod ingress;
