@@ -584,6 +584,12 @@ impl Attachment {
         self.program
     }
 
+    /// Whether the link still holds the program on the interface: false once the interface was
+    /// deleted (the kernel then detaches every link on it) or the link was detached by force.
+    pub fn is_attached(&self) -> bool {
+        sys::xdp_link_info(self.link.as_fd()).is_ok_and(|(_, ifindex)| ifindex != 0)
+    }
+
     /// The interface name.
     pub fn ifname(&self) -> &str {
         &self.ifname

@@ -6,16 +6,9 @@
 
 mod support;
 
-use std::{
-    collections::BTreeSet,
-    io::Read as _,
-    net::{SocketAddr, UdpSocket},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, path::Path};
 
-use support::{Lab, RX_IP4, RX_IP6};
+use support::{Lab, Run, play, run_dir};
 use tickgate_proto::{Action, InputFrame, PlayerCommand};
 
 const QUEUES: u32 = 4;
@@ -37,114 +30,6 @@ fn input_packet(client: u32, seq: u64) -> Vec<u8> {
     tickgate::wire::encode_input(client, seq as u32, &InputFrame { first_seq: first, commands }, &mut out)
         .unwrap();
     out
-}
-
-/// A fresh directory for one run's outputs.
-fn run_dir(lab: &Lab) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tickgate-run-{}", lab.rx_if));
-    if !dir.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-    }
-    dir
-}
-
-struct Run {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Run {
-    /// Starts `tickgate run` in the lab's receiver namespace and waits until it is receiving.
-    fn start(lab: &Lab, extra: &[&str]) -> Self {
-        let dir = run_dir(lab);
-        let live = Path::new("/run/tickgate").join(format!("{}.json", lab.rx_if));
-        let _ = std::fs::remove_file(&live);
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", lab.rx_ns))
-            .arg(env!("CARGO_BIN_EXE_tickgate"))
-            .args(["run", &lab.rx_if, "--port", "7777", "--summary-json"])
-            .arg(dir.join("summary.json"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut run = Self { child, dir };
-        let ready = support::wait_for(15, || live.exists());
-        if !ready {
-            let _ = run.child.kill();
-            let out = run.child.wait_with_output_string();
-            panic!("tickgate run did not start: {out}");
-        }
-        run
-    }
-
-    /// Waits (bounded) for the run to end by itself and returns the summary.
-    fn finish(mut self) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut stdout = String::new();
-        // Draining stdout lets a run blocked on a full pipe go on.
-        if let Some(mut out) = self.child.stdout.take() {
-            let _ = out.read_to_string(&mut stdout);
-        }
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-                assert!(status.success(), "tickgate run failed: {err}");
-                eprintln!("{err}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "tickgate run did not stop by itself");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        serde_json::from_slice(&std::fs::read(self.dir.join("summary.json")).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Run {
-    /// A test that fails half-way must not leave its `tickgate run` behind (our child, by PID).
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-trait OutputString {
-    fn wait_with_output_string(&mut self) -> String;
-}
-
-impl OutputString for Child {
-    fn wait_with_output_string(&mut self) -> String {
-        let _ = self.wait();
-        let mut s = String::new();
-        if let Some(mut e) = self.stderr.take() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    }
-}
-
-/// `clients` clients, each on its own UDP socket (its own flow, so RSS spreads them over the
-/// queues), send inputs 1..=inputs; every packet carries the last three inputs.
-fn play(lab: &Lab, clients: u32, inputs: u64, ipv6: bool) -> u64 {
-    support::in_netns(&lab.tx_ns, || {
-        let dst: SocketAddr = if ipv6 { (RX_IP6, 7777).into() } else { (RX_IP4, 7777).into() };
-        let sockets: Vec<UdpSocket> = (0..clients)
-            .map(|_| UdpSocket::bind(if ipv6 { "[::]:0" } else { "0.0.0.0:0" }).unwrap())
-            .collect();
-        let mut sent = 0;
-        for seq in 1..=inputs {
-            for (i, sock) in sockets.iter().enumerate() {
-                sock.send_to(&input_packet(i as u32 + 1, seq), dst).unwrap();
-                sent += 1;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        sent
-    })
 }
 
 fn u(v: &serde_json::Value) -> u64 {
@@ -298,7 +183,7 @@ fn busy_poll_mode_delivers_too() {
     let s = run.finish();
     assert_eq!(u(&s["counters"]["steered"]), sent);
     assert_eq!(s["unexplained_steered"], 0);
-    assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 8 * 20);
+    assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 8 * 20, "{s}");
 }
 
 #[test]

@@ -73,6 +73,40 @@ pub fn unload(iface: &str) -> Result<()> {
     Ok(())
 }
 
+pub fn clean(iface: Option<&str>) -> Result<()> {
+    let pinned = match iface {
+        Some(i) => vec![i.to_owned()],
+        None => loader::pinned_interfaces(),
+    };
+    let mut cleaned = 0;
+    for name in pinned.iter().filter(|n| loader::pin_dir(n).is_dir()) {
+        let done = loader::unload(name)?;
+        match done.detached_prog_id {
+            Some(id) => println!("{name}: detached program id {id}"),
+            None => println!("{name}: program already gone"),
+        }
+        for path in &done.removed {
+            println!("removed {}", path.display());
+        }
+        cleaned += 1;
+    }
+    let live_dir = std::path::Path::new(super::run::LIVE_DIR);
+    for entry in std::fs::read_dir(live_dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(ifname) = name.strip_suffix(".json") else { continue };
+        if iface.is_some_and(|i| i != ifname) || live_run(ifname).is_some() {
+            continue;
+        }
+        std::fs::remove_file(entry.path())?;
+        println!("removed stale run report {}", entry.path().display());
+        cleaned += 1;
+    }
+    if cleaned == 0 {
+        println!("nothing to clean: no pins under {} and no stale run reports", loader::PIN_ROOT);
+    }
+    Ok(())
+}
+
 pub fn status(iface: Option<&str>, json: bool) -> Result<()> {
     let mut pinned: Vec<Status> = Vec::new();
     let mut running: Vec<serde_json::Value> = Vec::new();

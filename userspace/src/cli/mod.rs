@@ -38,6 +38,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove what tickgate left behind: detach and unpin every pinned attachment (or only
+    /// IFACE's), and delete live reports of runs that are no longer running.
+    Clean {
+        /// Only this interface.
+        iface: Option<String>,
+    },
     /// Show program, mode, timestamp source, ports and counters of pinned attachments.
     Status {
         /// Interface (default: every interface tickgate has pinned).
@@ -93,6 +99,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Load(a) => load::load(&a),
         Command::Run(a) => run::run(&a),
         Command::Unload { iface } => load::unload(&iface),
+        Command::Clean { iface } => load::clean(iface.as_deref()),
         Command::Status { iface, json } => load::status(iface.as_deref(), json),
         Command::Features { iface, json } => features::features(&iface, json),
     }

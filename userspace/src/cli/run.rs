@@ -164,7 +164,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
 /// Runs until the duration ends or a signal arrives; returns the recorder to flush.
 fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, recorder: R) -> Result<R> {
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    // SIGHUP too: a daemon's terminal going away or `systemctl reload` must not kill it
+    // uncleanly; tickgate has no state to reload, so it stops cleanly like SIGTERM.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the signal handler")?;
     }
     let mut ingress = Ingress::start(config, recorder)?;
@@ -192,6 +194,7 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     let live = Path::new(LIVE_DIR).join(format!("{}.json", a.iface));
     let mut last_live = Instant::now() - Duration::from_secs(1);
     let mut frames_seen = 0u64;
+    let mut lost_link = false;
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         if let Some(frame) = ingress.frames().next_frame(Duration::from_millis(50)) {
             emit(&frame);
@@ -200,6 +203,10 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
         if last_live.elapsed() >= Duration::from_secs(1) {
             publish_live(&live, &ingress.report(Stats { frames: frames_seen, ..Stats::default() }));
             last_live = Instant::now();
+            if !ingress.attachment().is_attached() {
+                lost_link = true;
+                break;
+            }
         }
     }
     let (report, recorder) = ingress.stop(|frame| emit(&frame))?;
@@ -214,6 +221,13 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     if let Some(path) = &a.summary_json {
         fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if lost_link {
+        anyhow::bail!(
+            "the XDP program is no longer attached to {}: the interface was deleted or someone detached \
+             the program; stopped after delivering everything received (summary above)",
+            a.iface
+        );
     }
     Ok(recorder)
 }

@@ -11,6 +11,10 @@ use crossbeam_queue::ArrayQueue;
 use super::Item;
 use crate::input::Input;
 
+/// The smallest advance worth a watermark: far below any tick grace, far above the cost of one
+/// queue slot per spin of a busy-polling worker.
+pub const WATERMARK_STEP_NS: u64 = 10_000;
+
 /// Creates a hand-off queue that holds up to `capacity` inputs and watermarks (at least 1).
 pub fn channel(capacity: usize) -> (Producer, Consumer) {
     let capacity = capacity.max(1);
@@ -61,11 +65,17 @@ impl Producer {
 
     /// Promises that this queue will deliver no input with `rx_ts_ns < watermark` from now on.
     ///
-    /// Watermarks not above the last published one are coalesced away, and one that does not fit
-    /// is dropped (counted in [`watermarks_dropped`](Self::watermarks_dropped)): both are
-    /// harmless because a later watermark supersedes it.
+    /// Watermarks less than [`WATERMARK_STEP_NS`] above the last published one are coalesced
+    /// away, and one that would fill the queue past half is dropped (counted in
+    /// [`watermarks_dropped`](Self::watermarks_dropped)): both are harmless because a later
+    /// watermark supersedes it, and they keep a busy-polling worker, which publishes on every
+    /// empty spin, from filling the queue with watermarks and starving its own inputs.
     pub fn publish_watermark(&mut self, watermark: u64) {
-        if self.last_watermark.is_some_and(|last| watermark <= last) {
+        if self.last_watermark.is_some_and(|last| watermark < last.saturating_add(WATERMARK_STEP_NS)) {
+            return;
+        }
+        if self.queue.len() >= self.capacity / 2 {
+            self.watermarks_dropped += 1;
             return;
         }
         if self.reserve() && self.queue.push(Item::Watermark(watermark)).is_ok() {
@@ -164,20 +174,47 @@ mod tests {
         }
     }
 
+    const S: u64 = WATERMARK_STEP_NS;
+
     #[test]
     fn full_queue_rejects_and_counts_but_close_still_fits() {
         let (mut p, mut c) = channel(2);
         assert_eq!(p.try_push_input(input(1)), Ok(()));
-        p.publish_watermark(5);
+        assert_eq!(p.try_push_input(input(2)), Ok(()));
         assert_eq!(p.try_push_input(input(6)), Err(input(6)));
-        p.publish_watermark(7);
+        p.publish_watermark(7 * S);
         assert_eq!((p.handoff_full(), p.watermarks_dropped()), (1, 1));
         p.close();
         assert_eq!(c.pop(), Some(Item::Input(input(1))));
-        assert_eq!(c.pop(), Some(Item::Watermark(5)));
+        assert_eq!(c.pop(), Some(Item::Input(input(2))));
         assert_eq!(c.pop(), Some(Item::Close));
         assert!(c.is_finished());
         assert_eq!(c.pop(), None);
+    }
+
+    #[test]
+    fn watermarks_never_take_the_room_inputs_need() {
+        let (mut p, mut c) = channel(4);
+        for w in 1..=100 {
+            p.publish_watermark(w * S);
+        }
+        // At most half the queue went to watermarks; the other half is still there for inputs.
+        assert_eq!(p.watermarks_dropped(), 98);
+        assert_eq!(p.try_push_input(input(1)), Ok(()));
+        assert_eq!(p.try_push_input(input(2)), Ok(()));
+        assert_eq!(p.handoff_full(), 0);
+        drop(p);
+        let got: Vec<_> = std::iter::from_fn(|| c.pop()).collect();
+        assert_eq!(
+            got,
+            vec![
+                Item::Watermark(S),
+                Item::Watermark(2 * S),
+                Item::Input(input(1)),
+                Item::Input(input(2)),
+                Item::Close
+            ]
+        );
     }
 
     #[test]
@@ -196,24 +233,28 @@ mod tests {
     }
 
     #[test]
-    fn watermarks_coalesce_to_increasing_values() {
-        let (mut p, mut c) = channel(8);
-        for w in [10, 10, 5, 11, 11, 20] {
+    fn watermarks_coalesce_to_steps_of_at_least_watermark_step() {
+        let (mut p, mut c) = channel(16);
+        for w in [10 * S, 10 * S, 5 * S, 10 * S + 1, 11 * S - 1, 11 * S, 20 * S] {
             p.publish_watermark(w);
         }
         drop(p);
         let got: Vec<_> = std::iter::from_fn(|| c.pop()).collect();
-        assert_eq!(got, vec![Item::Watermark(10), Item::Watermark(11), Item::Watermark(20), Item::Close]);
+        assert_eq!(
+            got,
+            vec![Item::Watermark(10 * S), Item::Watermark(11 * S), Item::Watermark(20 * S), Item::Close]
+        );
     }
 
     #[test]
     fn a_dropped_watermark_can_be_retried() {
-        let (mut p, mut c) = channel(1);
+        let (mut p, mut c) = channel(2);
         assert_eq!(p.try_push_input(input(1)), Ok(()));
-        p.publish_watermark(4);
+        p.publish_watermark(4 * S);
+        assert_eq!(p.watermarks_dropped(), 1);
         assert_eq!(c.pop(), Some(Item::Input(input(1))));
-        p.publish_watermark(4);
-        assert_eq!(c.pop(), Some(Item::Watermark(4)));
+        p.publish_watermark(4 * S);
+        assert_eq!(c.pop(), Some(Item::Watermark(4 * S)));
         assert_eq!(p.watermarks_dropped(), 1);
     }
 

@@ -6,8 +6,11 @@
 #![allow(clippy::unwrap_used, reason = "test support: a failed set-up step should fail the test loudly")]
 
 use std::{
+    io::Read as _,
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-    process::{Command, Output},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
 };
 
 use tickgate_common::wire::{HEADER_LEN, Header, Kind, write_header};
@@ -189,4 +192,136 @@ pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     cond()
+}
+
+/// A fresh directory for one run's outputs.
+pub fn run_dir(lab: &Lab) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tickgate-run-{}", lab.rx_if));
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    dir
+}
+
+pub struct Run {
+    /// The `tickgate run` process (ours: killed by PID on drop).
+    pub child: Child,
+    /// Its output directory.
+    pub dir: PathBuf,
+}
+
+impl Run {
+    /// Starts `tickgate run` in the lab's receiver namespace and waits until it is receiving.
+    pub fn start(lab: &Lab, extra: &[&str]) -> Self {
+        let dir = run_dir(lab);
+        let live = Path::new("/run/tickgate").join(format!("{}.json", lab.rx_if));
+        let _ = std::fs::remove_file(&live);
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.rx_ns))
+            .arg(env!("CARGO_BIN_EXE_tickgate"))
+            .args(["run", &lab.rx_if, "--port", "7777", "--summary-json"])
+            .arg(dir.join("summary.json"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut run = Self { child, dir };
+        let ready = wait_for(15, || live.exists());
+        if !ready {
+            let _ = run.child.kill();
+            let out = run.child.wait_with_output_string();
+            panic!("tickgate run did not start: {out}");
+        }
+        run
+    }
+
+    /// Waits (bounded) for the run to end by itself and returns the summary.
+    pub fn finish(mut self) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut stdout = String::new();
+        // Draining stdout lets a run blocked on a full pipe go on.
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                assert!(status.success(), "tickgate run failed: {err}");
+                eprintln!("{err}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "tickgate run did not stop by itself");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        serde_json::from_slice(&std::fs::read(self.dir.join("summary.json")).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Run {
+    /// A test that fails half-way must not leave its `tickgate run` behind (our child, by PID).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+trait OutputString {
+    fn wait_with_output_string(&mut self) -> String;
+}
+
+impl OutputString for Child {
+    fn wait_with_output_string(&mut self) -> String {
+        let _ = self.wait();
+        let mut s = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Run {
+    /// Waits (bounded) for the run to exit by itself; returns whether it succeeded and stderr.
+    pub fn wait_exit(mut self, secs: u64) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                return (status.success(), err);
+            }
+            assert!(Instant::now() < deadline, "tickgate run did not exit within {secs} s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `clients` synthetic clients, each on its own UDP socket (its own flow, so RSS spreads them
+/// over the queues), send inputs 1..=inputs from the sender namespace; every packet carries the
+/// last three inputs. Paced (200 µs per round) so no ring overflows. Returns the packets sent.
+pub fn play(lab: &Lab, clients: u32, inputs: u64, ipv6: bool) -> u64 {
+    in_netns(&lab.tx_ns, || {
+        let dst: std::net::SocketAddr = if ipv6 { (RX_IP6, 7777).into() } else { (RX_IP4, 7777).into() };
+        let bind = if ipv6 { "[::]:0" } else { "0.0.0.0:0" };
+        let mut players: Vec<(std::net::UdpSocket, tickgate::client::SyntheticClient)> = (0..clients)
+            .map(|i| {
+                (std::net::UdpSocket::bind(bind).unwrap(), tickgate::client::SyntheticClient::new(i + 1, 3))
+            })
+            .collect();
+        let mut packet = Vec::new();
+        let mut sent = 0;
+        for _ in 0..inputs {
+            for (sock, client) in &mut players {
+                client.next_packet(tickgate::sys::clock_tai_ns(), &mut packet);
+                sock.send_to(&packet, dst).unwrap();
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        sent
+    })
 }
