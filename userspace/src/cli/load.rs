@@ -178,7 +178,7 @@ pub fn status(iface: Option<&str>, json: bool) -> Result<()> {
 }
 
 /// The live report of a `tickgate run` on `iface`, if one is running (its pid is alive).
-fn live_run(iface: &str) -> Option<serde_json::Value> {
+pub fn live_run(iface: &str) -> Option<serde_json::Value> {
     let path = std::path::Path::new(super::run::LIVE_DIR).join(format!("{iface}.json"));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     let pid = report["pid"].as_u64()?;

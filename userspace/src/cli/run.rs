@@ -163,6 +163,14 @@ pub fn run(a: &RunArgs) -> Result<()> {
 
 /// Runs until the duration ends or a signal arrives; returns the recorder to flush.
 fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, recorder: R) -> Result<R> {
+    if let Some(other) = super::load::live_run(&a.iface) {
+        anyhow::bail!(
+            "{} is busy: tickgate run (pid {}) is receiving on it; stop it first (kill -TERM {})",
+            a.iface,
+            other["pid"],
+            other["pid"]
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     // SIGHUP too: a daemon's terminal going away or `systemctl reload` must not kill it
     // uncleanly; tickgate has no state to reload, so it stops cleanly like SIGTERM.
