@@ -1,7 +1,6 @@
 //! Fault survival in the veth lab, as root: what is left after a kill, an interface deleted or
 //! bounced under traffic, a second run on a busy interface, ring starvation, and a flood at the
 //! generator's maximum rate while legit clients play.
-#![expect(clippy::unwrap_used, reason = "integration tests: a failed step should fail loudly")]
 
 mod support;
 
