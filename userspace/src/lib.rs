@@ -16,6 +16,7 @@ pub mod input;
 pub mod kfunc;
 pub mod lab;
 pub mod loader;
+pub mod metrics;
 pub mod netdev;
 pub mod object;
 pub mod privileges;

@@ -226,3 +226,35 @@ fn a_core_that_does_not_exist_is_refused_before_attaching() {
     let ip = support::sh(&["ip", "-n", &lab.rx_ns, "-d", "link", "show", &lab.rx_if]);
     assert!(!String::from_utf8_lossy(&ip.stdout).contains("prog/xdp"));
 }
+
+#[test]
+fn metrics_endpoint_exports_every_counter_on_loopback() {
+    use std::io::{Read as _, Write as _};
+    let lab = Lab::new(1);
+    // Loopback of the receiver namespace: nothing else listens there.
+    let run = Run::start(&lab, &["--timestamps", "xdp", "--metrics", "9187"]);
+    let sent = play(&lab, 4, 25, false);
+    let scrape = || {
+        tickgate::lab::in_netns(&lab.rx_ns, || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", 9187)).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).unwrap();
+            body
+        })
+        .unwrap()
+    };
+    let mut body = String::new();
+    let fresh = support::wait_for(5, || {
+        body = scrape();
+        body.contains(&format!("tickgate_xdp_packets_total{{outcome=\"steered\"}} {sent}"))
+    });
+    assert!(fresh, "{body}");
+    assert!(body.starts_with("HTTP/1.1 200"));
+    assert!(body.contains("tickgate_queue_delivered_inputs_total{queue=\"0\"} 100"), "{body}");
+    assert!(body.contains("tickgate_input_latency_seconds_count 100"), "{body}");
+    assert!(body.contains("tickgate_xsk_rx_ring_full_total{queue=\"0\"} 0"));
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) }, 0);
+    run.finish();
+}

@@ -18,7 +18,9 @@ use clap::{Args, ValueEnum};
 use tickgate::{
     frame_queue::{Config, Frame, Late, Recorder, Stats},
     ingress::{self, Ingress, IngressConfig, IngressReport},
+    input::TsSource,
     loader::LoadOptions,
+    metrics::{self, LatencyHistogram},
     rate_limit::RateLimit,
     record::{RecordWriter, RunConfig},
     xsk::XskConfig,
@@ -99,6 +101,9 @@ pub struct RunArgs {
     /// Inputs the hand-off from each worker to the sequencer holds before dropping (handoff_full).
     #[arg(long, default_value_t = 65_536)]
     pub handoff_capacity: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a bare PORT binds to 127.0.0.1).
+    #[arg(long, value_name = "[HOST:]PORT")]
+    pub metrics: Option<String>,
     /// Write the final summary as JSON to FILE as well.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
@@ -177,6 +182,18 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the signal handler")?;
     }
+    let exposition: metrics::Exposition = Arc::default();
+    let _metrics_server = match &a.metrics {
+        Some(spec) => {
+            let addr = metrics::parse_addr(spec).map_err(anyhow::Error::msg)?;
+            let server = metrics::Server::start(addr, Arc::clone(&exposition))
+                .with_context(|| format!("binding the metrics endpoint to {addr}"))?;
+            eprintln!("tickgate: metrics at http://{}/metrics", server.addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let mut latency = LatencyHistogram::default();
     let mut ingress = Ingress::start(config, recorder)?;
     for note in ingress.attachment().notes() {
         eprintln!("tickgate: {note}");
@@ -202,14 +219,30 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     let live = Path::new(LIVE_DIR).join(format!("{}.json", a.iface));
     let mut last_live = Instant::now() - Duration::from_secs(1);
     let mut frames_seen = 0u64;
+    let mut inputs_seen = 0u64;
     let mut lost_link = false;
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         if let Some(frame) = ingress.frames().next_frame(Duration::from_millis(50)) {
+            let now = tickgate::sys::clock_tai_ns();
+            for input in frame.inputs.iter().filter(|i| i.ts_source == TsSource::Xdp) {
+                latency.record_ns(now.saturating_sub(input.rx_ts_ns));
+            }
+            inputs_seen += frame.inputs.len() as u64;
             emit(&frame);
             frames_seen += 1;
         }
         if last_live.elapsed() >= Duration::from_secs(1) {
-            publish_live(&live, &ingress.report(Stats { frames: frames_seen, ..Stats::default() }));
+            let report = ingress.report(Stats {
+                frames: frames_seen,
+                inputs_ordered: inputs_seen,
+                ..Stats::default()
+            });
+            if a.metrics.is_some()
+                && let Ok(mut text) = exposition.lock()
+            {
+                *text = metrics::render(&report, &latency);
+            }
+            publish_live(&live, &report);
             last_live = Instant::now();
             if !ingress.attachment().is_attached() {
                 lost_link = true;
