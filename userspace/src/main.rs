@@ -1,12 +1,16 @@
 //! The `tickgate` command: load, unload and inspect the XDP program.
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 mod cli;
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = match cli::parse() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("tickgate: config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     env_logger::Builder::new()
         .filter_level(match args.verbose {
             0 => log::LevelFilter::Warn,

@@ -196,3 +196,45 @@ fn a_flood_at_full_rate_does_not_cost_legit_clients_an_input() {
     assert!(u(&c["passed"]) >= 20_000);
     assert_eq!(s["unexplained_steered"], 0);
 }
+
+#[test]
+fn run_works_as_an_unprivileged_user_with_the_service_units_capabilities() {
+    let lab = Lab::new(1);
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tickgate.service")).unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("AmbientCapabilities="))
+        .unwrap()
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let caps = caps.join(",");
+    let dir = support::run_dir(&lab);
+    std::process::Command::new("chmod").arg("777").arg(&dir).status().unwrap();
+    let summary = dir.join("unprivileged.json");
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.rx_ns))
+        .args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg(env!("CARGO_BIN_EXE_tickgate"))
+        .args([
+            "run",
+            &lab.rx_if,
+            "--port",
+            "7777",
+            "--timestamps",
+            "xdp",
+            "--duration",
+            "1",
+            "--summary-json",
+        ])
+        .arg(&summary)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["program"], "tickgate_tai");
+    assert_eq!(s["queues"][0]["bind_mode"], "copy");
+}

@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use tickgate::loader;
 
+mod config;
 mod features;
 mod load;
 mod run;
@@ -91,6 +92,12 @@ impl From<TimestampsArg> for loader::Timestamps {
             TimestampsArg::Xdp => Self::Xdp,
         }
     }
+}
+
+/// Parses the process's command line, expanding `run --config FILE` first.
+pub fn parse() -> Result<Args, config::ConfigError> {
+    use clap::Parser as _;
+    Ok(Args::parse_from(config::expand(std::env::args_os().collect())?))
 }
 
 /// Runs one parsed command line.

@@ -43,8 +43,16 @@ pub enum LateArg {
 /// Arguments of `tickgate run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Interface to receive on.
-    pub iface: String,
+    /// Interface to receive on (or `interface` in the --config file).
+    #[arg(required_unless_present = "interface")]
+    pub iface: Option<String>,
+    /// The config file's `interface` key (the positional argument wins).
+    #[arg(long = "interface", hide = true)]
+    pub interface: Option<String>,
+    /// Read flags from a TOML file whose keys are the long flag names (e.g. `tick-hz = 120`,
+    /// `port = [7777, 7778]`); a flag given on the command line wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Game UDP ports (comma-separated).
     #[arg(short, long, value_delimiter = ',', required = true)]
     pub port: Vec<u16>,
@@ -119,6 +127,13 @@ fn output(spec: Option<&str>) -> Result<Option<Box<dyn Write>>> {
     })
 }
 
+impl RunArgs {
+    /// The interface, from the command line or the config file.
+    pub fn iface(&self) -> &str {
+        self.iface.as_deref().or(self.interface.as_deref()).unwrap_or_default()
+    }
+}
+
 pub fn run(a: &RunArgs) -> Result<()> {
     let frames = Config {
         tick_hz: a.tick_hz,
@@ -130,11 +145,11 @@ pub fn run(a: &RunArgs) -> Result<()> {
         ..Config::default()
     };
     frames.validate()?;
-    let queues = ingress::parse_queues(&a.queues, ingress::rx_queues(&a.iface))?;
+    let queues = ingress::parse_queues(&a.queues, ingress::rx_queues(&a.iface()))?;
     let cores = ingress::assign_cores(&a.cores, queues.len())?;
     let config = IngressConfig {
         load: LoadOptions {
-            ifname: a.iface.clone(),
+            ifname: a.iface().to_owned(),
             ports: a.port.clone(),
             mode: a.mode.into(),
             timestamps: a.timestamps.into(),
@@ -168,10 +183,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
 
 /// Runs until the duration ends or a signal arrives; returns the recorder to flush.
 fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, recorder: R) -> Result<R> {
-    if let Some(other) = super::load::live_run(&a.iface) {
+    if let Some(other) = super::load::live_run(&a.iface()) {
         anyhow::bail!(
             "{} is busy: tickgate run (pid {}) is receiving on it; stop it first (kill -TERM {})",
-            a.iface,
+            a.iface(),
             other["pid"],
             other["pid"]
         );
@@ -200,7 +215,7 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     }
     eprintln!(
         "tickgate: running on {} queues {:?} with {} ({} mode), ports {:?}",
-        a.iface,
+        a.iface(),
         config.queues,
         ingress.attachment().program().name(),
         ingress.attachment().mode(),
@@ -216,7 +231,7 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     };
     let started = Instant::now();
     let deadline = a.duration.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
-    let live = Path::new(LIVE_DIR).join(format!("{}.json", a.iface));
+    let live = Path::new(LIVE_DIR).join(format!("{}.json", a.iface()));
     let mut last_live = Instant::now() - Duration::from_secs(1);
     let mut frames_seen = 0u64;
     let mut inputs_seen = 0u64;
@@ -267,7 +282,7 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
         anyhow::bail!(
             "the XDP program is no longer attached to {}: the interface was deleted or someone detached \
              the program; stopped after delivering everything received (summary above)",
-            a.iface
+            a.iface()
         );
     }
     Ok(recorder)
