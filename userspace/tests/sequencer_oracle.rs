@@ -436,12 +436,18 @@ proptest! {
             stream.push(Item::Close);
         }
         let mut merge = Merge::new(queues, TsSource::Xdp);
+        // The same items through the one-call path the pipeline uses: identical at every step.
+        let mut fused = Merge::new(queues, TsSource::Xdp);
         let mut released = vec![];
+        let mut fused_released = vec![];
         let mut last_frontier = 0;
         for (slot, item) in interleave(streams, &picks) {
+            fused.push_release(slot, item.clone(), |r| fused_released.push((r.order_ts, r.slot, r.input.seq))).expect("valid item");
             merge.push(slot, item).expect("valid item");
             let before = released.len();
             merge.release(|r| released.push((r.order_ts, r.slot, r.input.seq)));
+            prop_assert_eq!(&fused_released, &released);
+            prop_assert_eq!(fused.frontier(), merge.frontier());
             if let Frontier::At(frontier) = merge.frontier() {
                 prop_assert!(frontier >= last_frontier);
                 last_frontier = frontier;

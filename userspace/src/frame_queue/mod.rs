@@ -223,9 +223,8 @@ impl<R: Recorder> Pipeline<R> {
             return Ok(());
         }
         self.recorder.item(slot, &item);
-        self.merge.push(slot, item)?;
         let ticker = &mut self.ticker;
-        self.merge.release(|released| ticker.place(released.input));
+        self.merge.push_release(slot, item, |released| ticker.place(released.input))?;
         if let Some(epoch) = self.ticker.take_new_epoch() {
             self.recorder.epoch(epoch);
         }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::frame::{Frame, HashChain};
+use super::frame::{Frame, HashChain, frame_order};
 use super::{Config, Epoch, Late};
 use crate::input::Input;
 
@@ -72,7 +72,7 @@ pub(super) struct Ticker {
     clock: Option<TickClock>,
     /// The oldest unsealed tick; `open[i]` holds tick `first_open + i`.
     first_open: u64,
-    open: VecDeque<Vec<Input>>,
+    open: VecDeque<Bucket>,
     /// The watermark that seals `first_open`: its end plus the grace.
     seal_at: u64,
     /// `[start, end)` and number of the tick last looked up: inputs arrive in near time order,
@@ -83,6 +83,30 @@ pub(super) struct Ticker {
     chain: HashChain,
     stats: TickStats,
     new_epoch: Option<u64>,
+}
+
+/// One open tick's inputs, and whether they are still in frame order: they arrive in time
+/// order, so sealing can usually skip a pass over the whole frame.
+#[derive(Debug)]
+struct Bucket {
+    inputs: Vec<Input>,
+    sorted: bool,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Self { inputs: Vec::new(), sorted: true }
+    }
+}
+
+impl Bucket {
+    fn push(&mut self, input: Input, size_hint: usize) {
+        match self.inputs.last() {
+            Some(last) => self.sorted &= frame_order(last, &input).is_le(),
+            None => self.inputs.reserve(size_hint),
+        }
+        self.inputs.push(input);
+    }
 }
 
 impl Ticker {
@@ -134,13 +158,9 @@ impl Ticker {
                 // its own is sealed by the next `advance` but the last grace + 1 ticks' worth.
                 let index = (tick - self.first_open) as usize;
                 if self.open.len() <= index {
-                    self.open.resize_with(index + 1, Vec::new);
+                    self.open.resize_with(index + 1, Bucket::default);
                 }
-                let bucket = &mut self.open[index];
-                if bucket.capacity() == 0 {
-                    bucket.reserve(self.size_hint);
-                }
-                bucket.push(input);
+                self.open[index].push(input, self.size_hint);
             }
             _ => self.place_late(input),
         }
@@ -187,17 +207,17 @@ impl Ticker {
             Late::Next => {
                 self.stats.late_next += 1;
                 if self.open.is_empty() {
-                    self.open.push_back(Vec::new());
+                    self.open.push_back(Bucket::default());
                 }
-                self.open[0].push(input);
+                self.open[0].push(input, self.size_hint);
             }
         }
     }
 
     fn seal_first(&mut self, out: &mut VecDeque<Frame>) {
         let Some(clock) = self.clock else { return };
-        let inputs = self.open.pop_front().unwrap_or_default();
-        let frame = self.chain.seal(self.first_open, inputs);
+        let Bucket { inputs, sorted } = self.open.pop_front().unwrap_or_default();
+        let frame = self.chain.seal(self.first_open, inputs, sorted);
         let len = frame.inputs.len();
         self.stats.frames += 1;
         self.stats.empty_frames += u64::from(len == 0);

@@ -89,6 +89,29 @@ impl Lane {
     }
 }
 
+/// Applies the clock and floor rules to an input arriving on `lane`: its order timestamp and the
+/// input as it goes on, or `None` if it is dropped.
+fn admit(lane: &mut Lane, stats: &mut MergeStats, base: TimeBase, mut input: Input) -> Option<(u64, Input)> {
+    let order_ts = if input.ts_source != base {
+        if !lane.seen {
+            stats.dropped_no_floor += 1;
+            return None;
+        }
+        stats.restamped_clock += 1;
+        input.rx_ts_ns = lane.floor;
+        input.ts_source = base;
+        lane.floor
+    } else if lane.seen && input.rx_ts_ns < lane.floor {
+        stats.out_of_order += 1;
+        lane.floor
+    } else {
+        input.rx_ts_ns
+    };
+    lane.floor = order_ts;
+    lane.seen = true;
+    Some((order_ts, input))
+}
+
 /// The smallest and second smallest keys.
 fn two_smallest(keys: &[Key]) -> (Key, Key) {
     let (mut best, mut runner_up) = (NO_BOUND, NO_BOUND);
@@ -117,6 +140,8 @@ pub struct Merge {
     dirty: bool,
     /// The frontier as of the last release, valid while not dirty.
     frontier: Frontier,
+    /// The smallest key other than the minimum's, as of the last release, valid while not dirty.
+    runner_up: Key,
     pending: usize,
     stats: MergeStats,
 }
@@ -132,6 +157,7 @@ impl Merge {
             keys,
             dirty: true,
             frontier: Frontier::End,
+            runner_up: NO_BOUND,
             pending: 0,
             stats: MergeStats::default(),
         }
@@ -185,25 +211,9 @@ impl Merge {
         let lane = self.lanes.get_mut(slot).ok_or(SequencerError::UnknownQueue { slot, queues })?;
         match item {
             Item::Input(_) if lane.closed => return Err(SequencerError::Closed { slot }),
-            Item::Input(mut input) => {
-                let key = if input.ts_source != self.base {
-                    if !lane.seen {
-                        self.stats.dropped_no_floor += 1;
-                        return Ok(());
-                    }
-                    self.stats.restamped_clock += 1;
-                    input.rx_ts_ns = lane.floor;
-                    input.ts_source = self.base;
-                    lane.floor
-                } else if lane.seen && input.rx_ts_ns < lane.floor {
-                    self.stats.out_of_order += 1;
-                    lane.floor
-                } else {
-                    input.rx_ts_ns
-                };
-                lane.floor = key;
-                lane.seen = true;
-                lane.pending.push_back((key, input));
+            Item::Input(input) => {
+                let Some(entry) = admit(lane, &mut self.stats, self.base, input) else { return Ok(()) };
+                lane.pending.push_back(entry);
                 self.pending += 1;
             }
             Item::Watermark(w) => {
@@ -223,6 +233,47 @@ impl Merge {
         Ok(())
     }
 
+    /// [`push`](Self::push) then [`release`](Self::release), without queueing an input that
+    /// can go at once: one that arrives on the queue everything was waiting for and sorts before
+    /// every other queue's bound (always the case with a single queue).
+    pub fn push_release(
+        &mut self,
+        slot: usize,
+        item: Item,
+        mut sink: impl FnMut(Released),
+    ) -> Result<(), SequencerError> {
+        let Item::Input(input) = item else {
+            self.push(slot, item)?;
+            self.release(sink);
+            return Ok(());
+        };
+        let settled = !self.dirty;
+        let lane =
+            self.lanes.get_mut(slot).ok_or(SequencerError::UnknownQueue { slot, queues: self.keys.len() })?;
+        if lane.closed {
+            return Err(SequencerError::Closed { slot });
+        }
+        // Settled with this lane empty and its key the minimum: it is the lane holding the rest.
+        if settled && lane.pending.is_empty() && self.keys[slot] < self.runner_up {
+            if let Some((order_ts, input)) = admit(lane, &mut self.stats, self.base, input) {
+                if key(order_ts, slot) < self.runner_up {
+                    self.keys[slot] = key(order_ts, slot);
+                    self.frontier = Frontier::At(order_ts);
+                    sink(Released { order_ts, slot, input });
+                } else {
+                    lane.pending.push_back((order_ts, input));
+                    self.pending += 1;
+                    self.keys[slot] = lane.key(slot);
+                    self.dirty = true;
+                }
+            }
+        } else {
+            self.push(slot, Item::Input(input))?;
+        }
+        self.release(sink);
+        Ok(())
+    }
+
     /// Hands every input that can be released, in merge order, to `sink`.
     pub fn release(&mut self, mut sink: impl FnMut(Released)) {
         if !self.dirty {
@@ -235,6 +286,7 @@ impl Merge {
             // with nothing pending: it may still deliver at its floor.
             let Some(lane) = self.lanes.get_mut(slot).filter(|lane| !lane.pending.is_empty()) else {
                 self.frontier = if best == NO_BOUND { Frontier::End } else { Frontier::At(key_bound(best)) };
+                self.runner_up = runner_up;
                 self.dirty = false;
                 return;
             };
