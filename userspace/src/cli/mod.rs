@@ -7,6 +7,7 @@ use tickgate::loader;
 mod config;
 mod features;
 mod load;
+mod replay;
 mod run;
 
 /// Kernel-bypass ingress for lockstep game servers: steers game UDP ports into AF_XDP.
@@ -26,6 +27,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Receive game inputs: attach (unpinned), one AF_XDP worker per RX queue, sequencer, frames.
     Run(run::RunArgs),
+    /// Rebuild the frames of a run recorded with `run --record` and check their hashes.
+    Replay(replay::ReplayArgs),
     /// Detach tickgate's program from an interface and remove every pin `load` made.
     Unload {
         /// Interface to detach from.
@@ -105,6 +108,7 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Load(a) => load::load(&a),
         Command::Run(a) => run::run(&a),
+        Command::Replay(a) => replay::replay(&a),
         Command::Unload { iface } => load::unload(&iface),
         Command::Clean { iface } => load::clean(iface.as_deref()),
         Command::Status { iface, json } => load::status(iface.as_deref(), json),
