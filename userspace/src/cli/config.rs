@@ -95,15 +95,6 @@ fn flags_from_file(path: &Path, user: &[String]) -> Result<Vec<String>, ConfigEr
             }
             continue;
         }
-        let takes_value = arg.get_action().takes_values();
-        if !takes_value {
-            match value {
-                toml::Value::Boolean(true) => flags.push(format!("--{long}")),
-                toml::Value::Boolean(false) => {}
-                _ => return Err(err(format!("`{key}`: expected true or false"))),
-            }
-            continue;
-        }
         // Check the value with the flag's own parser, so the error points at this line.
         let mut probe = vec!["run".to_owned(), "probe0".to_owned()];
         if long != "port" {

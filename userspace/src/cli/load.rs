@@ -3,45 +3,26 @@
 use anyhow::Result;
 use clap::Args;
 use tickgate::{
-    loader::{self, Attachment, LoadError, LoadOptions, Status},
+    loader::{self, Attachment, LoadError, Status},
     rate_limit::RateLimit,
 };
 
-use super::{ModeArg, TimestampsArg};
+use super::SteerArgs;
 
 /// Arguments of `tickgate load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Interface to attach to.
     pub iface: String,
-    /// Game UDP ports to steer into AF_XDP (comma-separated).
-    #[arg(short, long, value_delimiter = ',', required = true)]
-    pub port: Vec<u16>,
-    /// Attach mode.
-    #[arg(short, long, value_enum, default_value_t = ModeArg::Native)]
-    pub mode: ModeArg,
-    /// Receive-timestamp clock.
-    #[arg(short, long, value_enum, default_value_t = TimestampsArg::Auto)]
-    pub timestamps: TimestampsArg,
+    #[command(flatten)]
+    pub steer: SteerArgs,
     /// Replace a program already attached (atomically if it is tickgate's own).
     #[arg(short, long)]
     pub force: bool,
-    /// Shed floods: allow each source address PPS game packets per second, in bursts of up to
-    /// BURST (default PPS/10, at least 1); valid game packets over the limit are dropped and
-    /// counted as rate_limited. The budget is per source and per CPU. Off when not given.
-    #[arg(long, value_name = "PPS[:BURST]")]
-    pub rate_limit: Option<RateLimit>,
 }
 
 pub fn load(a: &LoadArgs) -> Result<()> {
-    let opts = LoadOptions {
-        ifname: a.iface.clone(),
-        ports: a.port.clone(),
-        mode: a.mode.into(),
-        timestamps: a.timestamps.into(),
-        force: a.force,
-        rate_limit: a.rate_limit,
-    };
+    let opts = a.steer.load_options(&a.iface, a.force);
     loader::require_bpffs()?;
     let attachment = Attachment::attach(&opts)?;
     for note in attachment.notes() {
@@ -54,8 +35,8 @@ pub fn load(a: &LoadArgs) -> Result<()> {
         attachment.program().name(),
         attachment.mode(),
         attachment.program().timestamp_source(),
-        join(&a.port),
-        rate_limit_text(a.rate_limit),
+        join(&a.steer.port),
+        rate_limit_text(a.steer.rate_limit),
         dir.display()
     );
     Ok(())

@@ -103,6 +103,39 @@ pub fn parse() -> Result<Args, config::ConfigError> {
     Ok(Args::parse_from(config::expand(std::env::args_os().collect())?))
 }
 
+/// The flags that say what XDP steers and how, shared by `load` and `run`.
+#[derive(Debug, clap::Args)]
+pub struct SteerArgs {
+    /// Game UDP ports to steer into AF_XDP (comma-separated).
+    #[arg(short, long, value_delimiter = ',', required = true)]
+    pub port: Vec<u16>,
+    /// Attach mode.
+    #[arg(short, long, value_enum, default_value_t = ModeArg::Native)]
+    pub mode: ModeArg,
+    /// Receive-timestamp clock.
+    #[arg(short, long, value_enum, default_value_t = TimestampsArg::Auto)]
+    pub timestamps: TimestampsArg,
+    /// Shed floods: allow each source address PPS game packets per second, in bursts of up to
+    /// BURST (default PPS/10, at least 1); valid game packets over the limit are dropped and
+    /// counted as rate_limited. The budget is per source and per CPU. Off when not given.
+    #[arg(long, value_name = "PPS[:BURST]")]
+    pub rate_limit: Option<tickgate::rate_limit::RateLimit>,
+}
+
+impl SteerArgs {
+    /// What to attach to `ifname`.
+    pub fn load_options(&self, ifname: &str, force: bool) -> loader::LoadOptions {
+        loader::LoadOptions {
+            ifname: ifname.to_owned(),
+            ports: self.port.clone(),
+            mode: self.mode.into(),
+            timestamps: self.timestamps.into(),
+            force,
+            rate_limit: self.rate_limit,
+        }
+    }
+}
+
 /// Runs one parsed command line.
 pub fn run(args: Args) -> Result<()> {
     match args.command {

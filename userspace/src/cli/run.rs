@@ -19,14 +19,12 @@ use tickgate::{
     frame_queue::{Config, Frame, Late, Recorder, Stats},
     ingress::{self, Ingress, IngressConfig, IngressReport},
     input::TsSource,
-    loader::LoadOptions,
     metrics::{self, LatencyHistogram},
-    rate_limit::RateLimit,
     record::{RecordWriter, RunConfig},
     xsk::XskConfig,
 };
 
-use super::{ModeArg, TimestampsArg};
+use super::SteerArgs;
 
 /// Directory where a running `tickgate run` publishes its live counters for `status`.
 pub const LIVE_DIR: &str = "/run/tickgate";
@@ -53,15 +51,8 @@ pub struct RunArgs {
     /// `port = [7777, 7778]`); a flag given on the command line wins over the file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Game UDP ports (comma-separated).
-    #[arg(short, long, value_delimiter = ',', required = true)]
-    pub port: Vec<u16>,
-    /// Attach mode.
-    #[arg(short, long, value_enum, default_value_t = ModeArg::Native)]
-    pub mode: ModeArg,
-    /// Receive-timestamp clock.
-    #[arg(short, long, value_enum, default_value_t = TimestampsArg::Auto)]
-    pub timestamps: TimestampsArg,
+    #[command(flatten)]
+    pub steer: SteerArgs,
     /// RX queues to serve: `all`, or a comma-separated list. A queue without a socket sends its
     /// game packets to the kernel (counted as no_socket).
     #[arg(long, default_value = "all")]
@@ -69,10 +60,6 @@ pub struct RunArgs {
     /// Cores to pin the workers to, one per queue in order (a shorter list is reused cyclically).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
-    /// Per-source flood shedding in XDP: at most PPS valid game packets per second from one
-    /// source address, with bursts up to BURST; the excess is dropped as rate_limited.
-    #[arg(long, value_name = "PPS[:BURST]")]
-    pub rate_limit: Option<RateLimit>,
     /// Spin on the rings (with the kernel's preferred busy-poll options) instead of sleeping.
     #[arg(long)]
     pub busy_poll: bool,
@@ -148,14 +135,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let queues = ingress::parse_queues(&a.queues, ingress::rx_queues(&a.iface()))?;
     let cores = ingress::assign_cores(&a.cores, queues.len())?;
     let config = IngressConfig {
-        load: LoadOptions {
-            ifname: a.iface().to_owned(),
-            ports: a.port.clone(),
-            mode: a.mode.into(),
-            timestamps: a.timestamps.into(),
-            force: false,
-            rate_limit: a.rate_limit,
-        },
+        load: a.steer.load_options(a.iface(), false),
         cores,
         busy_poll: a.busy_poll,
         xsk: XskConfig {
@@ -219,7 +199,7 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
         config.queues,
         ingress.attachment().program().name(),
         ingress.attachment().mode(),
-        a.port
+        a.steer.port
     );
     let mut inputs_out = output(a.inputs_out.as_deref())?;
     let mut frames_out = output(a.frames_out.as_deref())?;
