@@ -10,6 +10,7 @@
 pub mod anti_replay;
 pub mod client;
 pub mod counters;
+pub mod demo;
 pub mod frame_queue;
 pub mod ingress;
 pub mod input;

@@ -296,14 +296,18 @@ mod tests {
     use super::*;
 
     fn sample() -> IngressReport {
-        let mut counters = crate::counters::XdpCounters::default();
-        counters.rx_packets = 10;
-        counters.steered = 7;
-        counters.dropped.insert("bad_magic", 3);
-        let mut q = crate::worker::QueueReport::default();
-        q.queue = 1;
-        q.received = 7;
-        q.dropped_inputs.insert("duplicate", 4);
+        let counters = crate::counters::XdpCounters {
+            rx_packets: 10,
+            steered: 7,
+            dropped: [("bad_magic", 3)].into(),
+            ..Default::default()
+        };
+        let q = crate::worker::QueueReport {
+            queue: 1,
+            received: 7,
+            dropped_inputs: [("duplicate", 4)].into(),
+            ..Default::default()
+        };
         IngressReport {
             interface: "eth0".into(),
             pid: 1,

@@ -36,6 +36,11 @@ pub struct WorkerConfig {
     pub busy_poll: bool,
     /// Descriptors taken from the ring per call.
     pub batch: u32,
+    /// Longest sleep in poll(2) when the ring is empty. An idle queue's watermark is only as
+    /// recent as its last wake-up, and every frame waits for the slowest queue's watermark, so
+    /// this must stay well below the tick grace: 1 ms keeps a quiet queue from holding frames
+    /// back by more than that, at about 1000 wake-ups per second per idle queue.
+    pub idle_wakeup: Duration,
     /// How far behind "now" the worker's watermark stays when its ring is drained: the longest a
     /// stamped packet can take to become visible in the ring (the end of the driver's NAPI poll,
     /// where the kernel publishes the RX producer index; tens of µs in practice).
@@ -50,6 +55,7 @@ impl Default for WorkerConfig {
             core: None,
             busy_poll: false,
             batch: 64,
+            idle_wakeup: Duration::from_millis(1),
             watermark_slack_ns: 500_000,
             clients: ClientsConfig::default(),
         }
@@ -249,7 +255,7 @@ pub fn spawn(
         while !stop.load(Ordering::Relaxed) {
             if !config.busy_poll {
                 // A failed poll is retried on the next round; the stop flag bounds the loop.
-                let _ = socket.wait(Duration::from_millis(20));
+                let _ = socket.wait(config.idle_wakeup);
             }
             let before = sys::clock_tai_ns();
             let batch = match socket.receive(config.batch, |r| {

@@ -79,7 +79,14 @@ fn every_input_once(mode: &str, ipv6: bool) {
     assert_eq!(sum(queues, |q| u(&q["delivered"])), unique, "{s}");
     assert_eq!(sum(queues, |q| u(&q["dropped_inputs"]["duplicate"])), commands_sent - unique);
     assert_eq!(u(&s["sequencer"]["inputs_ordered"]), unique);
-    assert_eq!(u(&s["sequencer"]["out_of_order"]), 0, "per-queue timestamps never go back");
+    if mode == "native" {
+        // One NAPI context per queue stamps and enqueues in order. In skb mode two CPUs' backlogs
+        // can feed one socket, stamping before taking its lock, so a queue's timestamps may step
+        // back slightly; the merge counts those (backwards) and keeps its output ordered.
+        // (out_of_order may still count inputs that reached the ring later than the worker's
+        // watermark slack on a loaded machine: ordered and counted, never lost.)
+        assert_eq!(u(&s["sequencer"]["backwards"]), 0, "per-queue timestamps never go back: {s}");
+    }
 
     let text = std::fs::read_to_string(&frames_path).unwrap();
     let mut seen = BTreeSet::new();

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tickgate::loader;
 
 mod config;
+mod demo;
 mod features;
 mod load;
 mod replay;
@@ -26,7 +27,10 @@ enum Command {
     /// Attach the XDP program to an interface and pin it, so it stays after this command exits.
     Load(load::LoadArgs),
     /// Receive game inputs: attach (unpinned), one AF_XDP worker per RX queue, sequencer, frames.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
+    /// Run the whole pipeline in a throwaway veth lab: synthetic clients, injected loss,
+    /// duplication, reordering and junk, live counters, a summary accounting for every packet.
+    Demo(demo::DemoArgs),
     /// Rebuild the frames of a run recorded with `run --record` and check their hashes.
     Replay(replay::ReplayArgs),
     /// Detach tickgate's program from an interface and remove every pin `load` made.
@@ -141,6 +145,7 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Load(a) => load::load(&a),
         Command::Run(a) => run::run(&a),
+        Command::Demo(a) => demo::demo(&a),
         Command::Replay(a) => replay::replay(&a),
         Command::Unload { iface } => load::unload(&iface),
         Command::Clean { iface } => load::clean(iface.as_deref()),

@@ -132,7 +132,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         ..Config::default()
     };
     frames.validate()?;
-    let queues = ingress::parse_queues(&a.queues, ingress::rx_queues(&a.iface()))?;
+    let queues = ingress::parse_queues(&a.queues, ingress::rx_queues(a.iface()))?;
     let cores = ingress::assign_cores(&a.cores, queues.len())?;
     let config = IngressConfig {
         load: a.steer.load_options(a.iface(), false),
@@ -163,7 +163,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
 
 /// Runs until the duration ends or a signal arrives; returns the recorder to flush.
 fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, recorder: R) -> Result<R> {
-    if let Some(other) = super::load::live_run(&a.iface()) {
+    if let Some(other) = super::load::live_run(a.iface()) {
         anyhow::bail!(
             "{} is busy: tickgate run (pid {}) is receiving on it; stop it first (kill -TERM {})",
             a.iface(),

@@ -140,6 +140,8 @@ pub struct Stats {
     pub late_by_client: BTreeMap<u32, u64>,
     /// Inputs that arrived below their queue's floor (ordered at the floor).
     pub out_of_order: u64,
+    /// Of those, inputs below their queue's previous input (see `MergeStats::backwards`).
+    pub backwards: u64,
     /// Inputs stamped by the other clock and restamped to their queue's floor.
     pub restamped_clock: u64,
     /// Inputs stamped by the other clock before their queue had a floor, dropped.
@@ -306,6 +308,7 @@ impl<R: Recorder> Pipeline<R> {
             late_next: tick.late_next,
             late_by_client: tick.late_by_client.clone(),
             out_of_order: merge.out_of_order,
+            backwards: merge.backwards,
             restamped_clock: merge.restamped_clock,
             dropped_no_floor: merge.dropped_no_floor,
         }

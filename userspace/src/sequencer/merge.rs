@@ -44,6 +44,11 @@ pub struct Released {
 pub struct MergeStats {
     /// Inputs that arrived below their queue's floor (its previous input or watermark).
     pub out_of_order: u64,
+    /// Of those, inputs below their queue's previous input: the queue's own stream stepped back
+    /// (possible in skb mode, where two CPUs can feed one socket). The rest arrived behind a
+    /// watermark their queue had published: a stamped packet took longer than the worker's
+    /// watermark slack to reach the ring.
+    pub backwards: u64,
     /// Inputs stamped by the other clock, restamped to their queue's floor.
     pub restamped_clock: u64,
     /// Inputs stamped by the other clock on a queue with no floor yet: there was no base-clock
@@ -55,6 +60,8 @@ pub struct MergeStats {
 struct Lane {
     pending: VecDeque<(u64, Input)>,
     floor: u64,
+    /// The largest base-clock timestamp of an input seen on this lane.
+    last_input: u64,
     /// Whether `floor` came from an item: a fresh lane has no time to restamp with.
     seen: bool,
     closed: bool,
@@ -103,8 +110,13 @@ fn admit(lane: &mut Lane, stats: &mut MergeStats, base: TimeBase, mut input: Inp
         lane.floor
     } else if lane.seen && input.rx_ts_ns < lane.floor {
         stats.out_of_order += 1;
+        if input.rx_ts_ns < lane.last_input {
+            stats.backwards += 1;
+        }
+        lane.last_input = lane.last_input.max(input.rx_ts_ns);
         lane.floor
     } else {
+        lane.last_input = lane.last_input.max(input.rx_ts_ns);
         input.rx_ts_ns
     };
     lane.floor = order_ts;
@@ -415,6 +427,8 @@ mod tests {
         feed(&mut m, 0, Item::Input(input(90, 3)));
         assert_eq!(drain(&mut m), vec![(100, 0, 100), (150, 0, 120), (150, 0, 90)]);
         assert_eq!(m.stats().out_of_order, 2);
+        // 120 is behind the watermark only; 90 is also behind the previous input (120).
+        assert_eq!(m.stats().backwards, 1);
     }
 
     #[test]
@@ -428,7 +442,10 @@ mod tests {
         let mut out = vec![];
         m.release(|r| out.push(r.input));
         assert_eq!(out, vec![Input { rx_ts_ns: 1_000, ts_source: TsSource::Xdp, ..nic(3) }]);
-        assert_eq!(m.stats(), MergeStats { out_of_order: 0, restamped_clock: 1, dropped_no_floor: 1 });
+        assert_eq!(
+            m.stats(),
+            MergeStats { out_of_order: 0, backwards: 0, restamped_clock: 1, dropped_no_floor: 1 }
+        );
     }
 
     #[test]
