@@ -9,7 +9,7 @@ APT_PACKAGES=(
   # bpf-linker against the LLVM that nightly rustc uses
   llvm-22-dev libpolly-22-dev libzstd-dev
   # veth lab and tests
-  iproute2 ethtool
+  iproute2 ethtool sockperf
 )
 BPF_LINKER_VERSION=0.13.0
 
@@ -48,6 +48,11 @@ if ! command -v bpf-linker >/dev/null 2>&1 || ! bpf-linker --version 2>/dev/null
   log "installing bpf-linker $BPF_LINKER_VERSION (LLVM 22)"
   PATH=/usr/lib/llvm-22/bin:$PATH LLVM_SYS_221_PREFIX=/usr/lib/llvm-22 \
     cargo install bpf-linker --locked --version "$BPF_LINKER_VERSION" --no-default-features --features llvm-22
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "installing cargo-fuzz (scripts/fuzz.sh; runs on nightly)"
+  cargo install cargo-fuzz --locked
 fi
 
 if ! mountpoint -q /sys/fs/bpf 2>/dev/null; then

@@ -20,6 +20,9 @@ echo "test.sh: unit, fixture and root integration tests"
 # Two test threads: every lab test makes its own namespaces, and the machine has two cores.
 cargo test --workspace --exclude tickgate-xdp --locked --no-fail-fast -- --test-threads=2
 
+echo "test.sh: fuzz targets, briefly"
+bash scripts/fuzz.sh 15
+
 leftover=$(ip netns list | grep -c '^tgt-' || true)
 if [ "$leftover" -ne 0 ]; then
   echo "test.sh: $leftover test namespaces were left behind (a Drop guard failed):" >&2

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use frame::{Frame, GENESIS_HASH, JsonLines, chain_hash, encode_frame, frame_order, hex};
 pub(crate) use frame::{ts_source_code, ts_source_from_code};
 pub use thread::{FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn};
-pub use tick::TickClock;
+pub use tick::{MAX_TICKS_AHEAD, TickClock};
 
 use crate::input::{Input, TsSource};
 use crate::sequencer::{Frontier, Item, Merge, SequencerError, TimeBase};
@@ -142,6 +142,12 @@ pub struct Stats {
     pub out_of_order: u64,
     /// Of those, inputs below their queue's previous input (see `MergeStats::backwards`).
     pub backwards: u64,
+    /// Times a watermark jumped more than `MAX_TICKS_AHEAD` ticks: the gap was skipped.
+    pub clock_jumps: u64,
+    /// Empty ticks not emitted because of those jumps.
+    pub ticks_skipped: u64,
+    /// Inputs more than `MAX_TICKS_AHEAD` ticks ahead of the oldest open tick, dropped.
+    pub far_future_dropped: u64,
     /// Inputs stamped by the other clock and restamped to their queue's floor.
     pub restamped_clock: u64,
     /// Inputs stamped by the other clock before their queue had a floor, dropped.
@@ -311,6 +317,9 @@ impl<R: Recorder> Pipeline<R> {
             backwards: merge.backwards,
             restamped_clock: merge.restamped_clock,
             dropped_no_floor: merge.dropped_no_floor,
+            clock_jumps: tick.clock_jumps,
+            ticks_skipped: tick.ticks_skipped,
+            far_future_dropped: tick.far_future_dropped,
         }
     }
 
@@ -420,6 +429,35 @@ mod tests {
         let want = vec![(2, vec![MS / 2, 2 * MS + 1]), (3, vec![3 * MS + 1]), (4, vec![4 * MS + 1])];
         assert_eq!(ticks(&frames), want);
         assert_eq!(p.stats().late_next, 1);
+    }
+
+    #[test]
+    fn a_watermark_far_in_the_future_skips_the_gap_instead_of_emitting_every_tick() {
+        // Found by fuzzing the record reader: 60 Hz, epoch 0, a watermark at 2^62 ns.
+        let config = Config { epoch: Epoch::At(0), ..config(Late::Next) };
+        let mut p = Pipeline::new(&config, 1).expect("valid config");
+        p.push_input(0, input(MS / 2, 1, 1)).expect("feed");
+        p.push_watermark(0, 1 << 62).expect("feed");
+        p.close(0).expect("feed");
+        let frames: Vec<_> = p.drain_frames().collect();
+        let stats = p.stats();
+        assert_eq!(stats.clock_jumps, 1);
+        assert!(stats.ticks_skipped > MAX_TICKS_AHEAD, "{stats:?}");
+        assert!(frames.len() < 10, "the gap is skipped, not emitted: {} frames", frames.len());
+        assert_eq!(frames[0].inputs.len(), 1, "what was open is sealed first");
+        assert_eq!(stats.inputs_ordered, 1);
+    }
+
+    #[test]
+    fn an_input_far_in_the_future_is_dropped_and_counted() {
+        // Found by fuzzing: 1 GHz ticks, epoch 0, one input at 2^62 ns, then close.
+        let config = Config { tick_hz: 1_000_000_000, epoch: Epoch::At(0), ..config(Late::Next) };
+        let mut p = Pipeline::new(&config, 1).expect("valid config");
+        p.push_input(0, input(1 << 62, 1, 1)).expect("feed");
+        p.close(0).expect("feed");
+        let frames: Vec<_> = p.drain_frames().collect();
+        assert_eq!(p.stats().far_future_dropped, 1);
+        assert!(frames.len() <= 1);
     }
 
     #[test]

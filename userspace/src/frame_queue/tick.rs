@@ -8,6 +8,13 @@ use crate::input::Input;
 
 const NS_PER_S: u128 = 1_000_000_000;
 
+/// How far ahead of the oldest open tick a watermark or input may reach: 65 536 ticks (18 min at
+/// 60 Hz, 65 s at 1 kHz). Beyond it, time has stepped (a clock set forward, or a crafted log):
+/// emitting every empty tick in between would take unbounded time and memory, so a watermark
+/// that far ahead skips the gap (counted `clock_jumps`, `ticks_skipped`) and an input that far
+/// ahead is dropped (`far_future_dropped`). Replay applies the same rule.
+pub const MAX_TICKS_AHEAD: u64 = 1 << 16;
+
 /// Exact tick boundaries for a rate that need not divide a second.
 ///
 /// Tick `t` covers `[epoch + ⌈t·10⁹/hz⌉, epoch + ⌈(t+1)·10⁹/hz⌉)` ns, computed in 128-bit integers.
@@ -61,6 +68,9 @@ pub(super) struct TickStats {
     pub(super) late_dropped: u64,
     pub(super) late_next: u64,
     pub(super) late_by_client: BTreeMap<u32, u64>,
+    pub(super) clock_jumps: u64,
+    pub(super) ticks_skipped: u64,
+    pub(super) far_future_dropped: u64,
 }
 
 /// The open ticks, from the oldest unsealed one on, and the hash chain of the sealed ones.
@@ -153,6 +163,9 @@ impl Ticker {
             self.new_epoch = Some(epoch);
         }
         match self.tick_of(input.rx_ts_ns) {
+            Some(tick) if tick >= self.first_open.saturating_add(MAX_TICKS_AHEAD) => {
+                self.stats.far_future_dropped += 1;
+            }
             Some(tick) if tick >= self.first_open => {
                 // Bounded: a released input is below the merged watermark, so every tick up to
                 // its own is sealed by the next `advance` but the last grace + 1 ticks' worth.
@@ -168,6 +181,22 @@ impl Ticker {
 
     /// Seals every tick whose end plus the grace is at or below `watermark`, oldest first.
     pub(super) fn advance(&mut self, watermark: u64, out: &mut VecDeque<Frame>) {
+        if let Some(clock) = self.clock
+            && self.seal_at != u64::MAX
+            && watermark >= self.seal_at
+            && let Some(target) = clock.tick_of(watermark.saturating_sub(self.grace_ns))
+            && target > self.first_open.saturating_add(MAX_TICKS_AHEAD)
+        {
+            // A step in time: seal what is open, then resume just below the watermark's tick.
+            while !self.open.is_empty() {
+                self.seal_first(out);
+            }
+            let resume = target.saturating_sub(1).max(self.first_open);
+            self.stats.clock_jumps += 1;
+            self.stats.ticks_skipped += resume - self.first_open;
+            self.first_open = resume;
+            self.seal_at = clock.start(resume.saturating_add(1)).saturating_add(self.grace_ns);
+        }
         // `seal_at` saturates at u64::MAX for a tick that never ends within the clock's range.
         while self.clock.is_some() && self.seal_at != u64::MAX && watermark >= self.seal_at {
             self.seal_first(out);
