@@ -186,6 +186,18 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
         &one(s.out_of_order),
     );
     metric(
+        "tickgate_clock_jumps_total",
+        "counter",
+        "Watermarks that jumped more than 65536 ticks ahead: the gap was skipped, not emitted.",
+        &one(s.clock_jumps),
+    );
+    metric(
+        "tickgate_far_future_inputs_dropped_total",
+        "counter",
+        "Inputs more than 65536 ticks ahead of the oldest open tick, dropped.",
+        &one(s.far_future_dropped),
+    );
+    metric(
         "tickgate_restamped_clock_inputs_total",
         "counter",
         "Inputs stamped by a clock other than the time base.",
