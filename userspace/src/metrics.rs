@@ -288,9 +288,18 @@ fn respond(mut stream: std::net::TcpStream, exposition: &Exposition) -> io::Resu
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut request = [0u8; 1024];
-    let n = stream.read(&mut request)?;
-    let line = String::from_utf8_lossy(&request[..n]);
+    // Read up to the end of the headers: a client may send the request in several pieces, and
+    // closing with request bytes unread makes the kernel reset the connection.
+    let mut request = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8 * 1024 {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&chunk[..n]);
+    }
+    let line = String::from_utf8_lossy(&request);
     let (status, body) = if line.starts_with("GET /metrics ") || line.starts_with("GET / ") {
         ("200 OK", exposition.lock().map(|s| s.clone()).unwrap_or_default())
     } else {
