@@ -168,7 +168,7 @@ fn a_umem_too_small_shows_up_as_fill_ring_starvation() {
 }
 
 #[test]
-fn sigkill_leaves_no_xdp_program_attached() {
+fn sigkill_under_traffic_leaves_no_xdp_program_attached() {
     let lab = Lab::new(1);
     let mut run = Run::start(&lab, &["--timestamps", "xdp"]);
     let shows_xdp = || {
@@ -176,10 +176,22 @@ fn sigkill_leaves_no_xdp_program_attached() {
         String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
     };
     assert!(shows_xdp(), "run attached its program");
-    run.child.kill().unwrap(); // SIGKILL
-    let _ = run.child.wait();
-    assert!(support::wait_for(5, || !shows_xdp()), "the kernel detached the program when the link fd closed");
+    std::thread::scope(|s| {
+        // Traffic for 2 s (bounded), while the run is killed half-way through.
+        let sender = s.spawn(|| play(&lab, 8, 5_000, false));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        run.child.kill().unwrap(); // SIGKILL
+        let _ = run.child.wait();
+        assert!(
+            support::wait_for(5, || !shows_xdp()),
+            "the kernel detached the program when the link fd closed"
+        );
+        sender.join().unwrap();
+    });
     assert!(!Path::new("/sys/fs/bpf/tickgate").join(&lab.rx_if).exists(), "run pins nothing");
+    // What the killed run leaves is a stale live report, which clean removes.
+    let out = lab.tickgate_ok(&["clean", &lab.rx_if]);
+    assert!(out.contains("removed stale run report"), "{out}");
 }
 
 #[test]
