@@ -1,0 +1,329 @@
+//! The load generator: paced, valid tickgate packets from many clients and flows, each carrying
+//! its send time (CLOCK_TAI), plus junk at the generator's full speed in the flood scenario.
+//!
+//! The schedule is open-loop: packet k is due at `start + k / rate` whatever happened before, so
+//! a receiver that stalls is not excused by a generator that waits for it (no coordinated
+//! omission). Every loop stops by itself at its deadline or its packet budget.
+
+use std::{
+    collections::BTreeMap,
+    net::{SocketAddrV4, UdpSocket},
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use serde::Serialize;
+use tickgate::{client::SyntheticClient, sys::clock_monotonic_ns, sys::clock_tai_ns, wire};
+
+use crate::sys;
+
+/// First byte of the tickgate header's checksum and length fields, and the header size.
+const HEADER_LEN: usize = 28;
+/// Largest UDP payload a tickgate packet may have (28-byte header + 1424).
+pub const MAX_PACKET: usize = 1452;
+/// Packets per `sendmmsg`.
+const BATCH: usize = 32;
+/// Game port of the lab.
+pub const GAME_PORT: u16 = 7777;
+/// The port junk that is not game traffic goes to: nothing listens there.
+pub const OTHER_PORT: u16 = 9999;
+
+/// What to send.
+#[derive(Clone, Debug, Serialize)]
+pub struct GenConfig {
+    /// Legit packets per second; `None` sends as fast as the core allows.
+    pub rate: Option<u64>,
+    /// How long to send.
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    /// Upper bound on packets of all kinds (the second bound of the loop).
+    pub max_packets: u64,
+    /// UDP payload size of every packet (tickgate header + protobuf), padded with an unknown
+    /// protobuf field when the natural size is smaller.
+    pub size: usize,
+    /// Client ids 1..=clients, in turn.
+    pub clients: u32,
+    /// Source ports (UDP sockets), used in turn per batch.
+    pub flows: u32,
+    /// Inputs per packet: the newest and `redundancy - 1` resends.
+    pub redundancy: u32,
+    /// Junk packets per second (`None`: as fast as the core allows) when `junk` is on.
+    pub junk_rate: Option<u64>,
+    /// Fill every gap in the legit schedule with junk: bad magic to the game port and valid-size
+    /// datagrams to another port, alternating.
+    pub junk: bool,
+    /// Receiver.
+    pub dst: SocketAddrV4,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// What was sent.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GenReport {
+    /// Legit packets the kernel accepted.
+    pub legit_packets: u64,
+    /// Distinct inputs carried by those packets (each input counted once however often resent).
+    pub inputs: u64,
+    /// Bad-magic packets to the game port.
+    pub junk_game_port: u64,
+    /// Packets to the other port.
+    pub junk_other_port: u64,
+    /// Packets the kernel refused, by errno.
+    pub send_errors: BTreeMap<String, u64>,
+    /// Seconds from the first to the last send.
+    pub elapsed_s: f64,
+    /// Legit packets per second achieved.
+    pub legit_pps: f64,
+    /// All packets per second achieved.
+    pub total_pps: f64,
+    /// Smallest and largest legit UDP payload sent.
+    pub size_min: usize,
+    /// Largest legit UDP payload sent.
+    pub size_max: usize,
+    /// Legit packets that left more than 1 ms after their scheduled time (the generator fell
+    /// behind: the offered rate was not really offered).
+    pub late_sends: u64,
+    /// The generator thread's id, for CPU accounting.
+    pub tid: i32,
+}
+
+impl GenReport {
+    /// Every packet that left the generator.
+    pub fn total(&self) -> u64 {
+        self.legit_packets + self.junk_game_port + self.junk_other_port
+    }
+}
+
+/// Pads a tickgate packet to `size` bytes with unknown protobuf fields (which the server skips,
+/// see docs/protocol.md) and rewrites its length and checksum. Never shrinks; a pad of one byte
+/// is impossible (a field takes at least two), so such a packet gets two.
+pub fn pad(packet: &mut Vec<u8>, size: usize) {
+    let size = size.min(MAX_PACKET);
+    let mut need = size.saturating_sub(packet.len());
+    if need == 0 {
+        return;
+    }
+    if need == 1 {
+        need = 2;
+    }
+    while need > 0 {
+        // One field: tag (field 15, length-delimited) + one-byte length + up to 127 bytes.
+        let take = if need <= 129 {
+            need
+        } else if need - 129 == 1 {
+            128
+        } else {
+            129
+        };
+        packet.push(0x7a);
+        packet.push((take - 2) as u8);
+        packet.resize(packet.len() + take - 2, 0);
+        need -= take;
+    }
+    let payload_len = (packet.len() - HEADER_LEN) as u16;
+    packet[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    let Some((head, payload)) = packet.split_first_chunk::<HEADER_LEN>() else { return };
+    let crc = wire::checksum(head, payload);
+    packet[24..28].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn errno_name(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => "EAGAIN".into(),
+        Some(libc::ENOBUFS) => "ENOBUFS".into(),
+        Some(libc::ECONNREFUSED) => "ECONNREFUSED".into(),
+        Some(libc::EINTR) => "EINTR".into(),
+        Some(n) => format!("errno {n}"),
+        None => e.kind().to_string(),
+    }
+}
+
+/// Sends per `config`, starting when CLOCK_TAI reads `start_tai_ns`, on the calling thread (which
+/// the caller has moved into the sender namespace and pinned). Stops at the deadline, the packet
+/// budget or `stop`, whichever comes first.
+pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io::Result<GenReport> {
+    sys::tight_timer_slack();
+    let any = SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
+    let flows: Vec<UdpSocket> =
+        (0..config.flows.max(1)).map(|_| sys::bind_udp(any, false)).collect::<Result<_, _>>()?;
+    let junk_sock = sys::bind_udp(any, false)?;
+    for s in flows.iter().chain([&junk_sock]) {
+        // A full send buffer blocks at most this long, so the deadline still holds.
+        s.set_write_timeout(Some(Duration::from_millis(100)))?;
+    }
+    let mut clients: Vec<SyntheticClient> =
+        (1..=config.clients.max(1)).map(|id| SyntheticClient::new(id, config.redundancy)).collect();
+    let mut last_sent_seq = vec![0u64; clients.len()];
+    let redundancy = u64::from(config.redundancy.clamp(1, wire::MAX_COMMANDS as u32));
+
+    let junk_dsts: Vec<SocketAddrV4> = (0..BATCH)
+        .map(|i| SocketAddrV4::new(*config.dst.ip(), if i % 2 == 0 { config.dst.port() } else { OTHER_PORT }))
+        .collect();
+    let junk_packets: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| {
+            let mut p = vec![0u8; config.size.clamp(HEADER_LEN, MAX_PACKET)];
+            // Bad magic (00 00) on the game port; on the other port, anything.
+            if i % 2 == 1 {
+                p.fill(0x5a);
+            }
+            p
+        })
+        .collect();
+    let junk_refs: Vec<&[u8]> = junk_packets.iter().map(Vec::as_slice).collect();
+
+    let mut report = GenReport { size_min: usize::MAX, tid: sys::gettid(), ..GenReport::default() };
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(MAX_PACKET)).collect();
+    let mut owners: Vec<(usize, u64)> = Vec::with_capacity(BATCH);
+    let legit_dsts = [config.dst; BATCH];
+
+    // Both clocks tick at the same rate; pace on MONOTONIC (immune to TAI steps), stamp in TAI.
+    let start_mono = clock_monotonic_ns() + start_tai_ns.saturating_sub(clock_tai_ns());
+    sys::sleep_until_monotonic(start_mono);
+    let end_mono = start_mono + config.duration.as_nanos() as u64;
+    let mut scheduled = 0u64;
+    let mut junk_scheduled = 0u64;
+    let mut next_client = 0usize;
+    let mut batch_no = 0usize;
+    let mut first_send = None;
+    let mut last_send = start_mono;
+    let sent_total = |r: &GenReport| r.total() + r.send_errors.values().sum::<u64>();
+
+    while !stop.load(Ordering::Relaxed) && sent_total(&report) < config.max_packets {
+        let now = clock_monotonic_ns();
+        if now >= end_mono {
+            break;
+        }
+        let due = match config.rate {
+            Some(rate) => {
+                let by_now = (u128::from(now - start_mono) * u128::from(rate) / 1_000_000_000) as u64 + 1;
+                by_now.saturating_sub(scheduled)
+            }
+            None => BATCH as u64,
+        };
+        if due == 0 {
+            let junk_due = match (config.junk, config.junk_rate) {
+                (false, _) => 0,
+                (true, None) => BATCH,
+                (true, Some(r)) => {
+                    let by_now = (u128::from(now - start_mono) * u128::from(r) / 1_000_000_000) as u64 + 1;
+                    by_now.saturating_sub(junk_scheduled).min(BATCH as u64) as usize
+                }
+            };
+            if junk_due > 0 {
+                junk_scheduled += junk_due as u64;
+                match sys::send_batch(&junk_sock, &junk_refs[..junk_due], &junk_dsts[..junk_due]) {
+                    Ok(n) => {
+                        let game = n.div_ceil(2) as u64;
+                        report.junk_game_port += game;
+                        report.junk_other_port += n as u64 - game;
+                    }
+                    Err(e) => *report.send_errors.entry(errno_name(&e)).or_default() += 1,
+                }
+                first_send.get_or_insert(now);
+                last_send = clock_monotonic_ns();
+            } else if let Some(rate) = config.rate {
+                let mut next = start_mono + (u128::from(scheduled) * 1_000_000_000 / u128::from(rate)) as u64;
+                if let (true, Some(r)) = (config.junk, config.junk_rate) {
+                    next = next.min(
+                        start_mono + (u128::from(junk_scheduled) * 1_000_000_000 / u128::from(r)) as u64,
+                    );
+                }
+                sys::sleep_until_monotonic(next.min(end_mono));
+            }
+            continue;
+        }
+        let n = (due as usize).min(BATCH);
+        if let Some(rate) = config.rate {
+            let scheduled_at = start_mono + (u128::from(scheduled) * 1_000_000_000 / u128::from(rate)) as u64;
+            if now > scheduled_at + 1_000_000 {
+                report.late_sends += n as u64;
+            }
+        }
+        owners.clear();
+        for buf in bufs.iter_mut().take(n) {
+            let c = next_client;
+            next_client = (next_client + 1) % clients.len();
+            let seq = clients[c].next_packet(clock_tai_ns(), buf);
+            pad(buf, config.size);
+            report.size_min = report.size_min.min(buf.len());
+            report.size_max = report.size_max.max(buf.len());
+            owners.push((c, seq));
+        }
+        let refs: Vec<&[u8]> = bufs[..n].iter().map(Vec::as_slice).collect();
+        let flow = &flows[batch_no % flows.len()];
+        batch_no += 1;
+        // A packet the kernel refuses is lost to the receiver: count it, skip it, send the rest.
+        let mut accepted = vec![false; n];
+        let mut done = 0;
+        while done < n {
+            match sys::send_batch(flow, &refs[done..], &legit_dsts[done..n]) {
+                Ok(0) => break,
+                Ok(k) => {
+                    accepted[done..done + k].fill(true);
+                    done += k;
+                }
+                Err(e) => {
+                    *report.send_errors.entry(errno_name(&e)).or_default() += 1;
+                    done += 1;
+                }
+            }
+        }
+        for (&(c, seq), _) in owners.iter().zip(&accepted).filter(|(_, ok)| **ok) {
+            // The packet carries seqs seq-R+1..=seq: the ones above the newest already sent are new.
+            report.inputs += seq - last_sent_seq[c].max(seq.saturating_sub(redundancy));
+            last_sent_seq[c] = seq;
+            report.legit_packets += 1;
+        }
+        scheduled += n as u64;
+        first_send.get_or_insert(now);
+        last_send = clock_monotonic_ns();
+    }
+    let first = first_send.unwrap_or(start_mono);
+    report.elapsed_s = last_send.saturating_sub(first).max(1) as f64 / 1e9;
+    report.legit_pps = report.legit_packets as f64 / report.elapsed_s;
+    report.total_pps = report.total() as f64 / report.elapsed_s;
+    if report.size_min == usize::MAX {
+        report.size_min = 0;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickgate::wire::Packet;
+
+    #[test]
+    fn padded_packets_decode_to_the_same_inputs() {
+        let mut client = SyntheticClient::new(9, 2);
+        let mut out = Vec::new();
+        for size in [0, 40, 50, 51, 52, 64, 130, 131, 200, 300, 1452, 5000] {
+            client.next_packet(123_456_789_000, &mut out);
+            let before: Vec<u64> = match wire::decode(&out) {
+                Ok(Packet::Input(p)) => p.commands().map(|c| c.seq).collect(),
+                other => panic!("{other:?}"),
+            };
+            let natural = out.len();
+            pad(&mut out, size);
+            let expected = if size <= natural {
+                natural
+            } else if size == natural + 1 {
+                natural + 2
+            } else {
+                size.min(MAX_PACKET)
+            };
+            assert_eq!(out.len(), expected, "size {size}, natural {natural}");
+            match wire::decode(&out) {
+                Ok(Packet::Input(p)) => {
+                    assert_eq!(p.commands().map(|c| c.seq).collect::<Vec<_>>(), before);
+                    let input = p.commands().last().unwrap().to_input(0, tickgate::input::TsSource::Xdp, 0);
+                    assert_eq!(tickgate::client::send_time_ns(&input), Some(123_456_789_000));
+                }
+                other => panic!("size {size}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! tickgate-bench: measures tickgate (XDP → AF_XDP → workers → sequencer → frame queue) against
+//! the kernel UDP socket path feeding the very same decode, sequencer and frame queue, in one
+//! run, in one veth lab, alternating the receivers so that drift cancels. Only the ingress
+//! differs, so the ratios between them are the result; the absolute numbers describe this lab.
+//!
+//! Scenarios: `seed` (the seeds' published setting: 10k packets/s, 64-byte payload, at the
+//! game's tick rate and at a fast tick rate), `sweep` (rate steps up to saturation), `flood`
+//! (legit clients plus junk at the generator's full speed), `ceiling` (XDP dropping everything:
+//! the most the lab's hook can take). Needs root: it creates namespaces and loads XDP.
+
+mod generator;
+mod kernel;
+mod measure;
+mod plot;
+mod receiver;
+mod report;
+mod sockperf;
+mod sys;
+
+use std::{
+    net::SocketAddrV4,
+    path::PathBuf,
+    process::ExitCode,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tickgate::{
+    frame_queue::{self, Late},
+    lab::Lab,
+    rate_limit::RateLimit,
+};
+
+use crate::{
+    generator::GenConfig,
+    measure::{Outcome, Spec},
+    receiver::{ReceiverConfig, ReceiverKind},
+};
+
+/// A scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Scenario {
+    /// The seeds' setting (--rate, --size), at --tick-hz and again at --fast-tick-hz.
+    Seed,
+    /// Rate steps (--sweep-rates) up to saturation, one step per receiver in turn.
+    Sweep,
+    /// Legit clients at --rate plus junk at the generator's full speed: bad magic to the game
+    /// port and datagrams to another port. Legit latency and legit loss are the figures.
+    Flood,
+    /// XDP drops every game packet (rate limit 1 packet/s per source): the most the lab's XDP
+    /// hook can take, the upper bound of every other figure.
+    Ceiling,
+}
+
+/// A rate step: packets per second (`20000`, `20k`, `1M`) or `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+enum Rate {
+    /// Paced.
+    Pps(u64),
+    /// As fast as the generator's core allows.
+    Max,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Self::Max);
+        }
+        let (digits, mult) = match s.chars().last() {
+            Some('k' | 'K') => (&s[..s.len() - 1], 1_000),
+            Some('m' | 'M') => (&s[..s.len() - 1], 1_000_000),
+            _ => (s, 1),
+        };
+        match digits.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Self::Pps(n * mult)),
+            _ => Err(format!("{s:?} is not a rate: use packets per second (20000, 20k, 1M) or max")),
+        }
+    }
+}
+
+/// Benchmark tickgate against the kernel socket path in a veth lab (run as root).
+#[derive(Debug, Parser, Serialize)]
+#[command(name = "tickgate-bench", version)]
+struct Args {
+    /// Scenarios to run, in this order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "seed,sweep,flood,ceiling")]
+    scenarios: Vec<Scenario>,
+    /// Receivers to measure (alternated tickgate / socket; the order reverses every round).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tickgate-wakeup,tickgate-busy,socket-recv,socket-epoll,socket-recvmmsg,socket-spin"
+    )]
+    receivers: Vec<ReceiverKind>,
+    /// Seconds of load per measurement (seed, flood, ceiling).
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Rounds of seed, flood and ceiling: each round measures every receiver once.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
+    /// Legit packets per second in seed and flood.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// UDP payload bytes of every packet (tickgate header + protobuf, padded).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Client ids (1..=N), each a stream of inputs.
+    #[arg(long, default_value_t = 256)]
+    clients: u32,
+    /// Source ports (flows) the clients' packets leave from.
+    #[arg(long, default_value_t = 64)]
+    flows: u32,
+    /// Inputs per packet (1 = no resends; more makes the exact input accounting impossible).
+    #[arg(long, default_value_t = 1)]
+    redundancy: u32,
+    /// Tick rate of the game (frame queue).
+    #[arg(long, default_value_t = 60)]
+    tick_hz: u32,
+    /// Grace at --tick-hz, µs.
+    #[arg(long, default_value_t = 2_000)]
+    grace_us: u64,
+    /// A second, fast tick rate for seed and flood, where the tick wait no longer hides the
+    /// ingress (0: skip).
+    #[arg(long, default_value_t = 1_000)]
+    fast_tick_hz: u32,
+    /// Grace at --fast-tick-hz, µs.
+    #[arg(long, default_value_t = 200)]
+    fast_grace_us: u64,
+    /// Rate steps of the sweep (packets/s, `k`/`M` suffixes, `max`).
+    #[arg(long, value_delimiter = ',', default_value = "20k,50k,100k,150k,200k,250k,300k,450k,600k,max")]
+    sweep_rates: Vec<Rate>,
+    /// Junk rates of the flood steps run at --fast-tick-hz after the full-speed flood at
+    /// --tick-hz (packets/s, `k`/`M` suffixes, `max`; one round each).
+    #[arg(long, value_delimiter = ',', default_value = "100k,200k,400k")]
+    flood_junk_rates: Vec<Rate>,
+    /// Seconds per sweep step.
+    #[arg(long, default_value_t = 2.0)]
+    sweep_duration: f64,
+    /// A receiver leaves the sweep after a step losing more than this share of its inputs (%);
+    /// the `max` step is always run.
+    #[arg(long, default_value_t = 5.0)]
+    sweep_stop_loss_pct: f64,
+    /// RX queues of the veth pair: tickgate serves each with a worker, the socket path opens
+    /// one SO_REUSEPORT socket per queue.
+    #[arg(long, default_value_t = 1)]
+    queues: u32,
+    /// Core of the generator (its softirq runs veth's receive side, XDP included).
+    #[arg(long, default_value_t = 0)]
+    gen_core: usize,
+    /// Core of the receiving threads (AF_XDP workers or socket readers).
+    #[arg(long, default_value_t = 1)]
+    rx_core: usize,
+    /// Core of the sequencer thread and of the thread taking frames (the game's side); `none`
+    /// leaves them to the scheduler.
+    #[arg(long, default_value = "1")]
+    seq_core: CoreArg,
+    /// Where the receiver veth runs XDP or the kernel receive path.
+    #[arg(long, value_enum, default_value = "threaded")]
+    napi: Napi,
+    /// SO_RCVBUF of each socket (SO_RCVBUFFORCE), bytes: by default about as many small
+    /// datagrams as the AF_XDP ring holds.
+    #[arg(long, default_value_t = 4 << 20)]
+    socket_rcvbuf: usize,
+    /// Inputs sent in the first MS of each measurement are counted but not timed.
+    #[arg(long, default_value_t = 200)]
+    warmup_ms: u64,
+    /// Nor those sent in the last MS.
+    #[arg(long, default_value_t = 100)]
+    cooldown_ms: u64,
+    /// Most packets of all kinds one measurement may send.
+    #[arg(long, default_value_t = 20_000_000)]
+    max_packets: u64,
+    /// A measurement during which other processes used more than this share of a core (%) is
+    /// disturbed: the bench waits for the machine to be quiet and measures again.
+    #[arg(long, default_value_t = 10.0)]
+    disturbed_pct: f64,
+    /// Repeats of a disturbed measurement (the last one is kept and flagged).
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// Longest wait for a quiet machine before a measurement, seconds.
+    #[arg(long, default_value_t = 30)]
+    quiet_wait: u64,
+    /// Seconds of the sockperf cross-check (0: skip).
+    #[arg(long, default_value_t = 5)]
+    sockperf_seconds: u32,
+    /// Directory for the results (created).
+    #[arg(long, default_value = "bench/results/latest")]
+    out: PathBuf,
+    /// Write SVG charts only.
+    #[arg(long)]
+    no_png: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Where the receiver veth does its receive work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Napi {
+    /// In a NAPI kernel thread, as a NIC's NAPI runs on the core its interrupt targets: pinned
+    /// to --rx-core for the sleeping receivers; a spinning receiver owns its core, so for those
+    /// the NAPI thread goes to --gen-core. The sender's core only sends.
+    Threaded,
+    /// Stock veth: XDP and the kernel receive path run in the sender's softirq, on the
+    /// generator's core.
+    Sender,
+}
+
+/// A core number or `none`.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct CoreArg(Option<usize>);
+
+impl FromStr for CoreArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "none" {
+            return Ok(Self(None));
+        }
+        s.parse().map(|c| Self(Some(c))).map_err(|_| format!("{s:?} is not a core number or none"))
+    }
+}
+
+/// One planned measurement.
+struct Planned {
+    spec: Spec,
+    sweep_step: Option<Rate>,
+}
+
+/// Receivers in A B A B order (tickgate, socket, tickgate, socket, ...), reversed every other
+/// round so that a slow drift of the machine weighs on both paths alike.
+fn alternate(receivers: &[ReceiverKind], round: u32) -> Vec<ReceiverKind> {
+    let (tg, sock): (Vec<ReceiverKind>, Vec<ReceiverKind>) = receivers.iter().partition(|r| r.is_tickgate());
+    let mut out = Vec::new();
+    for i in 0..tg.len().max(sock.len()) {
+        out.extend(tg.get(i));
+        out.extend(sock.get(i));
+    }
+    if round % 2 == 1 {
+        out.reverse();
+    }
+    out
+}
+
+fn plan(a: &Args) -> Vec<Planned> {
+    let dst = SocketAddrV4::new(tickgate::lab::RX_IP4, generator::GAME_PORT);
+    let load = |rate: Option<u64>, duration: f64, junk: Option<Rate>| GenConfig {
+        rate,
+        junk_rate: match junk {
+            Some(Rate::Pps(r)) => Some(r),
+            _ => None,
+        },
+        duration: Duration::from_secs_f64(duration),
+        max_packets: a.max_packets,
+        size: a.size,
+        clients: a.clients,
+        flows: a.flows,
+        redundancy: a.redundancy,
+        junk: junk.is_some(),
+        dst,
+    };
+    let frames = |tick_hz: u32, grace_us: u64| frame_queue::Config {
+        tick_hz,
+        grace_us,
+        late: Late::Next,
+        ..frame_queue::Config::default()
+    };
+    let receiver =
+        |kind: ReceiverKind, frames: frame_queue::Config, rate_limit: Option<RateLimit>| ReceiverConfig {
+            kind,
+            ifname: String::new(),
+            queues: a.queues,
+            core: Some(a.rx_core),
+            frames,
+            rate_limit,
+            socket_rcvbuf: a.socket_rcvbuf,
+        };
+    let spec = |scenario: String, round: u32, receiver: ReceiverConfig, load: GenConfig| Spec {
+        scenario,
+        round,
+        napi_core: (a.napi == Napi::Threaded).then_some(if receiver.kind.spins() {
+            a.gen_core
+        } else {
+            a.rx_core
+        }),
+        receiver,
+        load,
+        gen_core: Some(a.gen_core),
+        seq_core: a.seq_core.0,
+        warmup: Duration::from_millis(a.warmup_ms),
+        cooldown: Duration::from_millis(a.cooldown_ms),
+    };
+    let mut variants = vec![(a.tick_hz, a.grace_us, String::new())];
+    if a.fast_tick_hz > 0 && a.fast_tick_hz != a.tick_hz {
+        variants.push((a.fast_tick_hz, a.fast_grace_us, format!("-{}hz", a.fast_tick_hz)));
+    }
+    let mut out = Vec::new();
+    for scenario in &a.scenarios {
+        match scenario {
+            Scenario::Seed => {
+                for (tick_hz, grace_us, suffix) in &variants {
+                    for round in 0..a.rounds {
+                        for kind in alternate(&a.receivers, round) {
+                            out.push(Planned {
+                                spec: spec(
+                                    format!("seed{suffix}"),
+                                    round,
+                                    receiver(kind, frames(*tick_hz, *grace_us), None),
+                                    load(Some(a.rate), a.duration, None),
+                                ),
+                                sweep_step: None,
+                            });
+                        }
+                    }
+                }
+            }
+            Scenario::Flood => {
+                // The brief's flood: junk at full speed, at the game's tick rate, every round.
+                for round in 0..a.rounds {
+                    for kind in alternate(&a.receivers, round) {
+                        out.push(Planned {
+                            spec: spec(
+                                "flood".into(),
+                                round,
+                                receiver(kind, frames(a.tick_hz, a.grace_us), None),
+                                load(Some(a.rate), a.duration, Some(Rate::Max)),
+                            ),
+                            sweep_step: None,
+                        });
+                    }
+                }
+                // Then fixed junk rates, the same for every receiver, at the fast tick rate.
+                let (tick_hz, grace_us, suffix) = variants.last().cloned().unwrap_or_default();
+                for (step, junk) in a.flood_junk_rates.iter().enumerate() {
+                    let label = match junk {
+                        Rate::Pps(r) if r % 1000 == 0 => format!("flood{suffix}-junk{}k", r / 1000),
+                        Rate::Pps(r) => format!("flood{suffix}-junk{r}"),
+                        Rate::Max => format!("flood{suffix}-junkmax"),
+                    };
+                    for kind in alternate(&a.receivers, step as u32) {
+                        out.push(Planned {
+                            spec: spec(
+                                label.clone(),
+                                0,
+                                receiver(kind, frames(tick_hz, grace_us), None),
+                                load(Some(a.rate), a.duration, Some(*junk)),
+                            ),
+                            sweep_step: None,
+                        });
+                    }
+                }
+            }
+            Scenario::Sweep => {
+                for (step, rate) in a.sweep_rates.iter().enumerate() {
+                    for kind in alternate(&a.receivers, step as u32) {
+                        let pps = match rate {
+                            Rate::Pps(p) => Some(*p),
+                            Rate::Max => None,
+                        };
+                        out.push(Planned {
+                            spec: spec(
+                                "sweep".into(),
+                                step as u32,
+                                receiver(kind, frames(a.tick_hz, a.grace_us), None),
+                                load(pps, a.sweep_duration, None),
+                            ),
+                            sweep_step: Some(*rate),
+                        });
+                    }
+                }
+            }
+            Scenario::Ceiling => {
+                // 1 packet/s with a burst of 1 per source: every valid game packet after the
+                // first of each second is dropped at the hook as rate_limited.
+                let limit = RateLimit::new(1, 1).ok();
+                for round in 0..a.rounds {
+                    out.push(Planned {
+                        spec: spec(
+                            "ceiling".into(),
+                            round,
+                            receiver(ReceiverKind::TickgateWakeup, frames(a.tick_hz, a.grace_us), limit),
+                            load(None, a.duration, None),
+                        ),
+                        sweep_step: None,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn run() -> Result<()> {
+    let args = Args::parse();
+    if sys::geteuid() != 0 {
+        bail!(
+            "tickgate-bench creates network namespaces, loads XDP programs and raises socket buffers: \
+             run it as root (sudo scripts/bench.sh)"
+        );
+    }
+    let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
+    for (flag, core) in [
+        ("--gen-core", Some(args.gen_core)),
+        ("--rx-core", Some(args.rx_core)),
+        ("--seq-core", args.seq_core.0),
+    ] {
+        let Some(core) = core else { continue };
+        if !cores.contains(&core) {
+            bail!("{flag} {core}: no such core (this process may use cores {cores:?})");
+        }
+    }
+    if args.gen_core == args.rx_core {
+        eprintln!("tickgate-bench: warning: generator and receivers share core {}", args.gen_core);
+    }
+    if args.receivers.is_empty() || args.scenarios.is_empty() {
+        bail!("nothing to run: give at least one --scenarios and one --receivers");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the signal handler")?;
+    }
+    let started = Instant::now();
+    let machine = report::Machine::describe();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut planned = plan(&args);
+
+    let lab = Lab::create("tgb", args.queues).context("creating the veth lab")?;
+    if args.napi == Napi::Threaded {
+        kernel::threaded_napi(&lab.tx_ns, &lab.tx_if, &lab.rx_ns, &lab.rx_if)
+            .context("setting up threaded NAPI on the receiver veth (--napi sender avoids it)")?;
+    }
+    // Addresses were just added: let the kernel's own announcements (IPv6 MLD reports) go by
+    // so that the lab carries only the bench's packets while it measures.
+    std::thread::sleep(Duration::from_secs(1));
+    for p in &mut planned {
+        p.spec.receiver.ifname = lab.rx_if.clone();
+    }
+
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(planned.len() as u64) };
+    if !args.quiet {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+    }
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut saturated: Vec<ReceiverKind> = Vec::new();
+    for p in &planned {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let kind = p.spec.receiver.kind;
+        if p.sweep_step.is_some_and(|r| r != Rate::Max) && saturated.contains(&kind) {
+            bar.inc(1);
+            continue;
+        }
+        bar.set_message(format!("{} {} round {}", p.spec.scenario, kind.name(), p.spec.round));
+        let mut attempt = 0;
+        let outcome = loop {
+            wait_for_quiet(&args, &stop, &bar);
+            let outcome = measure::measure(&lab, &p.spec, &stop)
+                .with_context(|| format!("{} with {}", p.spec.scenario, kind.name()))?;
+            let other = outcome.result.cpu.other_processes_pct;
+            if other <= args.disturbed_pct || attempt >= args.retries || stop.load(Ordering::Relaxed) {
+                break outcome;
+            }
+            attempt += 1;
+            say(&bar, format!("  disturbed (other processes used {other:.0} % of a core): measuring again"));
+        };
+        let r = &outcome.result;
+        let line = format!(
+            "{:<14} {:<16} r{} sent {:>8} ({:>7.0} pps) in frames {:>8} lost {:>6} unexplained {:>3} p50 {:>9.1} µs p99 {:>9.1} µs cpu {:>5.1} %",
+            r.scenario,
+            kind.name(),
+            r.round,
+            r.generator.inputs,
+            r.generator.legit_pps,
+            r.inputs_in_frames,
+            r.loss.legit_inputs_lost,
+            r.loss.unexplained_packets,
+            r.latency.p50_us,
+            r.latency.p99_us,
+            r.cpu.receiver_pct
+        );
+        say(&bar, line);
+        if p.sweep_step.is_some() && r.loss.legit_loss_pct > args.sweep_stop_loss_pct {
+            saturated.push(kind);
+        }
+        outcomes.push(outcome);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let sockperf = if args.sockperf_seconds > 0 && !stop.load(Ordering::Relaxed) {
+        eprintln!("tickgate-bench: sockperf cross-check ({} s)", args.sockperf_seconds);
+        sockperf::run(
+            &lab,
+            args.rate,
+            args.size,
+            args.sockperf_seconds,
+            Some(args.gen_core),
+            Some(args.rx_core),
+        )
+        .map_err(|e| format!("{e:#}"))
+    } else {
+        Err("skipped (--sockperf-seconds 0)".into())
+    };
+    drop(lab);
+
+    let run = report::Run {
+        machine,
+        command,
+        settings: serde_json::to_value(&args)?,
+        outcomes,
+        sockperf,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    let written = report::write(&args.out, &run, !args.no_png)?;
+    eprintln!("tickgate-bench: results in {}:", args.out.display());
+    for w in written {
+        eprintln!("  {w}");
+    }
+    if stop.load(Ordering::Relaxed) {
+        bail!("interrupted: the results cover the measurements finished so far");
+    }
+    Ok(())
+}
+
+/// A line above the progress bar (or on stderr without one).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// Waits (at most --quiet-wait seconds) until other processes use less than --disturbed-pct of
+/// a core, so a shared machine's other work lands between measurements rather than in them.
+fn wait_for_quiet(args: &Args, stop: &AtomicBool, bar: &ProgressBar) {
+    let deadline = Instant::now() + Duration::from_secs(args.quiet_wait);
+    let mut told = false;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let other = kernel::other_cpu_now(Duration::from_millis(250));
+        if other <= args.disturbed_pct {
+            return;
+        }
+        if !told {
+            say(bar, format!("  waiting for a quiet machine (other processes use {other:.0} % of a core)"));
+            told = true;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tickgate-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The receivers under test. Both paths end in the same `worker::Ingest` (decode, anti-replay,
+//! hand-off), the same sequencer and the same frame queue; only the ingress differs:
+//!
+//! - `tickgate`: XDP → AF_XDP → `tickgate::ingress::Ingress` (its workers, wakeup or busy-poll);
+//! - `socket`: a kernel UDP socket per queue, read in one of four ways, stamped with CLOCK_TAI
+//!   right after the read returns, feeding `Ingest` exactly as the AF_XDP worker does.
+
+use std::{
+    net::{SocketAddrV4, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::ValueEnum;
+use serde::Serialize;
+use tickgate::{
+    anti_replay::ClientsConfig,
+    frame_queue::{self, Frame, FrameQueue, SequencerThread, Stats},
+    ingress::{Ingress, IngressConfig, IngressReport},
+    input::TsSource,
+    loader::{LoadOptions, Mode, Timestamps},
+    rate_limit::RateLimit,
+    sys::clock_tai_ns,
+    worker::{Ingest, QueueReport, QueueStats, WorkerConfig},
+    xsk::{BindMode, XskConfig},
+};
+
+use crate::{generator::GAME_PORT, sys};
+
+/// How long a blocking read or wait lasts before the receiver publishes an idle watermark and
+/// checks its stop flag: the AF_XDP worker's poll(2) timeout.
+const WAIT: Duration = Duration::from_millis(20);
+/// Datagrams per batched read: the AF_XDP worker's ring batch.
+const BATCH: usize = 64;
+/// Inputs each hand-off holds (as `tickgate run`).
+pub const HANDOFF_CAPACITY: usize = 65_536;
+
+/// A receiver under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReceiverKind {
+    /// XDP → AF_XDP, worker sleeping in poll(2) until the ring has packets.
+    TickgateWakeup,
+    /// XDP → AF_XDP, worker spinning on the ring (SO_PREFER_BUSY_POLL where allowed).
+    TickgateBusy,
+    /// Kernel UDP socket, one blocking recv(2) per datagram.
+    SocketRecv,
+    /// Kernel UDP socket, epoll_wait(2) then non-blocking recv(2) until drained.
+    SocketEpoll,
+    /// Kernel UDP socket, blocking recvmmsg(2) of up to 64 datagrams (MSG_WAITFORONE).
+    SocketRecvmmsg,
+    /// Kernel UDP socket, non-blocking recvmmsg(2) in a spin loop.
+    SocketSpin,
+}
+
+impl ReceiverKind {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TickgateWakeup => "tickgate-wakeup",
+            Self::TickgateBusy => "tickgate-busy",
+            Self::SocketRecv => "socket-recv",
+            Self::SocketEpoll => "socket-epoll",
+            Self::SocketRecvmmsg => "socket-recvmmsg",
+            Self::SocketSpin => "socket-spin",
+        }
+    }
+
+    /// Whether this is the AF_XDP path.
+    pub fn is_tickgate(self) -> bool {
+        matches!(self, Self::TickgateWakeup | Self::TickgateBusy)
+    }
+
+    /// Whether the receiving thread spins (and so owns its core) instead of sleeping.
+    pub fn spins(self) -> bool {
+        matches!(self, Self::TickgateBusy | Self::SocketSpin)
+    }
+}
+
+/// How a receiver is set up.
+#[derive(Clone, Debug)]
+pub struct ReceiverConfig {
+    /// Which receiver.
+    pub kind: ReceiverKind,
+    /// Receiver veth.
+    pub ifname: String,
+    /// RX queues (tickgate) or SO_REUSEPORT sockets (socket).
+    pub queues: u32,
+    /// Core of each receiving thread.
+    pub core: Option<usize>,
+    /// Tick rate, grace, late policy: identical for both paths.
+    pub frames: frame_queue::Config,
+    /// XDP per-source rate limit (the ceiling scenario).
+    pub rate_limit: Option<RateLimit>,
+    /// SO_RCVBUF of each socket, bytes.
+    pub socket_rcvbuf: usize,
+}
+
+/// Final counters of a receiver.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReceiverReport {
+    /// Per queue (tickgate) or per socket: the shared `Ingest` counters.
+    pub queues: Vec<QueueReport>,
+    /// Sequencer and frame queue.
+    pub sequencer: Stats,
+    /// The whole tickgate report (XDP counters, AF_XDP statistics); `None` for sockets.
+    pub tickgate: Option<IngressReport>,
+    /// SO_RCVBUF granted per socket (bytes, as the kernel reports it); empty for tickgate.
+    pub socket_rcvbuf: Vec<usize>,
+}
+
+/// A running receiver: take frames from it, then stop it.
+#[derive(Debug)]
+pub enum Running {
+    /// The AF_XDP path.
+    Tickgate(Box<Ingress<()>>),
+    /// The socket path.
+    Socket(SocketPath),
+}
+
+impl Running {
+    /// Starts `config.kind` on the calling thread's network namespace (the receiver's).
+    pub fn start(config: &ReceiverConfig) -> Result<Self> {
+        if config.kind.is_tickgate() {
+            let ingress_config = IngressConfig {
+                load: LoadOptions {
+                    ifname: config.ifname.clone(),
+                    ports: vec![GAME_PORT],
+                    mode: Mode::Native,
+                    // veth has no NIC clock: stamp at the XDP hook (CLOCK_TAI), as the socket
+                    // path stamps after recv, so both share one clock with the sender.
+                    timestamps: Timestamps::Xdp,
+                    force: false,
+                    rate_limit: config.rate_limit,
+                },
+                queues: (0..config.queues).collect(),
+                cores: vec![config.core; config.queues as usize],
+                busy_poll: config.kind == ReceiverKind::TickgateBusy,
+                xsk: XskConfig::default(),
+                handoff_capacity: HANDOFF_CAPACITY,
+                frames: config.frames,
+            };
+            let ingress = Ingress::start(&ingress_config, ()).context("starting the tickgate ingress")?;
+            Ok(Self::Tickgate(Box::new(ingress)))
+        } else {
+            Ok(Self::Socket(SocketPath::start(config)?))
+        }
+    }
+
+    /// Sealed frames.
+    pub fn frames(&mut self) -> &mut FrameQueue {
+        match self {
+            Self::Tickgate(ingress) => ingress.frames(),
+            Self::Socket(path) => &mut path.frames,
+        }
+    }
+
+    /// Stops the receiving threads, drains the sequencer (each remaining frame to `on_frame`)
+    /// and returns the final counters.
+    pub fn stop(self, on_frame: impl FnMut(Frame)) -> Result<ReceiverReport> {
+        match self {
+            Self::Tickgate(ingress) => {
+                let (report, ()) = ingress.stop(on_frame).context("stopping the tickgate ingress")?;
+                Ok(ReceiverReport {
+                    queues: report.queues.clone(),
+                    sequencer: report.sequencer.clone(),
+                    tickgate: Some(report),
+                    socket_rcvbuf: Vec::new(),
+                })
+            }
+            Self::Socket(path) => path.stop(on_frame),
+        }
+    }
+}
+
+/// The kernel socket path: one socket and thread per queue, the shared sequencer behind.
+#[derive(Debug)]
+pub struct SocketPath {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<QueueStats>>,
+    rcvbuf: Vec<usize>,
+    frames: FrameQueue,
+    sequencer: SequencerThread<()>,
+}
+
+impl SocketPath {
+    fn start(config: &ReceiverConfig) -> Result<Self> {
+        let queues = config.queues.max(1) as usize;
+        let addr = SocketAddrV4::new(tickgate::lab::RX_IP4, GAME_PORT);
+        let mut sockets = Vec::with_capacity(queues);
+        let mut rcvbuf = Vec::with_capacity(queues);
+        for _ in 0..queues {
+            let sock = sys::bind_udp(addr, queues > 1).with_context(|| format!("binding UDP {addr}"))?;
+            rcvbuf.push(
+                sys::force_rcvbuf(&sock, config.socket_rcvbuf)
+                    .context("SO_RCVBUFFORCE (needs CAP_NET_ADMIN: run as root)")?,
+            );
+            sockets.push(sock);
+        }
+        let running = frame_queue::spawn(&config.frames, queues, HANDOFF_CAPACITY, ())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut stats = Vec::new();
+        let mode = config.kind;
+        for (i, (sock, producer)) in sockets.into_iter().zip(running.producers).enumerate() {
+            // The socket path has no bind mode; "copy" is what it does (the report says socket).
+            let queue_stats = Arc::new(QueueStats::new(i as u32, BindMode::Copy, config.core));
+            let ingest = Ingest::new(producer, ClientsConfig::default(), Arc::clone(&queue_stats));
+            let stop = Arc::clone(&stop);
+            let core = config.core;
+            let handle = std::thread::Builder::new()
+                .name(format!("bench-sock-q{i}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                    }
+                    if let Err(e) = receive(mode, &sock, ingest, &stop) {
+                        eprintln!("tickgate-bench: socket receiver {i} stopped: {e}");
+                    }
+                })
+                .context("starting a socket receiver thread")?;
+            threads.push(handle);
+            stats.push(queue_stats);
+        }
+        Ok(Self { stop, threads, stats, rcvbuf, frames: running.frames, sequencer: running.sequencer })
+    }
+
+    fn stop(mut self, mut on_frame: impl FnMut(Frame)) -> Result<ReceiverReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in std::mem::take(&mut self.threads) {
+            if t.join().is_err() {
+                bail!("a socket receiver thread panicked");
+            }
+        }
+        while let Some(frame) = self.frames.next_frame(Duration::from_millis(200)) {
+            on_frame(frame);
+        }
+        let outcome = self.sequencer.join().map_err(|_| anyhow::anyhow!("the sequencer thread panicked"))?;
+        while let Some(frame) = self.frames.try_next_frame() {
+            on_frame(frame);
+        }
+        let queues =
+            self.stats.iter().map(|s| QueueReport { bind_mode: "socket".into(), ..s.report() }).collect();
+        Ok(ReceiverReport { queues, sequencer: outcome.stats, tickgate: None, socket_rcvbuf: self.rcvbuf })
+    }
+}
+
+/// The receive loop of one socket. Like the AF_XDP worker: stamp, ingest, and when the socket
+/// has nothing more, publish `now - slack` as the watermark. The stamp is taken by this thread
+/// after the read returns, so every later stamp is later still; the slack is kept anyway so
+/// that both paths seal ticks by the same rule.
+fn receive(
+    mode: ReceiverKind,
+    sock: &UdpSocket,
+    mut ingest: Ingest,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let slack = WorkerConfig::default().watermark_slack_ns;
+    let mut batch = sys::RecvBatch::new(BATCH);
+    let mut buf = [0u8; sys::MAX_DATAGRAM];
+    match mode {
+        ReceiverKind::SocketRecv => {
+            sock.set_read_timeout(Some(WAIT))?;
+            while !stop.load(Ordering::Relaxed) {
+                match sock.recv(&mut buf) {
+                    Ok(n) => {
+                        let ts = clock_tai_ns();
+                        ingest.packet(&buf[..n], ts, TsSource::Xdp);
+                        ingest.publish_watermark(ts.saturating_sub(slack));
+                    }
+                    Err(e) if is_timeout(&e) => {
+                        ingest.publish_watermark(clock_tai_ns().saturating_sub(slack))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        ReceiverKind::SocketEpoll => {
+            sock.set_nonblocking(true)?;
+            let epoll = sys::Epoll::for_socket(sock)?;
+            while !stop.load(Ordering::Relaxed) {
+                epoll.wait(WAIT)?;
+                let mut got = 0;
+                let drained = loop {
+                    if got == BATCH {
+                        break false;
+                    }
+                    match sock.recv(&mut buf) {
+                        Ok(n) => {
+                            ingest.packet(&buf[..n], clock_tai_ns(), TsSource::Xdp);
+                            got += 1;
+                        }
+                        Err(e) if is_timeout(&e) => break true,
+                        Err(e) => return Err(e),
+                    }
+                };
+                if drained {
+                    ingest.publish_watermark(clock_tai_ns().saturating_sub(slack));
+                }
+            }
+        }
+        ReceiverKind::SocketRecvmmsg | ReceiverKind::SocketSpin => {
+            let flags = if mode == ReceiverKind::SocketSpin {
+                sock.set_nonblocking(true)?;
+                libc::MSG_DONTWAIT
+            } else {
+                sock.set_read_timeout(Some(WAIT))?;
+                libc::MSG_WAITFORONE
+            };
+            while !stop.load(Ordering::Relaxed) {
+                match batch.recv(sock, flags) {
+                    Ok(n) => {
+                        let ts = clock_tai_ns();
+                        for i in 0..n {
+                            ingest.packet(batch.datagram(i), ts, TsSource::Xdp);
+                        }
+                        if n < batch.capacity() {
+                            ingest.publish_watermark(ts.saturating_sub(slack));
+                        }
+                    }
+                    Err(e) if is_timeout(&e) => {
+                        ingest.publish_watermark(clock_tai_ns().saturating_sub(slack))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        ReceiverKind::TickgateWakeup | ReceiverKind::TickgateBusy => {}
+    }
+    // Whatever is still queued in the socket is read and counted, so no datagram vanishes
+    // silently when the socket closes (the kernel counts nothing for those).
+    sock.set_nonblocking(true)?;
+    for _ in 0..1_000_000 {
+        match batch.recv(sock, libc::MSG_DONTWAIT) {
+            Ok(0) => break,
+            Ok(n) => {
+                let ts = clock_tai_ns();
+                for i in 0..n {
+                    ingest.packet(batch.datagram(i), ts, TsSource::Xdp);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    ingest.publish_watermark(clock_tai_ns().saturating_sub(slack));
+    ingest.close();
+    Ok(())
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+    )
+}

@@ -1,0 +1,746 @@
+//! Results: merged histograms per scenario and receiver, ratios, and the files of a run
+//! (`report.md`, `report.json`, `.hgrm` percentile files, charts, `raw/runs.json`).
+
+use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
+
+use anyhow::{Context as _, Result};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{
+    measure::{self, Outcome, RunResult, Summary},
+    plot,
+    receiver::ReceiverKind,
+    sockperf::Sockperf,
+};
+
+/// The machine the run was on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// Online CPUs.
+    pub nproc: usize,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// When the run started (UTC).
+    pub date: String,
+}
+
+impl Machine {
+    /// Reads the machine's description.
+    pub fn describe() -> Self {
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim()))
+            .unwrap_or("unknown")
+            .to_owned();
+        let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+        let date = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        Self { nproc: std::thread::available_parallelism().map_or(1, usize::from), cpu_model, kernel, date }
+    }
+}
+
+/// Everything a report is made of.
+#[derive(Debug)]
+pub struct Run {
+    /// Where it ran.
+    pub machine: Machine,
+    /// The exact command line.
+    pub command: String,
+    /// The settings (JSON of the arguments).
+    pub settings: Value,
+    /// Every measurement, in the order it ran.
+    pub outcomes: Vec<Outcome>,
+    /// The sockperf cross-check, or why it is missing.
+    pub sockperf: Result<Sockperf, String>,
+    /// Total wall time, seconds.
+    pub wall_s: f64,
+}
+
+/// All runs of one receiver in one latency scenario, histograms merged.
+struct Group<'a> {
+    latency: Histogram<u64>,
+    rx_stamp: Histogram<u64>,
+    runs: Vec<&'a RunResult>,
+}
+
+impl Group<'_> {
+    fn sum(&self, f: impl Fn(&RunResult) -> u64) -> u64 {
+        self.runs.iter().map(|r| f(r)).sum()
+    }
+    fn mean(&self, f: impl Fn(&RunResult) -> f64) -> f64 {
+        self.runs.iter().map(|r| f(r)).sum::<f64>() / self.runs.len().max(1) as f64
+    }
+    fn inputs_sent(&self) -> u64 {
+        self.sum(|r| r.generator.inputs)
+    }
+    fn lost(&self) -> i64 {
+        self.runs.iter().map(|r| r.loss.legit_inputs_lost).sum()
+    }
+    fn loss_pct(&self) -> f64 {
+        100.0 * self.lost() as f64 / self.inputs_sent().max(1) as f64
+    }
+    fn unexplained(&self) -> i64 {
+        self.runs
+            .iter()
+            .map(|r| r.loss.unexplained_packets.abs() + r.loss.unexplained_inputs.unwrap_or(0).abs())
+            .sum()
+    }
+}
+
+/// Scenario label → receiver → group, for every scenario but the sweep, in the order the
+/// scenarios ran.
+type Groups<'a> = Vec<(String, BTreeMap<ReceiverKind, Group<'a>>)>;
+
+fn groups(outcomes: &[Outcome]) -> Groups<'_> {
+    let mut out: Groups<'_> = Vec::new();
+    for o in outcomes.iter().filter(|o| o.result.scenario != "sweep") {
+        let at = match out.iter().position(|(s, _)| *s == o.result.scenario) {
+            Some(at) => at,
+            None => {
+                out.push((o.result.scenario.clone(), BTreeMap::new()));
+                out.len() - 1
+            }
+        };
+        let g = out[at].1.entry(o.result.receiver).or_insert_with(|| Group {
+            latency: measure::histogram(),
+            rx_stamp: measure::histogram(),
+            runs: Vec::new(),
+        });
+        // Cannot fail: all histograms share the same bounds.
+        let _ = g.latency.add(&o.latency);
+        let _ = g.rx_stamp.add(&o.rx_stamp);
+        g.runs.push(&o.result);
+    }
+    out
+}
+
+/// Runs of the sweep per receiver, in rate order.
+fn sweep(outcomes: &[Outcome]) -> BTreeMap<ReceiverKind, Vec<&RunResult>> {
+    let mut out: BTreeMap<ReceiverKind, Vec<&RunResult>> = BTreeMap::new();
+    for o in outcomes.iter().filter(|o| o.result.scenario == "sweep") {
+        out.entry(o.result.receiver).or_default().push(&o.result);
+    }
+    out
+}
+
+/// The highest offered rate with no legit input lost and nothing unexplained, and the most
+/// inputs per second delivered at any step.
+fn sweep_figures(runs: &[&RunResult]) -> (Option<f64>, f64) {
+    let lossless = runs
+        .iter()
+        .filter(|r| r.loss.legit_inputs_lost == 0 && r.loss.unexplained_packets == 0)
+        .map(|r| r.generator.legit_pps)
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    let best = runs.iter().map(|r| r.delivered_pps).fold(0.0, f64::max);
+    (lossless, best)
+}
+
+const SLEEPING_SOCKETS: [ReceiverKind; 3] =
+    [ReceiverKind::SocketRecv, ReceiverKind::SocketEpoll, ReceiverKind::SocketRecvmmsg];
+
+/// One headline ratio.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ratio {
+    /// What is compared.
+    pub figure: String,
+    /// The tickgate receiver.
+    pub tickgate: ReceiverKind,
+    /// Its value.
+    pub tickgate_value: f64,
+    /// The socket receiver it is compared with (the best one for this figure).
+    pub socket: ReceiverKind,
+    /// Its value.
+    pub socket_value: f64,
+    /// tickgate / socket.
+    pub ratio: f64,
+    /// Unit of the values.
+    pub unit: String,
+    /// Whether lower is better for this figure.
+    pub lower_is_better: bool,
+}
+
+fn pairings() -> [(ReceiverKind, &'static [ReceiverKind]); 2] {
+    [
+        (ReceiverKind::TickgateWakeup, &SLEEPING_SOCKETS),
+        (ReceiverKind::TickgateBusy, &[ReceiverKind::SocketSpin]),
+    ]
+}
+
+fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    let groups = groups(outcomes);
+    type Metric = (&'static str, fn(&Summary) -> f64);
+    let metrics: [Metric; 4] =
+        [("p50", |s| s.p50_us), ("p99", |s| s.p99_us), ("p99.9", |s| s.p999_us), ("mean", |s| s.mean_us)];
+    for (scenario, by_receiver) in &groups {
+        if scenario == "ceiling" {
+            continue;
+        }
+        for (tg, sockets) in pairings() {
+            let Some(t) = by_receiver.get(&tg) else { continue };
+            let ts = Summary::of(&t.latency);
+            for (name, metric) in metrics {
+                let best = sockets
+                    .iter()
+                    .filter_map(|k| by_receiver.get(k).map(|g| (*k, metric(&Summary::of(&g.latency)))))
+                    .filter(|(_, v)| *v > 0.0)
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                if let Some((socket, socket_value)) = best {
+                    out.push(Ratio {
+                        figure: format!("{scenario}: {name} send -> frame"),
+                        tickgate: tg,
+                        tickgate_value: metric(&ts),
+                        socket,
+                        socket_value,
+                        ratio: metric(&ts) / socket_value,
+                        unit: "µs".into(),
+                        lower_is_better: true,
+                    });
+                }
+            }
+            if scenario.starts_with("flood") {
+                let loss = sockets
+                    .iter()
+                    .filter_map(|k| by_receiver.get(k).map(|g| (*k, g.loss_pct())))
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                if let Some((socket, socket_value)) = loss
+                    && socket_value > 0.0
+                {
+                    out.push(Ratio {
+                        figure: format!("{scenario}: legit inputs lost"),
+                        tickgate: tg,
+                        tickgate_value: t.loss_pct(),
+                        socket,
+                        socket_value,
+                        ratio: t.loss_pct() / socket_value,
+                        unit: "%".into(),
+                        lower_is_better: true,
+                    });
+                }
+            }
+            let cpu = sockets
+                .iter()
+                .filter_map(|k| by_receiver.get(k).map(|g| (*k, g.mean(|r| r.cpu.receiver_pct))))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((socket, socket_value)) = cpu
+                && socket_value > 0.0
+            {
+                let v = t.mean(|r| r.cpu.receiver_pct);
+                out.push(Ratio {
+                    figure: format!("{scenario}: receiver CPU"),
+                    tickgate: tg,
+                    tickgate_value: v,
+                    socket,
+                    socket_value,
+                    ratio: v / socket_value,
+                    unit: "% of a core".into(),
+                    lower_is_better: true,
+                });
+            }
+        }
+    }
+    let sweep = sweep(outcomes);
+    for (tg, sockets) in pairings() {
+        let Some(t) = sweep.get(&tg) else { continue };
+        let (t_lossless, t_best) = sweep_figures(t);
+        let socket_figures: Vec<(ReceiverKind, Option<f64>, f64)> = sockets
+            .iter()
+            .filter_map(|k| sweep.get(k).map(|runs| (*k, sweep_figures(runs))))
+            .map(|(k, (l, b))| (k, l, b))
+            .collect();
+        if let (Some(tl), Some((socket, Some(sl), _))) = (
+            t_lossless,
+            socket_figures.iter().max_by(|a, b| a.1.unwrap_or(0.0).total_cmp(&b.1.unwrap_or(0.0))),
+        ) {
+            out.push(Ratio {
+                figure: "sweep: highest lossless rate".into(),
+                tickgate: tg,
+                tickgate_value: tl,
+                socket: *socket,
+                socket_value: *sl,
+                ratio: tl / sl,
+                unit: "packets/s".into(),
+                lower_is_better: false,
+            });
+        }
+        if let Some((socket, _, sb)) = socket_figures.iter().max_by(|a, b| a.2.total_cmp(&b.2))
+            && *sb > 0.0
+        {
+            out.push(Ratio {
+                figure: "sweep: most inputs/s delivered".into(),
+                tickgate: tg,
+                tickgate_value: t_best,
+                socket: *socket,
+                socket_value: *sb,
+                ratio: t_best / sb,
+                unit: "inputs/s".into(),
+                lower_is_better: false,
+            });
+        }
+    }
+    out
+}
+
+/// The HdrHistogram percentile distribution text (`.hgrm`), values in milliseconds.
+pub fn hgrm(h: &Histogram<u64>) -> String {
+    let ms = |ns: f64| ns / 1e6;
+    let mut s =
+        format!("{:>12} {:>14} {:>10} {:>14}\n\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        let q = v.quantile_iterated_to();
+        let value = ms(v.value_iterated_to() as f64);
+        if q < 1.0 {
+            let _ = writeln!(s, "{value:12.3} {q:2.12} {total:10} {:14.2}", 1.0 / (1.0 - q));
+        } else {
+            let _ = writeln!(s, "{value:12.3} {q:2.12} {total:10}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        ms(if h.is_empty() { 0.0 } else { h.mean() }),
+        ms(if h.is_empty() { 0.0 } else { h.stdev() })
+    );
+    let _ = writeln!(s, "#[Max     = {:12.3}, Total count    = {:12}]", ms(h.max() as f64), h.len());
+    let _ = writeln!(s, "#[Buckets = {:12}, SubBuckets     = {:12}]", h.buckets(), h.distinct_values());
+    s
+}
+
+fn us(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.1} ms", v / 1000.0)
+    } else if v >= 1000.0 {
+        format!("{:.2} ms", v / 1000.0)
+    } else {
+        format!("{v:.0} µs")
+    }
+}
+
+fn compact(r: &RunResult) -> Value {
+    json!({
+        "scenario": r.scenario, "receiver": r.receiver, "round": r.round,
+        "tick_hz": r.tick_hz, "grace_us": r.grace_us, "offered_pps": r.offered_pps,
+        "generator": {
+            "legit_packets": r.generator.legit_packets, "inputs": r.generator.inputs,
+            "junk_game_port": r.generator.junk_game_port, "junk_other_port": r.generator.junk_other_port,
+            "legit_pps": r.generator.legit_pps, "total_pps": r.generator.total_pps,
+            "late_sends": r.generator.late_sends, "send_errors": r.generator.send_errors,
+            "size": [r.generator.size_min, r.generator.size_max],
+        },
+        "latency_us": r.latency, "rx_stamp_us": r.rx_stamp,
+        "inputs_in_frames": r.inputs_in_frames, "delivered_pps": r.delivered_pps,
+        "frames": r.frames, "late_next": r.late_next, "negative_latencies": r.negative_latencies,
+        "loss": r.loss,
+        "cpu": r.cpu,
+    })
+}
+
+fn scenario_note(r: &RunResult) -> String {
+    let rate = r.offered_pps.map_or("max rate".to_owned(), |p| format!("{p} pps"));
+    let junk = if r.generator.junk_game_port + r.generator.junk_other_port > 0 {
+        let pace =
+            if r.scenario.contains("-junk") { "at a fixed rate" } else { "at the generator's full speed" };
+        format!(
+            " + junk {pace} ({:.0} pps achieved in the first run, half bad magic to the game port, half to another port)",
+            (r.generator.junk_game_port + r.generator.junk_other_port) as f64 / r.generator.elapsed_s
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{rate} legit, {}-{} B UDP payload{junk}; {} Hz ticks, grace {} µs",
+        r.generator.size_min, r.generator.size_max, r.tick_hz, r.grace_us
+    )
+}
+
+/// Removes the files an earlier run wrote into `dir` (and only those), so that a scenario left
+/// out this time leaves no stale chart behind.
+fn clean(dir: &Path) {
+    for sub in ["hgrm", "raw"] {
+        let _ = fs::remove_dir_all(dir.join(sub));
+    }
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name == "report.md"
+            || name == "report.json"
+            || ((name.starts_with("latency-") || name.starts_with("sweep."))
+                && (name.ends_with(".svg") || name.ends_with(".png")));
+        if ours {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes every file of the run into `dir` and returns the paths written.
+pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
+    clean(dir);
+    fs::create_dir_all(dir.join("hgrm")).with_context(|| format!("creating {}", dir.display()))?;
+    fs::create_dir_all(dir.join("raw"))?;
+    let mut written = Vec::new();
+    let mut notes = Vec::new();
+    let groups = groups(&run.outcomes);
+    let sweep = sweep(&run.outcomes);
+    let ratios = ratios(&run.outcomes);
+
+    for (scenario, by_receiver) in &groups {
+        for (kind, g) in by_receiver {
+            if g.latency.is_empty() {
+                continue;
+            }
+            let path = dir.join("hgrm").join(format!("{scenario}.{}.hgrm", kind.name()));
+            fs::write(&path, hgrm(&g.latency))?;
+            // The receive-stamp distribution is for the sockperf cross-check: seed only.
+            if scenario.starts_with("seed") {
+                let path = dir.join("hgrm").join(format!("{scenario}.{}.rx-stamp.hgrm", kind.name()));
+                fs::write(&path, hgrm(&g.rx_stamp))?;
+            }
+        }
+        written.push(format!("{}/hgrm/{scenario}.*.hgrm", dir.display()));
+        if scenario == "ceiling" {
+            continue;
+        }
+        let series: Vec<(ReceiverKind, &Histogram<u64>)> =
+            by_receiver.iter().map(|(k, g)| (*k, &g.latency)).collect();
+        let title = by_receiver.values().next().and_then(|g| g.runs.first()).map_or(String::new(), |r| {
+            format!("{scenario}: {} pps, {} Hz ticks, send -> frame", r.offered_pps.unwrap_or(0), r.tick_hz)
+        });
+        let svg = plot::latency_svg(&title, &series)?;
+        let path = dir.join(format!("latency-{scenario}.svg"));
+        if let Some(note) = plot::write(&path, &svg, png)? {
+            notes.push(note);
+        }
+        written.push(path.display().to_string());
+    }
+    let ceiling_pps =
+        groups.iter().find(|(s, _)| s == "ceiling").and_then(|(_, g)| g.values().next()).map(|g| {
+            g.mean(|r| {
+                r.receiver_report
+                    .tickgate
+                    .as_ref()
+                    .map_or(0.0, |t| t.counters.rx_packets as f64 / r.generator.elapsed_s)
+            })
+        });
+    if !sweep.is_empty() {
+        let series: Vec<(ReceiverKind, Vec<(f64, f64)>)> = sweep
+            .iter()
+            .map(|(k, runs)| {
+                (*k, runs.iter().map(|r| (r.generator.legit_pps, r.delivered_pps.max(1.0))).collect())
+            })
+            .collect();
+        let svg = plot::sweep_svg("sweep: delivered vs offered", &series, ceiling_pps)?;
+        let path = dir.join("sweep.svg");
+        if let Some(note) = plot::write(&path, &svg, png)? {
+            notes.push(note);
+        }
+        written.push(path.display().to_string());
+    }
+    notes.dedup();
+
+    let raw: Vec<&RunResult> = run.outcomes.iter().map(|o| &o.result).collect();
+    let path = dir.join("raw").join("runs.json");
+    fs::write(&path, serde_json::to_vec_pretty(&raw)?)?;
+
+    let mut scenarios = serde_json::Map::new();
+    for (scenario, by_receiver) in &groups {
+        let mut receivers = serde_json::Map::new();
+        for (kind, g) in by_receiver {
+            receivers.insert(
+                kind.name().into(),
+                json!({
+                    "latency_us": Summary::of(&g.latency),
+                    "rx_stamp_us": Summary::of(&g.rx_stamp),
+                    "inputs_sent": g.inputs_sent(),
+                    "inputs_lost": g.lost(),
+                    "loss_pct": g.loss_pct(),
+                    "unexplained": g.unexplained(),
+                    "receiver_cpu_pct": g.mean(|r| r.cpu.receiver_pct),
+                    "runs": g.runs.iter().map(|r| compact(r)).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        scenarios.insert(scenario.clone(), Value::Object(receivers));
+    }
+    let sweep_json: serde_json::Map<String, Value> = sweep
+        .iter()
+        .map(|(k, runs)| {
+            let (lossless, best) = sweep_figures(runs);
+            (
+                k.name().to_owned(),
+                json!({
+                    "highest_lossless_pps": lossless,
+                    "most_delivered_pps": best,
+                    "steps": runs.iter().map(|r| compact(r)).collect::<Vec<_>>(),
+                }),
+            )
+        })
+        .collect();
+    let report = json!({
+        "machine": run.machine,
+        "command": run.command,
+        "settings": run.settings,
+        "wall_s": run.wall_s,
+        "ratios": ratios,
+        "scenarios": scenarios,
+        "sweep": sweep_json,
+        "ceiling_pps": ceiling_pps,
+        "sockperf": match &run.sockperf { Ok(s) => json!(s), Err(e) => json!({ "error": e }) },
+        "notes": notes,
+    });
+    let path = dir.join("report.json");
+    fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    written.push(path.display().to_string());
+
+    let path = dir.join("report.md");
+    fs::write(&path, markdown(run, &groups, &sweep, &ratios, ceiling_pps, &notes))?;
+    written.push(path.display().to_string());
+    Ok(written)
+}
+
+fn markdown(
+    run: &Run,
+    groups: &Groups<'_>,
+    sweep: &BTreeMap<ReceiverKind, Vec<&RunResult>>,
+    ratios: &[Ratio],
+    ceiling_pps: Option<f64>,
+    notes: &[String],
+) -> String {
+    let mut md = String::new();
+    let m = &run.machine;
+    let _ = writeln!(md, "# tickgate-bench results\n");
+    let _ = writeln!(
+        md,
+        "- machine: {} CPUs, {}, kernel {}\n- date: {}, {:.0} s wall time\n- command: `{}`\n",
+        m.nproc, m.cpu_model, m.kernel, m.date, run.wall_s, run.command
+    );
+    let _ = writeln!(md, "## Headline: tickgate / socket\n");
+    let _ = writeln!(
+        md,
+        "Each tickgate receiver against the best socket receiver of its kind for that figure \
+         (wakeup against the best of recv, epoll and recvmmsg; busy-poll against the spinning socket). \
+         Latency and CPU: below 1 means tickgate is lower. Throughput: above 1 means tickgate is higher.\n"
+    );
+    let _ = writeln!(md, "| figure | tickgate | value | socket | value | tickgate / socket |");
+    let _ = writeln!(md, "|---|---|---:|---|---:|---:|");
+    for r in ratios {
+        let fmt = |v: f64| match r.unit.as_str() {
+            "µs" => us(v),
+            "% of a core" => format!("{v:.1} %"),
+            "%" => format!("{v:.2} %"),
+            _ => format!("{:.0}k", v / 1e3),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | **{:.2}** |",
+            r.figure,
+            r.tickgate.name(),
+            fmt(r.tickgate_value),
+            r.socket.name(),
+            fmt(r.socket_value),
+            r.ratio
+        );
+    }
+    for (scenario, by_receiver) in groups {
+        let Some(first) = by_receiver.values().next().and_then(|g| g.runs.first()) else { continue };
+        let _ = writeln!(md, "\n## {scenario}\n\n{}\n", scenario_note(first));
+        if scenario == "ceiling" {
+            let _ = writeln!(
+                md,
+                "| round | generator pps | XDP rx pps | dropped rate_limited | other drops | steered | unexplained | NAPI CPU | hook capacity (rx pps / NAPI share) |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for g in by_receiver.values() {
+                for r in &g.runs {
+                    let t = r.receiver_report.tickgate.as_ref();
+                    let rx = t.map_or(0, |t| t.counters.rx_packets);
+                    let limited =
+                        t.and_then(|t| t.counters.dropped.get("rate_limited").copied()).unwrap_or(0);
+                    let other: Vec<String> = r
+                        .loss
+                        .by_reason
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "xdp.rate_limited")
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    let _ = writeln!(
+                        md,
+                        "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {:.0} % | {} |",
+                        r.round,
+                        r.generator.total_pps,
+                        rx as f64 / r.generator.elapsed_s,
+                        limited,
+                        if other.is_empty() { "none".to_owned() } else { other.join(", ") },
+                        t.map_or(0, |t| t.counters.steered),
+                        r.loss.unexplained_packets,
+                        r.cpu.napi_pct,
+                        if r.cpu.napi_pct > 1.0 {
+                            format!("{:.0}", rx as f64 / r.generator.elapsed_s / (r.cpu.napi_pct / 100.0))
+                        } else {
+                            "n/a (threaded NAPI off)".to_owned()
+                        },
+                    );
+                }
+            }
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| receiver | inputs | p50 | p90 | p99 | p99.9 | max | lost | lost by round | junk pps | unexplained | late→next | rx stamp p50 / p99 | CPU total | NAPI | worker | sequencer | other processes |"
+        );
+        let _ = writeln!(
+            md,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (kind, g) in by_receiver {
+            let s = Summary::of(&g.latency);
+            let st = Summary::of(&g.rx_stamp);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} ({:.2} %) | {} | {:.0} | {} | {} | {} / {} | {:.0} % | {:.0} % | {:.0} % | {:.0} % | {:.0} % |",
+                kind.name(),
+                g.sum(|r| r.inputs_in_frames),
+                us(s.p50_us),
+                us(s.p90_us),
+                us(s.p99_us),
+                us(s.p999_us),
+                us(s.max_us),
+                g.lost(),
+                g.loss_pct(),
+                g.runs
+                    .iter()
+                    .map(|r| format!("{:.2} %", r.loss.legit_loss_pct))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                g.mean(|r| (r.generator.junk_game_port + r.generator.junk_other_port) as f64
+                    / r.generator.elapsed_s),
+                g.unexplained(),
+                g.sum(|r| r.late_next),
+                us(st.p50_us),
+                us(st.p99_us),
+                g.mean(|r| r.cpu.receiver_pct),
+                g.mean(|r| r.cpu.napi_pct),
+                g.mean(|r| r.cpu.worker_pct),
+                g.mean(|r| r.cpu.sequencer_pct),
+                g.mean(|r| r.cpu.other_processes_pct),
+            );
+        }
+        let mut reasons: BTreeMap<(ReceiverKind, &str), u64> = BTreeMap::new();
+        for (kind, g) in by_receiver {
+            for r in &g.runs {
+                for (reason, n) in &r.loss.by_reason {
+                    *reasons.entry((*kind, reason.as_str())).or_default() += n;
+                }
+            }
+        }
+        if !reasons.is_empty() {
+            let _ = writeln!(md, "\nDrops by reason (all traffic, all rounds):\n");
+            for (kind, g) in by_receiver {
+                let _ = g;
+                let list: Vec<String> = reasons
+                    .iter()
+                    .filter(|((k, _), _)| k == kind)
+                    .map(|((_, r), n)| format!("{r} {n}"))
+                    .collect();
+                if !list.is_empty() {
+                    let _ = writeln!(md, "- {}: {}", kind.name(), list.join(", "));
+                }
+            }
+        }
+        let _ = writeln!(md, "\n![{scenario}](latency-{scenario}.svg)");
+    }
+    if !sweep.is_empty() {
+        let _ = writeln!(md, "\n## sweep\n");
+        if let Some(c) = ceiling_pps {
+            let _ = writeln!(md, "XDP ceiling of this lab (from `ceiling`): {:.0} packets/s.\n", c);
+        }
+        let _ = writeln!(
+            md,
+            "| receiver | highest lossless rate | highest rate losing ≤ 0.5 % | most inputs/s delivered |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        for (kind, runs) in sweep {
+            let (lossless, best) = sweep_figures(runs);
+            let nearly = runs
+                .iter()
+                .filter(|r| r.loss.legit_loss_pct <= 0.5 && r.loss.unexplained_packets == 0)
+                .map(|r| r.generator.legit_pps)
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0} |",
+                kind.name(),
+                lossless.map_or("none".to_owned(), |l| format!("{l:.0}")),
+                nearly.map_or("none".to_owned(), |l| format!("{l:.0}")),
+                best
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| receiver | offered | achieved | delivered | lost | unexplained | p50 | p99 | CPU total | NAPI | worker | other processes | drops |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        for (kind, runs) in sweep {
+            for r in runs {
+                let drops: Vec<String> = r.loss.by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.0} | {:.0} | {:.2} % | {} | {} | {} | {:.0} % | {:.0} % | {:.0} % | {:.0} % | {} |",
+                    kind.name(),
+                    r.offered_pps.map_or("max".to_owned(), |p| p.to_string()),
+                    r.generator.legit_pps,
+                    r.delivered_pps,
+                    r.loss.legit_loss_pct,
+                    r.loss.unexplained_packets,
+                    us(r.latency.p50_us),
+                    us(r.latency.p99_us),
+                    r.cpu.receiver_pct,
+                    r.cpu.napi_pct,
+                    r.cpu.worker_pct,
+                    r.cpu.other_processes_pct,
+                    drops.join(", ")
+                );
+            }
+        }
+        let _ = writeln!(md, "\n![sweep](sweep.svg)");
+    }
+    match &run.sockperf {
+        Ok(s) => {
+            let p = |k: &str| s.percentiles_us.get(k).copied().unwrap_or(f64::NAN);
+            let _ = writeln!(
+                md,
+                "\n## sockperf cross-check\n\n`sockperf ping-pong` over kernel UDP in the same lab, {} msg/s, {} B, {} s, \
+                 pinned like the bench (client on the generator core, server on the receiver core). One-way latency \
+                 (RTT/2): mean {}, p50 {}, p90 {}, p99 {}, p99.9 {}, max {} ({} observations, {} dropped). \
+                 Compare with the socket receivers' `rx stamp` column of `seed`.\n",
+                s.mps,
+                s.msg_size,
+                s.seconds,
+                us(s.avg_us),
+                us(p("50.000")),
+                us(p("90.000")),
+                us(p("99.000")),
+                us(p("99.900")),
+                us(p("max")),
+                s.observations,
+                s.dropped
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(md, "\n## sockperf cross-check\n\nnot run: {e}\n");
+        }
+    }
+    for note in notes {
+        let _ = writeln!(md, "\nNote: {note}");
+    }
+    md
+}

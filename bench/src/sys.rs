@@ -1,0 +1,269 @@
+//! Every raw syscall the bench makes: UDP sockets and batches (`sendmmsg`, `recvmmsg`), epoll,
+//! absolute sleeps, the timer slack and thread ids. Everything returns `io::Result`.
+
+use std::{
+    io, mem,
+    net::{SocketAddrV4, UdpSocket},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    ptr,
+    time::Duration,
+};
+
+/// Largest UDP payload the bench sends or expects (a tickgate packet is at most 1452 bytes).
+pub const MAX_DATAGRAM: usize = 2048;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+}
+
+fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+        sin_zero: [0; 8],
+    }
+}
+
+fn set_int_option(
+    sock: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live c_int and its size is passed; the fd is open for the call.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+fn int_option(sock: &UdpSocket, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live and describe a c_int-sized buffer.
+    check(unsafe { libc::getsockopt(sock.as_raw_fd(), level, name, (&raw mut value).cast(), &raw mut len) })?;
+    Ok(value)
+}
+
+/// A UDP socket bound to `addr`, with `SO_REUSEPORT` first when `reuseport` (several sockets on
+/// one port, one per receive queue).
+pub fn bind_udp(addr: SocketAddrV4, reuseport: bool) -> io::Result<UdpSocket> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+    let sock = UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    if reuseport {
+        set_int_option(&sock, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    let sa = sockaddr_in(addr);
+    // SAFETY: `sa` is a live sockaddr_in and its size is passed.
+    check(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&raw const sa).cast(),
+            mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    })?;
+    Ok(sock)
+}
+
+/// Sets the receive buffer past `rmem_max` (`SO_RCVBUFFORCE`, needs CAP_NET_ADMIN) and returns
+/// the size the kernel granted (twice the request: it counts its bookkeeping).
+pub fn force_rcvbuf(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
+    set_int_option(
+        sock,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        bytes.min(i32::MAX as usize) as libc::c_int,
+    )?;
+    Ok(int_option(sock, libc::SOL_SOCKET, libc::SO_RCVBUF)? as usize)
+}
+
+/// Buffers and headers for `recvmmsg` of up to `batch` datagrams.
+#[derive(Debug)]
+pub struct RecvBatch {
+    bufs: Vec<[u8; MAX_DATAGRAM]>,
+    lens: Vec<usize>,
+}
+
+impl RecvBatch {
+    /// Room for `batch` datagrams.
+    pub fn new(batch: usize) -> Self {
+        Self { bufs: vec![[0; MAX_DATAGRAM]; batch.max(1)], lens: vec![0; batch.max(1)] }
+    }
+
+    /// Datagrams one call can return.
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// `recvmmsg(fd, ..., flags)`: fills the batch and returns how many datagrams arrived.
+    /// `MSG_WAITFORONE` blocks (up to the socket's receive timeout) for the first one only.
+    pub fn recv(&mut self, sock: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
+        let mut iovecs: Vec<libc::iovec> = self
+            .bufs
+            .iter_mut()
+            .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: MAX_DATAGRAM })
+            .collect();
+        // SAFETY: all-zero is a valid mmsghdr (null name and control, no iovecs yet).
+        let mut headers: Vec<libc::mmsghdr> = (0..iovecs.len()).map(|_| unsafe { mem::zeroed() }).collect();
+        for (h, iov) in headers.iter_mut().zip(iovecs.iter_mut()) {
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every header points at one live iovec over a live buffer of MAX_DATAGRAM bytes;
+        // all of them outlive the call; vlen equals the number of headers.
+        let n = check(unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                headers.as_mut_ptr(),
+                headers.len() as libc::c_uint,
+                flags,
+                ptr::null_mut(),
+            )
+        })? as usize;
+        for (len, h) in self.lens.iter_mut().zip(&headers).take(n) {
+            *len = (h.msg_len as usize).min(MAX_DATAGRAM);
+        }
+        Ok(n)
+    }
+
+    /// Datagram `i` of the last call.
+    pub fn datagram(&self, i: usize) -> &[u8] {
+        &self.bufs[i][..self.lens[i]]
+    }
+}
+
+/// `sendmmsg` of `packets[i]` to `dsts[i]`; returns how many were sent (a prefix).
+pub fn send_batch(sock: &UdpSocket, packets: &[&[u8]], dsts: &[SocketAddrV4]) -> io::Result<usize> {
+    let n = packets.len().min(dsts.len());
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut addrs: Vec<libc::sockaddr_in> = dsts[..n].iter().map(|d| sockaddr_in(*d)).collect();
+    let mut iovecs: Vec<libc::iovec> = packets[..n]
+        .iter()
+        .map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() })
+        .collect();
+    // SAFETY: all-zero is a valid mmsghdr.
+    let mut headers: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { mem::zeroed() }).collect();
+    for ((h, iov), addr) in headers.iter_mut().zip(iovecs.iter_mut()).zip(addrs.iter_mut()) {
+        h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
+        h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: each header points at a live address and one live iovec over a packet the kernel
+    // only reads; all outlive the call; vlen equals the number of headers.
+    let sent =
+        check(unsafe { libc::sendmmsg(sock.as_raw_fd(), headers.as_mut_ptr(), n as libc::c_uint, 0) })?;
+    Ok(sent as usize)
+}
+
+/// An epoll instance watching one socket for input.
+#[derive(Debug)]
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    /// Watches `sock` for `EPOLLIN` (level-triggered).
+    pub fn for_socket(sock: &UdpSocket) -> io::Result<Self> {
+        // SAFETY: plain epoll_create1 call; the result is checked.
+        let raw = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `raw` is a new fd owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        // SAFETY: both fds are open and `event` is a live epoll_event.
+        check(unsafe {
+            libc::epoll_ctl(fd.as_raw_fd(), libc::EPOLL_CTL_ADD, sock.as_raw_fd(), &raw mut event)
+        })?;
+        Ok(Self { fd })
+    }
+
+    /// Waits up to `timeout` for input; returns whether the socket is readable.
+    pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: room for exactly one event is passed.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                &raw mut event,
+                1,
+                timeout.as_millis().min(60_000) as libc::c_int,
+            )
+        };
+        match check(n) {
+            Ok(n) => Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Sleeps until CLOCK_MONOTONIC reads `deadline_ns` (returns at once if it already has).
+pub fn sleep_until_monotonic(deadline_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `ts` is a live timespec; a null remainder is allowed with TIMER_ABSTIME. An early
+    // return (signal) is harmless: callers re-check the clock.
+    unsafe {
+        libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &raw const ts, ptr::null_mut())
+    };
+}
+
+/// Sets the calling thread's timer slack to 1 ns so paced sleeps end on time (the default 50 µs
+/// would smear a 10 kpps schedule).
+pub fn tight_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the calling thread.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+}
+
+/// The calling thread's kernel id.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Effective user id.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Sends `signal` to process `pid` (a child the bench started).
+pub fn kill(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill(2) with a pid the caller started; failure is reported, not UB.
+    check(unsafe { libc::kill(pid as libc::pid_t, signal) }).map(drop)
+}
+
+/// Pins thread `tid` of this process to `core`.
+pub fn pin_thread(tid: i32, core: usize) -> io::Result<()> {
+    // SAFETY: all-zero is an empty cpu_set_t; CPU_SET writes inside it (core is checked below
+    // against the set's capacity).
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    if core >= 8 * mem::size_of::<libc::cpu_set_t>() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: `core` is within the set (checked above).
+    unsafe { libc::CPU_SET(core, &mut set) };
+    // SAFETY: `set` is a live cpu_set_t and its size is passed.
+    check(unsafe { libc::sched_setaffinity(tid, mem::size_of::<libc::cpu_set_t>(), &raw const set) })
+        .map(drop)
+}
+
+/// Clock ticks per second of `/proc/*/stat` times.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 { n as u64 } else { 100 }
+}
