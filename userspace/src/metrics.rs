@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use crate::ingress::IngressReport;
+use crate::{ingress::IngressReport, worker::QueueReport};
 
 /// Upper bounds of the latency buckets, in seconds: 10 µs to 1 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -114,7 +114,7 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
             ("{reason=\"no_timestamp\"}".into(), t.kfunc_no_timestamp as f64),
         ],
     );
-    let per_queue = |f: &dyn Fn(&crate::worker::QueueReport) -> u64| -> Vec<(String, f64)> {
+    let per_queue = |f: &dyn Fn(&QueueReport) -> u64| -> Vec<(String, f64)> {
         report.queues.iter().map(|q| (format!("{{queue=\"{}\"}}", q.queue), f(q) as f64)).collect()
     };
     metric(
@@ -129,31 +129,30 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
         "Inputs handed to the sequencer.",
         &per_queue(&|q| q.delivered),
     );
-    let mut samples = Vec::new();
-    for q in &report.queues {
-        for (reason, n) in &q.dropped_packets {
-            samples.push((format!("{{queue=\"{}\",reason=\"{reason}\"}}", q.queue), *n as f64));
-        }
-    }
+    let per_queue_reason = |f: &dyn Fn(&QueueReport) -> &std::collections::BTreeMap<&'static str, u64>| {
+        let samples = report.queues.iter().flat_map(|q| {
+            f(q).iter()
+                .map(move |(reason, n)| (format!("{{queue=\"{}\",reason=\"{reason}\"}}", q.queue), *n as f64))
+        });
+        samples.collect::<Vec<_>>()
+    };
     metric(
         "tickgate_queue_dropped_packets_total",
         "counter",
         "Packets a worker dropped, by reason.",
-        &samples,
+        &per_queue_reason(&|q| &q.dropped_packets),
     );
-    let mut samples = Vec::new();
-    for q in &report.queues {
-        for (reason, n) in &q.dropped_inputs {
-            samples.push((format!("{{queue=\"{}\",reason=\"{reason}\"}}", q.queue), *n as f64));
-        }
-    }
-    metric("tickgate_queue_dropped_inputs_total", "counter", "Inputs not delivered, by reason.", &samples);
+    metric(
+        "tickgate_queue_dropped_inputs_total",
+        "counter",
+        "Inputs not delivered, by reason.",
+        &per_queue_reason(&|q| &q.dropped_inputs),
+    );
     for (name, help, f) in [
         (
             "tickgate_xsk_rx_dropped_total",
             "XDP_STATISTICS rx_dropped.",
-            (|q: &crate::worker::QueueReport| q.xdp_statistics.rx_dropped)
-                as fn(&crate::worker::QueueReport) -> u64,
+            (|q: &QueueReport| q.xdp_statistics.rx_dropped) as fn(&QueueReport) -> u64,
         ),
         ("tickgate_xsk_rx_invalid_descs_total", "XDP_STATISTICS rx_invalid_descs.", |q| {
             q.xdp_statistics.rx_invalid_descs
@@ -323,7 +322,7 @@ mod tests {
             dropped: [("bad_magic", 3)].into(),
             ..Default::default()
         };
-        let q = crate::worker::QueueReport {
+        let q = QueueReport {
             queue: 1,
             received: 7,
             dropped_inputs: [("duplicate", 4)].into(),

@@ -24,18 +24,17 @@ fn request(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-impl Fill {
-    pub(crate) fn new(queue: FillQueue) -> Self {
-        Self(queue)
-    }
-
-    /// Puts frame addresses from the front of `frames` into the ring until it is full or
-    /// `frames` runs out; returns how many went in.
-    pub(crate) fn produce(&mut self, frames: &[u64]) -> usize {
+/// The producer loop shared by [`Fill`] and [`Tx`] (their xdpilone writers are distinct types):
+/// reserve, insert exactly as many items as were granted, commit, and retry while the kernel's
+/// index moved — a reservation can come back short when xdpilone's cached index is stale.
+macro_rules! produce_all {
+    ($items:expr, |$n:ident| $reserve:expr) => {{
+        let items = $items;
         let mut done = 0;
-        while done < frames.len() {
-            let rest = &frames[done..];
-            let mut writer = self.0.fill(request(rest.len()));
+        while done < items.len() {
+            let rest = &items[done..];
+            let $n = request(rest.len());
+            let mut writer = $reserve;
             let n = (writer.capacity() as usize).min(rest.len());
             if n == 0 {
                 break;
@@ -50,6 +49,37 @@ impl Fill {
             }
         }
         done
+    }};
+}
+
+/// The consumer loop shared by [`Rx`] and [`Completion`]: read up to `max` entries, hand each
+/// to `f`, release the slots; returns how many were read.
+macro_rules! consume_up_to {
+    ($max:expr, $f:expr, |$m:ident| $reserve:expr) => {{
+        let ($m, mut f) = ($max, $f);
+        if $m == 0 {
+            return 0;
+        }
+        let mut reader = $reserve;
+        let mut n = 0;
+        while let Some(entry) = reader.read() {
+            f(entry);
+            n += 1;
+        }
+        reader.release();
+        n
+    }};
+}
+
+impl Fill {
+    pub(crate) fn new(queue: FillQueue) -> Self {
+        Self(queue)
+    }
+
+    /// Puts frame addresses from the front of `frames` into the ring until it is full or
+    /// `frames` runs out; returns how many went in.
+    pub(crate) fn produce(&mut self, frames: &[u64]) -> usize {
+        produce_all!(frames, |n| self.0.fill(n))
     }
 
     /// Whether the driver waits for a wakeup before it takes more frames
@@ -66,18 +96,8 @@ impl Rx {
 
     /// Takes up to `max` descriptors, hands each to `f`, then releases the ring slots; returns
     /// how many were taken. The descriptors are copies: their frames stay the caller's business.
-    pub(crate) fn consume(&mut self, max: u32, mut f: impl FnMut(XdpDesc)) -> u32 {
-        if max == 0 {
-            return 0;
-        }
-        let mut reader = self.0.receive(max);
-        let mut n = 0;
-        while let Some(desc) = reader.read() {
-            f(desc);
-            n += 1;
-        }
-        reader.release();
-        n
+    pub(crate) fn consume(&mut self, max: u32, f: impl FnMut(XdpDesc)) -> u32 {
+        consume_up_to!(max, f, |m| self.0.receive(m))
     }
 }
 
@@ -89,22 +109,7 @@ impl Tx {
     /// Puts descriptors from the front of `descs` into the ring until it is full or `descs`
     /// runs out; returns how many went in.
     pub(crate) fn produce(&mut self, descs: &[XdpDesc]) -> usize {
-        let mut done = 0;
-        while done < descs.len() {
-            let rest = &descs[done..];
-            let mut writer = self.0.transmit(request(rest.len()));
-            let n = (writer.capacity() as usize).min(rest.len());
-            if n == 0 {
-                break;
-            }
-            let inserted = writer.insert(rest[..n].iter().copied()) as usize;
-            writer.commit();
-            done += inserted;
-            if inserted == 0 {
-                break;
-            }
-        }
-        done
+        produce_all!(descs, |n| self.0.transmit(n))
     }
 
     /// Whether the kernel waits for a `sendto` before it transmits (always so in copy mode).
@@ -120,17 +125,7 @@ impl Completion {
 
     /// Takes up to `max` completed frame addresses, hands each to `f`, then releases the ring
     /// slots; returns how many were taken.
-    pub(crate) fn consume(&mut self, max: u32, mut f: impl FnMut(u64)) -> u32 {
-        if max == 0 {
-            return 0;
-        }
-        let mut reader = self.0.complete(max);
-        let mut n = 0;
-        while let Some(addr) = reader.read() {
-            f(addr);
-            n += 1;
-        }
-        reader.release();
-        n
+    pub(crate) fn consume(&mut self, max: u32, f: impl FnMut(u64)) -> u32 {
+        consume_up_to!(max, f, |m| self.0.complete(m))
     }
 }
