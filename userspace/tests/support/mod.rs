@@ -134,18 +134,30 @@ pub fn send_raw(ifname: &str, frames: &[Vec<u8>]) {
     addr.sll_halen = 6;
     for frame in frames {
         addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: `frame` and `addr` are live for the call; lengths are theirs.
-        let n = unsafe {
-            libc::sendto(
-                sock.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(n, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+        // At full rate the device queue can be momentarily full (ENOBUFS, EAGAIN): back off and
+        // retry that frame, for at most ~1 s, so a flood sends every frame it promised.
+        let mut retries = 0;
+        loop {
+            // SAFETY: `frame` and `addr` are live for the call; lengths are theirs.
+            let n = unsafe {
+                libc::sendto(
+                    sock.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&addr as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            if n == frame.len() as isize {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            let transient = matches!(err.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN));
+            assert!(transient && retries < 10_000, "sendto: {err} (after {retries} retries)");
+            retries += 1;
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
     }
 }
 
