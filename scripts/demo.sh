@@ -28,7 +28,7 @@ fi
 rm -f "$log"
 
 echo "demo.sh: building tickgate (release; the first build takes a few minutes)"
-cargo build --release --locked -q -p tickgate
+cargo build --release --locked -q -p tickgate-cli
 
 # 2% of the client packets lost, 2% duplicated, 2% reordered, and 5000 junk packets a second:
 # enough to see every counter move; the clients' redundancy (3) makes the loss cost no input.

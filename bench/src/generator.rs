@@ -13,7 +13,8 @@ use std::{
 };
 
 use serde::Serialize;
-use tickgate::{client::SyntheticClient, sys::clock_monotonic_ns, sys::clock_tai_ns, wire};
+use tickgate::{sys::clock_monotonic_ns, sys::clock_tai_ns, wire};
+use tickgate_testkit::client::SyntheticClient;
 
 use crate::sys;
 
@@ -320,7 +321,7 @@ mod tests {
                 Ok(Packet::Input(p)) => {
                     assert_eq!(p.commands().map(|c| c.seq).collect::<Vec<_>>(), before);
                     let input = p.commands().last().unwrap().to_input(0, tickgate::input::TsSource::Xdp, 0);
-                    assert_eq!(tickgate::client::send_time_ns(&input), Some(123_456_789_000));
+                    assert_eq!(tickgate_testkit::client::send_time_ns(&input), Some(123_456_789_000));
                 }
                 other => panic!("size {size}: {other:?}"),
             }

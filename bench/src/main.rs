@@ -35,9 +35,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tickgate::{
     frame_queue::{self, Late},
-    lab::Lab,
-    rate_limit::RateLimit,
+    steer::rate_limit::RateLimit,
 };
+use tickgate_testkit::lab::Lab;
 
 use crate::{
     generator::GenConfig,
@@ -255,7 +255,7 @@ fn alternate(receivers: &[ReceiverKind], round: u32) -> Vec<ReceiverKind> {
 }
 
 fn plan(a: &Args) -> Vec<Planned> {
-    let dst = SocketAddrV4::new(tickgate::lab::RX_IP4, generator::GAME_PORT);
+    let dst = SocketAddrV4::new(tickgate_testkit::lab::RX_IP4, generator::GAME_PORT);
     let load = |rate: Option<u64>, duration: f64, junk: Option<Rate>| GenConfig {
         rate,
         junk_rate: match junk {

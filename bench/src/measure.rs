@@ -10,11 +10,10 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tickgate::{
+use tickgate::{frame_queue::Frame, sys::clock_tai_ns};
+use tickgate_testkit::{
     client::send_time_ns,
-    frame_queue::Frame,
     lab::{self, Lab},
-    sys::clock_tai_ns,
 };
 
 use crate::{

@@ -19,12 +19,12 @@ use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
 use serde::Serialize;
 use tickgate::{
-    anti_replay::ClientsConfig,
     frame_queue::{self, Frame, FrameQueue, SequencerThread, Stats},
     ingress::{Ingress, IngressConfig, IngressReport},
     input::TsSource,
-    loader::{LoadOptions, Mode, Timestamps},
-    rate_limit::RateLimit,
+    session::anti_replay::ClientsConfig,
+    steer::rate_limit::RateLimit,
+    steer::{LoadOptions, Mode, Timestamps},
     sys::clock_tai_ns,
     worker::{Ingest, QueueReport, QueueStats, WorkerConfig},
     xsk::{BindMode, XskConfig},
@@ -192,7 +192,7 @@ pub struct SocketPath {
 impl SocketPath {
     fn start(config: &ReceiverConfig) -> Result<Self> {
         let queues = config.queues.max(1) as usize;
-        let addr = SocketAddrV4::new(tickgate::lab::RX_IP4, GAME_PORT);
+        let addr = SocketAddrV4::new(tickgate_testkit::lab::RX_IP4, GAME_PORT);
         let mut sockets = Vec::with_capacity(queues);
         let mut rcvbuf = Vec::with_capacity(queues);
         for _ in 0..queues {

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
-use tickgate::lab::{Lab, RX_IP4};
+use tickgate_testkit::lab::{Lab, RX_IP4};
 
 use crate::sys;
 

@@ -17,9 +17,9 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    counters::{TimestampCounters, XdpCounters},
     frame_queue::{self, Config, Frame, FrameQueue, Recorder, SequencerThread, SpawnError, Stats},
-    loader::{Attachment, LoadError, LoadOptions, Mode},
+    steer::counters::{TimestampCounters, XdpCounters},
+    steer::{Attachment, LoadError, LoadOptions, Mode},
     sys,
     worker::{self, QueueReport, QueueStats, WorkerConfig},
     xsk::{BindPreference, BusyPoll, XskConfig, XskError, XskSocket},

@@ -5,26 +5,35 @@
 //! costs anything; workers decode the packets; a sequencer merges all RX queues in timestamp
 //! order; the frame queue hands the game one ordered batch of inputs per tick.
 //!
-//! Data flows one way: [`loader`] (attach the program) → rings → workers → sequencer → frames.
+//! The modules are the stages, in the order a packet meets them (`docs/architecture.md` draws
+//! the whole path):
+//!
+//! - [`steer`]: the XDP program on the NIC: attach, program object, kfunc patch, counters, rate
+//!   limit, pins, device features.
+//! - [`xsk`]: AF_XDP sockets: the UMEM and one type per ring.
+//! - [`worker`]: one RX queue's loop: ring → decode → anti-replay → hand-off.
+//! - [`wire`]: the packet format: header checks, packets, payload decode.
+//! - [`session`]: who may speak for a client (anti-replay).
+//! - [`input`]: a decoded input and its receive [`input::Timestamp`].
+//! - [`sequencer`]: the per-queue hand-off and the timestamp-ordered merge.
+//! - [`frame_queue`]: ticks, hash-chained frames, the sequencer thread and the game's end.
+//! - [`record`]: the record log of a run, and replay.
+//! - [`ingress`]: the whole receive path as one value.
+//! - [`metrics`]: the Prometheus endpoint.
+//! - [`sys`]: every raw system call and the netlink framing.
+//!
+//! The `tickgate` command is `userspace/cli`; the lab, synthetic clients and lab traffic are
+//! `userspace/testkit`.
 
-pub mod anti_replay;
-pub mod client;
-pub mod counters;
-pub mod demo;
-pub mod frame_queue;
-pub mod ingress;
-pub mod input;
-pub mod kfunc;
-pub mod lab;
-pub mod loader;
-pub mod metrics;
-pub mod netdev;
-pub mod object;
-pub mod privileges;
-pub mod rate_limit;
-pub mod record;
-pub mod sequencer;
-pub mod sys;
-pub mod wire;
-pub mod worker;
+pub mod steer;
 pub mod xsk;
+pub mod worker;
+pub mod wire;
+pub mod session;
+pub mod input;
+pub mod sequencer;
+pub mod frame_queue;
+pub mod record;
+pub mod ingress;
+pub mod metrics;
+pub mod sys;

@@ -316,7 +316,7 @@ mod tests {
     use super::*;
 
     fn sample() -> IngressReport {
-        let counters = crate::counters::XdpCounters {
+        let counters = crate::steer::counters::XdpCounters {
             rx_packets: 10,
             steered: 7,
             dropped: [("bad_magic", 3)].into(),
@@ -333,7 +333,7 @@ mod tests {
             pid: 1,
             attached: true,
             program: "tickgate_tai",
-            mode: crate::loader::Mode::Native,
+            mode: crate::steer::Mode::Native,
             attach: "",
             timestamp_source: "xdp",
             ports: vec![7777],

@@ -19,9 +19,9 @@ use serde::Serialize;
 use tickgate_common::meta::flags;
 
 use crate::{
-    anti_replay::{Clients, ClientsConfig, Reject},
     input::TsSource,
     sequencer::Producer,
+    session::anti_replay::{Clients, ClientsConfig, Reject},
     sys,
     wire::{self, Packet, WireError},
     xsk::{BindMode, XdpStatistics, XskSocket},

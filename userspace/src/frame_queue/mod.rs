@@ -9,7 +9,7 @@
 //! every decision. See `docs/architecture.md` ("Sequencer and frame queue") for the rules.
 
 mod frame;
-mod thread;
+mod sequencer_thread;
 mod tick;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use frame::{Frame, GENESIS_HASH, JsonLines, chain_hash, encode_frame, frame_order, hex};
 pub(crate) use frame::{ts_source_code, ts_source_from_code};
-pub use thread::{FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn};
+pub use sequencer_thread::{FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn};
 pub use tick::{MAX_TICKS_AHEAD, TickClock};
 
 use crate::input::{Input, TsSource};

@@ -1,6 +1,6 @@
 //! Raw `NETLINK_GENERIC` socket calls: open, bind, send to the kernel, receive one datagram.
 //!
-//! Message framing and parsing live in `crate::netdev`; this module only moves bytes.
+//! Message framing and parsing live in `crate::steer::features`; this module only moves bytes.
 
 use std::io;
 use std::mem;

@@ -2,7 +2,7 @@
 //! steers, one socket per RX queue.
 //!
 //! [`XskSocket::open`] builds a UMEM and a socket bound to one queue; after the socket is in the
-//! XSKMAP ([`crate::loader::Attachment::register_socket`]), [`XskSocket::receive`] hands each
+//! XSKMAP ([`crate::steer::Attachment::register_socket`]), [`XskSocket::receive`] hands each
 //! packet to a callback with the [`RxMeta`](tickgate_common::meta::RxMeta) the program wrote in
 //! front of it, and gives the frame back to the kernel right after. Nothing the kernel or the
 //! network hands over is trusted: every descriptor is checked against the UMEM and against who

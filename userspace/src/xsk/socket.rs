@@ -19,7 +19,7 @@ use super::{
     umem::{DescError, FrameLayout, Frames, Owner, UmemArea},
 };
 use crate::{
-    privileges::{self, Capability},
+    steer::privileges::{self, Capability},
     sys::{self, SyscallError},
 };
 

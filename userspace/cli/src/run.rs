@@ -1,0 +1,326 @@
+//! `run`: attach (unpinned), one AF_XDP socket and worker per RX queue, the sequencer and frame
+//! queue, outputs, live status and a summary. SIGINT and SIGTERM stop it cleanly; if the process
+//! dies anyway, the kernel closes its bpf_link and the program detaches.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Write},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use clap::{Args, ValueEnum};
+use tickgate::{
+    frame_queue::{Config, Frame, Late, Recorder, Stats},
+    ingress::{self, Ingress, IngressConfig, IngressReport},
+    input::TsSource,
+    metrics::{self, LatencyHistogram},
+    record::{RecordWriter, RunConfig},
+    xsk::XskConfig,
+};
+
+use super::SteerArgs;
+
+/// Late-input policy.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LateArg {
+    /// Discard inputs whose tick is already sealed.
+    Drop,
+    /// Put them in the oldest open tick.
+    Next,
+}
+
+/// Arguments of `tickgate run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Interface to receive on (or `interface` in the --config file).
+    #[arg(required_unless_present = "interface")]
+    pub iface: Option<String>,
+    /// The config file's `interface` key (the positional argument wins).
+    #[arg(long = "interface", hide = true)]
+    pub interface: Option<String>,
+    /// Read flags from a TOML file whose keys are the long flag names (e.g. `tick-hz = 120`,
+    /// `port = [7777, 7778]`); a flag given on the command line wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub steer: SteerArgs,
+    /// RX queues to serve: `all`, or a comma-separated list. A queue without a socket sends its
+    /// game packets to the kernel (counted as no_socket).
+    #[arg(long, default_value = "all")]
+    pub queues: String,
+    /// Cores to pin the workers to, one per queue in order (a shorter list is reused cyclically).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Spin on the rings (with the kernel's preferred busy-poll options) instead of sleeping.
+    #[arg(long)]
+    pub busy_poll: bool,
+    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Write every ordered input as a JSON line to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE|-")]
+    pub inputs_out: Option<String>,
+    /// Write every frame as a JSON line to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE|-")]
+    pub frames_out: Option<String>,
+    /// Append every accepted input and the run's configuration to a record log (for `replay`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Ticks per second.
+    #[arg(long, default_value_t = 60)]
+    pub tick_hz: u32,
+    /// How long past a tick's end to wait for stragglers before sealing it, in µs.
+    #[arg(long, default_value_t = 2_000)]
+    pub grace_us: u64,
+    /// What to do with inputs for an already sealed tick.
+    #[arg(long, value_enum, default_value_t = LateArg::Next)]
+    pub late: LateArg,
+    /// UMEM frames per queue.
+    #[arg(long, default_value_t = 4096)]
+    pub frames: u32,
+    /// UMEM frame size in bytes (a power of two, at least 2048).
+    #[arg(long, default_value_t = 2048)]
+    pub frame_size: u32,
+    /// RX ring size per queue (a power of two).
+    #[arg(long, default_value_t = 2048)]
+    pub rx_ring: u32,
+    /// Inputs the hand-off from each worker to the sequencer holds before dropping (handoff_full).
+    #[arg(long, default_value_t = 65_536)]
+    pub handoff_capacity: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a bare PORT binds to 127.0.0.1).
+    #[arg(long, value_name = "[HOST:]PORT")]
+    pub metrics: Option<String>,
+    /// Write the final summary as JSON to FILE as well.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+}
+
+fn output(spec: Option<&str>) -> Result<Option<Box<dyn Write>>> {
+    Ok(match spec {
+        None => None,
+        Some("-") => Some(Box::new(BufWriter::new(io::stdout()))),
+        Some(path) => {
+            Some(Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {path}"))?)))
+        }
+    })
+}
+
+impl RunArgs {
+    /// The interface, from the command line or the config file.
+    pub fn iface(&self) -> &str {
+        self.iface.as_deref().or(self.interface.as_deref()).unwrap_or_default()
+    }
+}
+
+pub fn run(a: &RunArgs) -> Result<()> {
+    let frames = Config {
+        tick_hz: a.tick_hz,
+        grace_us: a.grace_us,
+        late: match a.late {
+            LateArg::Drop => Late::Drop,
+            LateArg::Next => Late::Next,
+        },
+        ..Config::default()
+    };
+    frames.validate()?;
+    let queues = ingress::parse_queues(&a.queues, ingress::rx_queues(a.iface()))?;
+    let cores = ingress::assign_cores(&a.cores, queues.len())?;
+    let config = IngressConfig {
+        load: a.steer.load_options(a.iface(), false),
+        cores,
+        busy_poll: a.busy_poll,
+        xsk: XskConfig {
+            frame_size: a.frame_size,
+            frame_count: a.frames,
+            rx_size: a.rx_ring,
+            fill_size: (a.frames * 2).next_power_of_two(),
+            ..XskConfig::default()
+        },
+        handoff_capacity: a.handoff_capacity,
+        frames,
+        queues,
+    };
+    match &a.record {
+        Some(path) => {
+            let run = RunConfig { config: frames, queues: config.queues.iter().map(|&q| q as u16).collect() };
+            let recorder = RecordWriter::create(path, &run)?;
+            let recorder = run_with(a, &config, recorder)?;
+            recorder.finish().context("flushing the record log")?;
+        }
+        None => run_with(a, &config, ())?,
+    }
+    Ok(())
+}
+
+/// Runs until the duration ends or a signal arrives; returns the recorder to flush.
+fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, recorder: R) -> Result<R> {
+    if let Some(other) = crate::live::running(a.iface()) {
+        anyhow::bail!(
+            "{} is busy: tickgate run (pid {}) is receiving on it; stop it first (kill -TERM {})",
+            a.iface(),
+            other["pid"],
+            other["pid"]
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    // SIGHUP too: a daemon's terminal going away or `systemctl reload` must not kill it
+    // uncleanly; tickgate has no state to reload, so it stops cleanly like SIGTERM.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the signal handler")?;
+    }
+    let exposition: metrics::Exposition = Arc::default();
+    let _metrics_server = match &a.metrics {
+        Some(spec) => {
+            let addr = metrics::parse_addr(spec).map_err(anyhow::Error::msg)?;
+            let server = metrics::Server::start(addr, Arc::clone(&exposition))
+                .with_context(|| format!("binding the metrics endpoint to {addr}"))?;
+            eprintln!("tickgate: metrics at http://{}/metrics", server.addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let mut latency = LatencyHistogram::default();
+    let mut ingress = Ingress::start(config, recorder)?;
+    for note in ingress.attachment().notes() {
+        eprintln!("tickgate: {note}");
+    }
+    eprintln!(
+        "tickgate: running on {} queues {:?} with {} ({} mode), ports {:?}",
+        a.iface(),
+        config.queues,
+        ingress.attachment().program().name(),
+        ingress.attachment().mode(),
+        a.steer.port
+    );
+    let mut inputs_out = output(a.inputs_out.as_deref())?;
+    let mut frames_out = output(a.frames_out.as_deref())?;
+    let mut write_error = None;
+    let mut emit = |frame: &Frame| {
+        if let Err(e) = write_frame(frame, frames_out.as_mut(), inputs_out.as_mut()) {
+            write_error.get_or_insert(e);
+        }
+    };
+    let started = Instant::now();
+    let deadline = a.duration.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
+    let live = crate::live::path(a.iface());
+    let mut last_live = Instant::now() - Duration::from_secs(1);
+    let mut frames_seen = 0u64;
+    let mut inputs_seen = 0u64;
+    let mut lost_link = false;
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        if let Some(frame) = ingress.frames().next_frame(Duration::from_millis(50)) {
+            let now = tickgate::sys::clock_tai_ns();
+            for input in frame.inputs.iter().filter(|i| i.ts_source == TsSource::Xdp) {
+                latency.record_ns(now.saturating_sub(input.rx_ts_ns));
+            }
+            inputs_seen += frame.inputs.len() as u64;
+            emit(&frame);
+            frames_seen += 1;
+        }
+        if last_live.elapsed() >= Duration::from_secs(1) {
+            let report = ingress.report(Stats {
+                frames: frames_seen,
+                inputs_ordered: inputs_seen,
+                ..Stats::default()
+            });
+            if a.metrics.is_some()
+                && let Ok(mut text) = exposition.lock()
+            {
+                *text = metrics::render(&report, &latency);
+            }
+            crate::live::publish(&live, &report);
+            last_live = Instant::now();
+            if !ingress.attachment().is_attached() {
+                lost_link = true;
+                break;
+            }
+        }
+    }
+    let (report, recorder) = ingress.stop(|frame| emit(&frame))?;
+    let _ = fs::remove_file(&live);
+    for out in [inputs_out.as_mut(), frames_out.as_mut()].into_iter().flatten() {
+        out.flush().context("flushing the outputs")?;
+    }
+    if let Some(e) = write_error {
+        return Err(e.context("writing frames or inputs"));
+    }
+    print_summary(&report);
+    if let Some(path) = &a.summary_json {
+        fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if lost_link {
+        anyhow::bail!(
+            "the XDP program is no longer attached to {}: the interface was deleted or someone detached \
+             the program; stopped after delivering everything received (summary above)",
+            a.iface()
+        );
+    }
+    Ok(recorder)
+}
+
+fn write_frame(
+    frame: &Frame,
+    frames_out: Option<&mut Box<dyn Write>>,
+    inputs_out: Option<&mut Box<dyn Write>>,
+) -> Result<()> {
+    if let Some(out) = frames_out {
+        serde_json::to_writer(&mut *out, frame)?;
+        out.write_all(b"\n")?;
+    }
+    if let Some(out) = inputs_out {
+        for input in &frame.inputs {
+            serde_json::to_writer(
+                &mut *out,
+                &serde_json::json!({
+                    "client": input.client_id, "seq": input.seq, "frame": input.client_frame,
+                    "rx_ts_ns": input.rx_ts_ns, "ts_source": input.ts_source, "queue": input.queue,
+                }),
+            )?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn print_summary(r: &IngressReport) {
+    eprintln!(
+        "tickgate: summary for {} after {:.1} s ({}, {} mode)",
+        r.interface, r.uptime_s, r.program, r.mode
+    );
+    eprintln!("  xdp:       {}", r.counters);
+    eprintln!("  timestamps: nic {}, xdp {}", r.timestamps.nic, r.timestamps.xdp);
+    for q in &r.queues {
+        let drops: Vec<String> = q
+            .dropped_packets
+            .iter()
+            .chain(&q.dropped_inputs)
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        eprintln!(
+            "  queue {} ({}): received {}, delivered {}, dropped [{}], kernel: rx_dropped {} rx_ring_full {} fill_empty {} invalid_descs {}",
+            q.queue,
+            q.bind_mode,
+            q.received,
+            q.delivered,
+            drops.join(", "),
+            q.xdp_statistics.rx_dropped,
+            q.xdp_statistics.rx_ring_full,
+            q.xdp_statistics.rx_fill_ring_empty_descs,
+            q.xdp_statistics.rx_invalid_descs
+        );
+    }
+    let s = &r.sequencer;
+    eprintln!(
+        "  sequencer: frames {} (empty {}), inputs ordered {}, late dropped {}, late to next tick {}, restamped {}",
+        s.frames, s.empty_frames, s.inputs_ordered, s.late_dropped, s.late_next, s.restamped_clock
+    );
+    eprintln!("  unexplained steered packets: {}", r.unexplained_steered);
+}

@@ -1,0 +1,1 @@
+//! Empty: the root suites are the tests under `tests/` (see Cargo.toml).

@@ -1,0 +1,240 @@
+//! Fault survival in the veth lab, as root: what is left after a kill, an interface deleted or
+//! bounced under traffic, a second run on a busy interface, ring starvation, and a flood at the
+//! generator's maximum rate while legit clients play.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Lab, Run, play};
+
+fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+fn shows_xdp(lab: &Lab) -> bool {
+    let out = support::sh(&["ip", "-n", &lab.rx_ns, "-d", "link", "show", &lab.rx_if]);
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+#[test]
+fn a_pinned_load_outlives_its_process_and_clean_removes_it() {
+    let lab = Lab::new(1);
+    lab.tickgate_ok(&["load", &lab.rx_if, "--port", "7777", "--timestamps", "xdp"]);
+    // The CLI has exited; the pinned link keeps the program attached and counting.
+    assert!(shows_xdp(&lab));
+    play(&lab, 2, 5, false);
+    assert_eq!(lab.status()["counters"]["no_socket"], 10);
+    let out = lab.tickgate_ok(&["clean"]);
+    assert!(out.contains(&format!("{}: detached program id", lab.rx_if)), "{out}");
+    assert!(!shows_xdp(&lab), "clean detached the program");
+    assert!(!std::path::Path::new("/sys/fs/bpf/tickgate").join(&lab.rx_if).exists());
+    // Nothing left: a second clean says so (other tests' pins may exist, so ask for ours).
+    let out = lab.tickgate_ok(&["clean", &lab.rx_if]);
+    assert!(out.contains("nothing to clean"), "{out}");
+}
+
+#[test]
+fn deleting_the_interface_under_traffic_stops_run_with_a_clear_error() {
+    let lab = Lab::new(1);
+    let run = Run::start(&lab, &["--timestamps", "xdp"]);
+    let sender = {
+        let tx_ns = lab.tx_ns.clone();
+        std::thread::spawn(move || {
+            // Bounded: 3 s at most; sends fail once the veth pair is gone.
+            tickgate_testkit::lab::in_netns(&tx_ns, || {
+                let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+                let mut client = tickgate_testkit::client::SyntheticClient::new(1, 3);
+                let mut packet = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let mut sent = 0u64;
+                while Instant::now() < deadline {
+                    client.next_packet(tickgate::sys::clock_tai_ns(), &mut packet);
+                    if sock.send_to(&packet, (tickgate_testkit::lab::RX_IP4, 7777)).is_ok() {
+                        sent += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                sent
+            })
+            .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    support::sh(&["ip", "-n", &lab.rx_ns, "link", "del", &lab.rx_if]);
+    let (ok, stderr) = run.wait_exit(10);
+    assert!(!ok, "run must fail when its interface disappears");
+    assert!(stderr.contains("no longer attached") && stderr.contains("deleted"), "{stderr}");
+    assert!(stderr.contains("summary for"), "it still prints what it received: {stderr}");
+    assert!(sender.join().unwrap() > 0);
+}
+
+#[test]
+fn an_interface_bounced_down_and_up_keeps_delivering() {
+    let lab = Lab::new(1);
+    let run = Run::start(&lab, &["--timestamps", "xdp"]);
+    play(&lab, 4, 20, false);
+    support::sh(&["ip", "-n", &lab.rx_ns, "link", "set", &lab.rx_if, "down"]);
+    std::thread::sleep(Duration::from_millis(300));
+    support::sh(&["ip", "-n", &lab.rx_ns, "link", "set", &lab.rx_if, "up"]);
+    // Wait until the link is usable again before playing on.
+    std::thread::sleep(Duration::from_millis(500));
+    play(&lab, 4, 20, false); // the same clients' seqs restart at 1: duplicates, by design
+    let second = tickgate_testkit::lab::in_netns(&lab.tx_ns, || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let mut client = tickgate_testkit::client::SyntheticClient::new(99, 1);
+        let mut packet = Vec::new();
+        for _ in 0..20 {
+            client.next_packet(tickgate::sys::clock_tai_ns(), &mut packet);
+            sock.send_to(&packet, (tickgate_testkit::lab::RX_IP4, 7777)).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    second.unwrap();
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) }, 0);
+    let s = run.finish();
+    // Everything before and after the bounce arrived: the XDP program, the socket binding and
+    // the worker all survive a down/up (the link is not detached by a bounce).
+    assert_eq!(u(&s["counters"]["steered"]), 4 * 20 * 2 + 20, "{s}");
+    assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 4 * 20 + 20, "{s}");
+    assert_eq!(s["unexplained_steered"], 0);
+}
+
+#[test]
+fn a_second_run_on_a_busy_interface_is_refused_clearly() {
+    let lab = Lab::new(1);
+    let first = Run::start(&lab, &["--timestamps", "xdp"]);
+    let out = lab.tickgate(&["run", &lab.rx_if, "--port", "7777", "--duration", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let pid = first.child.id().to_string();
+    assert!(err.contains("is busy") && err.contains(&format!("tickgate run (pid {pid})")), "{err}");
+    // The first run is unharmed.
+    assert!(shows_xdp(&lab));
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(first.child.id() as i32, libc::SIGTERM) }, 0);
+    let s = first.finish();
+    assert_eq!(s["unexplained_steered"], 0);
+}
+
+#[test]
+fn starved_rings_are_counted_and_recover() {
+    let lab = Lab::new(1);
+    let run = Run::start(&lab, &["--frames", "16", "--rx-ring", "16", "--cores", "0", "--timestamps", "xdp"]);
+    let mut client = tickgate_testkit::client::SyntheticClient::new(1, 1);
+    let mut packet = Vec::new();
+    let burst: Vec<Vec<u8>> = (0..5000)
+        .map(|_| {
+            client.next_packet(0, &mut packet);
+            lab.frame(false, 7777, &packet).build()
+        })
+        .collect();
+    let ifname = lab.tx_if.clone();
+    tickgate_testkit::lab::in_netns(&lab.tx_ns, || {
+        // Same core as the worker: the sender's softirq fills the 16 frames before it can run.
+        // SAFETY: an all-zero cpu_set_t is valid; CPU_SET writes inside it.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: 0 is within the set's capacity.
+        unsafe { libc::CPU_SET(0, &mut set) };
+        // SAFETY: `set` is a live cpu_set_t of the size given; 0 means this thread.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        support::send_raw(&ifname, &burst);
+    })
+    .unwrap();
+    // After the burst, paced traffic from new clients is delivered in full.
+    play(&lab, 4, 50, false);
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) }, 0);
+    let s = run.finish();
+    let k = &s["queues"][0]["xdp_statistics"];
+    assert!(
+        u(&k["rx_fill_ring_empty_descs"]) + u(&k["rx_ring_full"]) > 0,
+        "the burst starved the rings: {s}"
+    );
+    assert_eq!(s["unexplained_steered"], 0, "every kernel drop is counted: {s}");
+    assert_eq!(u(&s["counters"]["steered"]), 5000 + 200);
+    let delivered: u64 = s["queues"].as_array().unwrap().iter().map(|q| u(&q["delivered"])).sum();
+    assert!(delivered >= 200, "the paced clients after the burst all got through: {s}");
+}
+
+#[test]
+fn a_flood_at_full_rate_does_not_cost_legit_clients_an_input() {
+    let lab = Lab::new(2);
+    let run = Run::start(&lab, &["--timestamps", "xdp"]);
+    let mut junk = Vec::new();
+    for i in 0..100_000u32 {
+        let mut payload = vec![0u8; 40];
+        payload[..4].copy_from_slice(&i.to_be_bytes()); // wrong magic
+        junk.push(lab.frame(false, 7777, &payload).build());
+    }
+    let other_port: Vec<Vec<u8>> =
+        (0..20_000).map(|_| lab.frame(false, 9999, b"not a game port").build()).collect();
+    let flood = {
+        let (tx_ns, tx_if) = (lab.tx_ns.clone(), lab.tx_if.clone());
+        std::thread::spawn(move || {
+            tickgate_testkit::lab::in_netns(&tx_ns, || {
+                support::send_raw(&tx_if, &junk);
+                support::send_raw(&tx_if, &other_port);
+            })
+            .unwrap()
+        })
+    };
+    let sent = play(&lab, 16, 100, false);
+    flood.join().unwrap();
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) }, 0);
+    let s = run.finish();
+    let c = &s["counters"];
+    // Every legit input arrived, exactly once, whatever the flood did.
+    assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 16 * 100, "{s}");
+    assert_eq!(u(&c["steered"]), sent);
+    // The XDP counters balance exactly, the junk was dropped by reason before any copy.
+    let dropped: u64 = c["dropped"].as_object().unwrap().values().map(u).sum();
+    assert_eq!(u(&c["rx_packets"]), u(&c["steered"]) + u(&c["passed"]) + u(&c["no_socket"]) + dropped);
+    assert_eq!(u(&c["dropped"]["bad_magic"]), 100_000, "every junk packet reached XDP and was dropped: {s}");
+    assert!(u(&c["passed"]) >= 20_000);
+    assert_eq!(s["unexplained_steered"], 0);
+}
+
+#[test]
+fn run_works_as_an_unprivileged_user_with_the_service_units_capabilities() {
+    let lab = Lab::new(1);
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tickgate.service")).unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("AmbientCapabilities="))
+        .unwrap()
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let caps = caps.join(",");
+    let dir = support::run_dir(&lab);
+    std::process::Command::new("chmod").arg("777").arg(&dir).status().unwrap();
+    let summary = dir.join("unprivileged.json");
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.rx_ns))
+        .args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg(support::bin("tickgate"))
+        .args([
+            "run",
+            &lab.rx_if,
+            "--port",
+            "7777",
+            "--timestamps",
+            "xdp",
+            "--duration",
+            "1",
+            "--summary-json",
+        ])
+        .arg(&summary)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["program"], "tickgate_tai");
+    assert_eq!(s["queues"][0]["bind_mode"], "copy");
+}

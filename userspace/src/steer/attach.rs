@@ -1,0 +1,611 @@
+//! Loading, attaching, pinning and detaching the XDP program, with libbpf.
+//!
+//! One object holds two programs (see `xdp-prog`). [`Attachment::attach`] picks one by the
+//! [`Timestamps`] policy, loads it (device-bound for `tickgate_hw`), attaches it with a
+//! bpf_link in the requested [`Mode`] and fills the game-port and rate-limit maps. An attachment lives as long
+//! as its link fd, unless [`Attachment::pin`] pins the link and maps under
+//! `/sys/fs/bpf/tickgate/<ifname>/`, where `tickgate unload` finds and removes them.
+
+use std::{
+    fmt, io,
+    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
+    path::PathBuf,
+};
+
+use libbpf_rs::{MapCore as _, MapFlags, libbpf_sys};
+use serde::Serialize;
+
+use super::{
+    counters::{COUNTER_SLOTS, TimestampCounters, XdpCounters},
+    kfunc::{self, KfuncError},
+    object,
+    pins::{BPFFS, LINK_PIN, PIN_ROOT, pin_dir, remove_pins},
+    privileges::{self, PrivilegeError},
+    rate_limit::RateLimit,
+};
+use crate::sys::{self, SyscallError};
+
+/// How the program is attached to the interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// In the driver, before any skb exists (`XDP_FLAGS_DRV_MODE`). Needs driver support.
+    Native,
+    /// Generic XDP on the skb (`XDP_FLAGS_SKB_MODE`): any driver, slower, copy-mode AF_XDP only.
+    Skb,
+}
+
+impl Mode {
+    fn xdp_flags(self) -> u32 {
+        match self {
+            Self::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
+            Self::Skb => libbpf_sys::XDP_FLAGS_SKB_MODE,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Skb => "skb",
+        })
+    }
+}
+
+/// Which receive timestamps to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timestamps {
+    /// The NIC clock where the device-bound program loads and attaches, else the XDP clock.
+    Auto,
+    /// The NIC clock, or fail: the device-bound `hw` program, native mode only.
+    Nic,
+    /// The XDP-hook TAI clock: the `tai` program.
+    Xdp,
+}
+
+/// One of the two programs in the object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Program {
+    /// `tickgate_hw`: device-bound, NIC timestamp with XDP-clock fallback per packet.
+    Hw,
+    /// `tickgate_tai`: XDP-clock timestamps only.
+    Tai,
+}
+
+impl Program {
+    /// The program's name in the object and in the kernel.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hw => object::HW_PROGRAM,
+            Self::Tai => object::TAI_PROGRAM,
+        }
+    }
+
+    pub(super) fn from_name(name: &str) -> Option<Self> {
+        [Self::Hw, Self::Tai].into_iter().find(|p| p.name() == name)
+    }
+
+    /// The clock the program stamps with, as status reports it.
+    pub fn timestamp_source(self) -> &'static str {
+        match self {
+            Self::Hw => "nic (xdp when the NIC gives none)",
+            Self::Tai => "xdp",
+        }
+    }
+}
+
+/// What to attach where.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Interface name.
+    pub ifname: String,
+    /// Game UDP ports.
+    pub ports: Vec<u16>,
+    /// Attach mode.
+    pub mode: Mode,
+    /// Timestamp policy.
+    pub timestamps: Timestamps,
+    /// Replace a program already attached (atomically when it is tickgate's own pinned link).
+    pub force: bool,
+    /// Per-source flood shedding on game ports; `None` admits every valid game packet.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Why loading, attaching or detaching failed. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not root, or capabilities missing.
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
+    /// No such interface in this network namespace.
+    #[error("interface {ifname} not found in this network namespace ('ip link show' lists them)")]
+    InterfaceNotFound {
+        /// The name asked for.
+        ifname: String,
+    },
+    /// bpffs is not mounted where pins go.
+    #[error(
+        "bpffs is not mounted at {BPFFS}: mount it with 'mount -t bpf bpf {BPFFS}' (tickgate pins its \
+         program and maps there). Under 'ip netns exec' /sys is remounted and bpffs hidden: use \
+         'nsenter --net=/run/netns/NAME' instead"
+    )]
+    BpffsNotMounted,
+    /// Another XDP program is attached and `--force` was not given.
+    #[error(
+        "an XDP program ({prog_name}, id {prog_id}) is already attached to {ifname} in {mode} mode: \
+         use --force to replace it{hint}"
+    )]
+    AlreadyAttached {
+        /// Interface.
+        ifname: String,
+        /// Id of the attached program.
+        prog_id: u32,
+        /// Its name.
+        prog_name: String,
+        /// The mode it is attached in.
+        mode: &'static str,
+        /// Extra advice.
+        hint: &'static str,
+    },
+    /// The attached program is held by a bpf_link tickgate cannot reach.
+    #[error(
+        "the XDP program on {ifname} (id {prog_id}) is held by a bpf_link that tickgate did not pin \
+         (a running 'tickgate run', or another tool): stop that process or detach it with its owner"
+    )]
+    ForeignLink {
+        /// Interface.
+        ifname: String,
+        /// Id of the attached program.
+        prog_id: u32,
+    },
+    /// The driver has no native XDP.
+    #[error("attaching XDP in native mode is not supported by driver {driver} ({ifname}) - try --mode skb")]
+    NativeUnsupported {
+        /// Interface.
+        ifname: String,
+        /// Its driver.
+        driver: String,
+    },
+    /// `--timestamps nic` with `--mode skb`.
+    #[error(
+        "--timestamps nic needs --mode native: the device-bound program that reads the NIC clock does \
+         not attach in skb mode (use --timestamps xdp or auto)"
+    )]
+    NicNeedsNative,
+    /// The device-bound program was refused and `--timestamps nic` demanded it.
+    #[error(
+        "the kernel refused the device-bound program for {ifname} ({reason}), so NIC timestamps are not \
+         available; use --timestamps auto or xdp to run on the XDP clock instead"
+    )]
+    DeviceBoundRefused {
+        /// Interface.
+        ifname: String,
+        /// What the kernel or libbpf said.
+        reason: String,
+    },
+    /// The kfunc is not usable on this kernel and `--timestamps nic` demanded it.
+    #[error("--timestamps nic: {0}")]
+    Kfunc(#[from] KfuncError),
+    /// `unload` or `status` of an interface with no pins of ours.
+    #[error("nothing of tickgate's is attached to {ifname} (no pins under {PIN_ROOT}/{ifname})")]
+    NothingAttached {
+        /// Interface.
+        ifname: String,
+    },
+    /// More ports than the map holds, or none.
+    #[error("between 1 and {max} game ports are supported, {given} given")]
+    Ports {
+        /// How many were given.
+        given: usize,
+        /// Capacity of the port map.
+        max: usize,
+    },
+    /// A libbpf call failed.
+    #[error("{what}: {source}")]
+    Libbpf {
+        /// What was being done.
+        what: &'static str,
+        /// libbpf's error.
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    /// A raw kernel call failed.
+    #[error(transparent)]
+    Syscall(#[from] SyscallError),
+    /// A file under bpffs could not be created or removed.
+    #[error("{}: {source}", path.display())]
+    Pin {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Capacity of the `GAME_PORTS` map (see `xdp-prog`).
+pub const MAX_PORTS: usize = 1024;
+
+pub(super) fn libbpf(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> LoadError {
+    move |source| LoadError::Libbpf { what, source }
+}
+
+/// A loaded (not necessarily attached) program with its maps.
+pub struct Loaded {
+    pub(super) object: libbpf_rs::Object,
+    program: Program,
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded").field("program", &self.program).finish_non_exhaustive()
+    }
+}
+
+impl Loaded {
+    /// Loads `program` from the embedded object without attaching it; `ifindex` is the device
+    /// the `hw` program is bound to (ignored for `tai`). Used by `BPF_PROG_TEST_RUN` fixtures.
+    pub fn load(program: Program, ifindex: u32) -> Result<Self, LoadError> {
+        Ok(Self { object: load_object(program, ifindex)?, program })
+    }
+
+    /// Adds game ports to the port map.
+    pub fn set_ports(&self, ports: &[u16]) -> Result<(), LoadError> {
+        let map = self.map(object::PORTS_MAP)?;
+        for port in ports {
+            map.update(&port.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                .map_err(libbpf("filling the game-port map"))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the per-source rate limit; `None` disables it. Takes effect on the next packet;
+    /// buckets already filled keep their tokens, capped at the new burst.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<(), LoadError> {
+        self.map(object::RATE_LIMIT_MAP)?
+            .update(&0u32.to_ne_bytes(), &RateLimit::config(limit).to_ne_bytes(), MapFlags::ANY)
+            .map_err(libbpf("writing the rate-limit map"))
+    }
+
+    /// Puts the AF_XDP socket `fd` in the XSKMAP slot of RX queue `queue`.
+    pub fn register_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), LoadError> {
+        let value = (sys::raw(fd) as u32).to_ne_bytes();
+        self.map(object::XSKS_MAP)?
+            .update(&queue.to_ne_bytes(), &value, MapFlags::ANY)
+            .map_err(libbpf("registering the AF_XDP socket in the XSKMAP"))
+    }
+
+    /// Current counters, summed over CPUs.
+    pub fn counters(&self) -> Result<(XdpCounters, TimestampCounters), LoadError> {
+        read_counters(&self.map(object::COUNTERS_MAP)?)
+    }
+
+    /// Runs the program once on `frame` with `BPF_PROG_TEST_RUN`; returns the XDP action.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, LoadError> {
+        let prog = self.object.progs_mut().find(|p| p.name() == self.program.name()).ok_or_else(|| {
+            LoadError::Libbpf {
+                what: "finding the program in the object",
+                source: libbpf_rs::Error::from(io::Error::from(io::ErrorKind::NotFound)),
+            }
+        })?;
+        let input = libbpf_rs::ProgramInput { data_in: Some(frame), ..Default::default() };
+        let output = prog.test_run(input).map_err(libbpf("BPF_PROG_TEST_RUN"))?;
+        Ok(output.return_value)
+    }
+
+    fn map(&self, name: &str) -> Result<libbpf_rs::Map<'_>, LoadError> {
+        self.object.maps().find(|m| m.name() == name).ok_or_else(|| LoadError::Libbpf {
+            what: "finding a map in the object",
+            source: libbpf_rs::Error::from(io::Error::from(io::ErrorKind::NotFound)),
+        })
+    }
+}
+
+/// An attached program with its maps.
+pub struct Attachment {
+    pub(super) loaded: Loaded,
+    pub(super) link: OwnedFd,
+    ifindex: u32,
+    pub(super) ifname: String,
+    program: Program,
+    mode: Mode,
+    notes: Vec<String>,
+}
+
+impl fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attachment")
+            .field("ifname", &self.ifname)
+            .field("ifindex", &self.ifindex)
+            .field("program", &self.program)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Routes libbpf's own messages to `log` (they are noisy at info level).
+fn route_libbpf_logs() {
+    fn print(level: libbpf_rs::PrintLevel, msg: String) {
+        let msg = msg.trim_end();
+        match level {
+            libbpf_rs::PrintLevel::Warn => log::debug!(target: "libbpf", "{msg}"),
+            _ => log::trace!(target: "libbpf", "{msg}"),
+        }
+    }
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, print)));
+}
+
+/// Opens the embedded object with only `program` enabled and loads it.
+fn load_object(program: Program, ifindex: u32) -> Result<libbpf_rs::Object, LoadError> {
+    route_libbpf_logs();
+    let mut elf = object::elf().to_vec();
+    if program == Program::Hw {
+        let id = kfunc::rx_timestamp_btf_id()?;
+        kfunc::patch_placeholder_calls(&mut elf, id)?;
+    }
+    let mut builder = libbpf_rs::ObjectBuilder::default();
+    builder.name("tickgate").map_err(libbpf("naming the object"))?;
+    let mut open = builder.open_memory(&elf).map_err(libbpf("opening the XDP object"))?;
+    for mut prog in open.progs_mut() {
+        let wanted = prog.name() == program.name();
+        prog.set_autoload(wanted);
+        if wanted && program == Program::Hw {
+            prog.set_ifindex(ifindex);
+            prog.set_flags(libbpf_sys::BPF_F_XDP_DEV_BOUND_ONLY);
+        }
+    }
+    open.load().map_err(libbpf("loading the XDP program"))
+}
+
+fn find_program(object: &libbpf_rs::Object, program: Program) -> Result<libbpf_rs::Program<'_>, LoadError> {
+    object.progs().find(|p| p.name() == program.name()).ok_or_else(|| LoadError::Libbpf {
+        what: "finding the program in the object",
+        source: libbpf_rs::Error::from(io::Error::from(io::ErrorKind::NotFound)),
+    })
+}
+
+fn interface_index(ifname: &str) -> Result<u32, LoadError> {
+    sys::if_nametoindex(ifname).map_err(|_| LoadError::InterfaceNotFound { ifname: ifname.to_owned() })
+}
+
+/// The program attached to an interface in any mode, with the mode.
+fn attached_program(ifindex: u32) -> Result<Option<(u32, Mode)>, LoadError> {
+    let q = sys::xdp_query(ifindex).map_err(|e| SyscallError::new("bpf_xdp_query", e))?;
+    Ok(if q.drv_prog_id != 0 {
+        Some((q.drv_prog_id, Mode::Native))
+    } else if q.skb_prog_id != 0 {
+        Some((q.skb_prog_id, Mode::Skb))
+    } else {
+        None
+    })
+}
+
+/// Our pinned link on `ifname`, if there is one and it still holds `prog_id`.
+fn our_pinned_link(ifname: &str, prog_id: u32) -> Option<OwnedFd> {
+    let link = sys::obj_get(&pin_dir(ifname).join(LINK_PIN)).ok()?;
+    let (linked, _) = sys::xdp_link_info(link.as_fd()).ok()?;
+    (linked == prog_id).then_some(link)
+}
+
+impl Attachment {
+    /// Loads the program chosen by `opts.timestamps`, attaches it to `opts.ifname` with a
+    /// bpf_link and fills the port map. The program stays attached while the returned value (or
+    /// a pin made by [`Attachment::pin`]) lives.
+    pub fn attach(opts: &LoadOptions) -> Result<Self, LoadError> {
+        privileges::require("load")?;
+        if opts.ports.is_empty() || opts.ports.len() > MAX_PORTS {
+            return Err(LoadError::Ports { given: opts.ports.len(), max: MAX_PORTS });
+        }
+        let ifindex = interface_index(&opts.ifname)?;
+        let mut replace_link = None;
+        if let Some((prog_id, mode)) = attached_program(ifindex)? {
+            let ours = our_pinned_link(&opts.ifname, prog_id);
+            if !opts.force {
+                let prog_name = sys::prog_info(prog_id).map(|i| i.name).unwrap_or_else(|_| "?".into());
+                let hint = if ours.is_some() { ", or 'tickgate unload' it first" } else { "" };
+                let mode = if mode == Mode::Native { "native" } else { "skb" };
+                return Err(LoadError::AlreadyAttached {
+                    ifname: opts.ifname.clone(),
+                    prog_id,
+                    prog_name,
+                    mode,
+                    hint,
+                });
+            }
+            match ours {
+                Some(link) if mode == opts.mode => replace_link = Some(link),
+                Some(link) => {
+                    log::warn!(
+                        "{}: mode changes from {mode} to {}: detaching first (not atomic)",
+                        opts.ifname,
+                        opts.mode
+                    );
+                    sys::link_detach(link.as_fd()).map_err(|e| SyscallError::new("bpf_link_detach", e))?;
+                    remove_pins(&opts.ifname)?;
+                }
+                None => detach_foreign(&opts.ifname, ifindex, prog_id, mode)?,
+            }
+        }
+
+        let mut notes = Vec::new();
+        let candidates: &[Program] = match (opts.timestamps, opts.mode) {
+            (Timestamps::Xdp, _) => &[Program::Tai],
+            (Timestamps::Nic, Mode::Skb) => return Err(LoadError::NicNeedsNative),
+            (Timestamps::Nic, Mode::Native) => &[Program::Hw],
+            (Timestamps::Auto, Mode::Skb) => {
+                notes.push("skb mode: the device-bound NIC-timestamp program attaches only in native mode; using the XDP clock (tickgate_tai)".to_owned());
+                &[Program::Tai]
+            }
+            (Timestamps::Auto, Mode::Native) => &[Program::Hw, Program::Tai],
+        };
+        let demanded = opts.timestamps == Timestamps::Nic;
+        let mut last_error = None;
+        for &program in candidates {
+            let object = match load_object(program, ifindex) {
+                Ok(object) => object,
+                Err(e) if program == Program::Hw => {
+                    let e = match e {
+                        LoadError::Kfunc(k) if demanded => return Err(LoadError::Kfunc(k)),
+                        LoadError::Libbpf { source, .. } if demanded => {
+                            return Err(LoadError::DeviceBoundRefused {
+                                ifname: opts.ifname.clone(),
+                                reason: source.to_string(),
+                            });
+                        }
+                        other => other,
+                    };
+                    notes.push(format!(
+                        "device-bound tickgate_hw not loaded ({e}); using the XDP clock (tickgate_tai)"
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let prog = find_program(&object, program)?;
+            let fd = prog.as_fd();
+            let link = match &replace_link {
+                Some(link) => sys::link_update(link.as_fd(), fd)
+                    .map_err(|e| SyscallError::new("bpf_link_update", e))
+                    .and_then(|()| link.try_clone().map_err(|e| SyscallError::new("dup", e))),
+                None => sys::xdp_link_create(fd, ifindex, opts.mode.xdp_flags())
+                    .map_err(|e| SyscallError::new("bpf_link_create", e)),
+            };
+            let link = match link {
+                Ok(link) => link,
+                Err(e) => {
+                    let err = classify_attach_error(e, opts, ifindex, prog_fd_id(fd));
+                    let fatal = matches!(
+                        err,
+                        LoadError::NativeUnsupported { .. }
+                            | LoadError::AlreadyAttached { .. }
+                            | LoadError::ForeignLink { .. }
+                    );
+                    if program == Program::Hw && !demanded && !fatal {
+                        notes.push(format!("device-bound tickgate_hw did not attach ({err}); using the XDP clock (tickgate_tai)"));
+                        last_error = Some(err);
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            let attachment = Self {
+                loaded: Loaded { object, program },
+                link,
+                ifindex,
+                ifname: opts.ifname.clone(),
+                program,
+                mode: opts.mode,
+                notes,
+            };
+            attachment.loaded.set_ports(&opts.ports)?;
+            attachment.loaded.set_rate_limit(opts.rate_limit)?;
+            if replace_link.is_some() {
+                // The pinned link now runs the new program; its maps must be the pinned ones.
+                attachment.pin()?;
+            }
+            return Ok(attachment);
+        }
+        Err(last_error.unwrap_or(LoadError::DeviceBoundRefused {
+            ifname: opts.ifname.clone(),
+            reason: "no program could be loaded".into(),
+        }))
+    }
+
+    /// The loaded program and its maps (ports, XSKMAP, counters).
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    /// Puts the AF_XDP socket `fd` in the XSKMAP slot of RX queue `queue`.
+    pub fn register_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), LoadError> {
+        self.loaded.register_socket(queue, fd)
+    }
+
+    /// Current counters, summed over CPUs.
+    pub fn counters(&self) -> Result<(XdpCounters, TimestampCounters), LoadError> {
+        self.loaded.counters()
+    }
+
+    /// The program that was attached.
+    pub fn program(&self) -> Program {
+        self.program
+    }
+
+    /// Whether the link still holds the program on the interface: false once the interface was
+    /// deleted (the kernel then detaches every link on it) or the link was detached by force.
+    pub fn is_attached(&self) -> bool {
+        sys::xdp_link_info(self.link.as_fd()).is_ok_and(|(_, ifindex)| ifindex != 0)
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The attach mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Why the program differs from what was asked for (e.g. why `auto` fell back to `tai`).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+}
+
+fn prog_fd_id(fd: BorrowedFd<'_>) -> u32 {
+    libbpf_rs::Program::id_from_fd(fd).unwrap_or(0)
+}
+
+/// Turns a failed link create/update into the error a user can act on.
+fn classify_attach_error(e: SyscallError, opts: &LoadOptions, ifindex: u32, _prog_id: u32) -> LoadError {
+    match e.errno() {
+        Some(libc::EOPNOTSUPP) if opts.mode == Mode::Native => LoadError::NativeUnsupported {
+            ifname: opts.ifname.clone(),
+            driver: sys::driver_name(&opts.ifname).unwrap_or_else(|_| "unknown".into()),
+        },
+        Some(libc::EBUSY | libc::EEXIST) => match attached_program(ifindex) {
+            Ok(Some((prog_id, _))) => LoadError::ForeignLink { ifname: opts.ifname.clone(), prog_id },
+            _ => LoadError::Syscall(e),
+        },
+        _ => LoadError::Syscall(e),
+    }
+}
+
+/// `--force` over a program tickgate did not pin: detach it through netlink (not atomic).
+fn detach_foreign(ifname: &str, ifindex: u32, prog_id: u32, mode: Mode) -> Result<(), LoadError> {
+    log::warn!("{ifname}: --force: detaching program id {prog_id} first; the replacement is not atomic");
+    match sys::xdp_detach(ifindex, mode.xdp_flags(), prog_id) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            Err(LoadError::ForeignLink { ifname: ifname.to_owned(), prog_id })
+        }
+        Err(e) => Err(SyscallError::new("bpf_xdp_detach", e).into()),
+    }
+}
+
+pub(super) fn read_counters(
+    map: &impl libbpf_rs::MapCore,
+) -> Result<(XdpCounters, TimestampCounters), LoadError> {
+    let mut slots = Vec::with_capacity(COUNTER_SLOTS as usize);
+    for slot in 0..COUNTER_SLOTS {
+        let per_cpu = map
+            .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+            .map_err(libbpf("reading the counter map"))?
+            .unwrap_or_default();
+        slots.push(
+            per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes))
+                .sum(),
+        );
+    }
+    Ok(XdpCounters::from_slots(&slots))
+}

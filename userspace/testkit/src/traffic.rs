@@ -1,0 +1,425 @@
+//! Lab traffic: paced synthetic clients with injected loss, duplication and reordering, a junk
+//! flood, and the sender veth's own counters.
+//!
+//! `tickgate demo` and the bench run these in a [`crate::lab::Lab`]: the senders in the client
+//! namespace, tickgate in the receiver namespace. Everything here is bounded by a deadline and a
+//! stop flag, and sends only to the address it is given (the lab's receiver).
+
+use std::{
+    io,
+    net::{SocketAddr, UdpSocket},
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use tickgate::wire;
+
+use crate::client::SyntheticClient;
+
+/// UDP port of the junk that is not game traffic (the discard service): XDP passes it to the
+/// kernel stack untouched.
+pub const OTHER_PORT: u16 = 9;
+/// Size of a junk packet's UDP payload: above the tickgate header, so XDP judges it by its magic.
+const JUNK_LEN: usize = 64;
+
+/// A traffic option that cannot be run, or a socket that could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    /// A percentage outside 0..=100.
+    #[error("--{flag} {value}: a percentage is between 0 and 100")]
+    Percent {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// Loss, duplication and reordering together above 100 %.
+    #[error(
+        "--loss, --duplicate and --reorder add up to {total}%: each packet gets at most one of them, \
+         so together they can be at most 100"
+    )]
+    Total {
+        /// Their sum.
+        total: f64,
+    },
+    /// A socket could not be made.
+    #[error("cannot open a UDP socket for the demo's {role}: {source}")]
+    Socket {
+        /// Clients or junk.
+        role: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What the client sender does to packets on purpose; each packet gets at most one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Impairments {
+    /// Percent of packets not sent at all.
+    pub loss_pct: f64,
+    /// Percent of packets sent twice, back to back.
+    pub duplicate_pct: f64,
+    /// Percent of packets held back and sent after the client's next packet.
+    pub reorder_pct: f64,
+}
+
+impl Impairments {
+    /// Checks each percentage and their sum.
+    pub fn validate(&self) -> Result<(), TrafficError> {
+        for (flag, value) in
+            [("loss", self.loss_pct), ("duplicate", self.duplicate_pct), ("reorder", self.reorder_pct)]
+        {
+            if !(0.0..=100.0).contains(&value) {
+                return Err(TrafficError::Percent { flag, value });
+            }
+        }
+        let total = self.loss_pct + self.duplicate_pct + self.reorder_pct;
+        if total > 100.0 {
+            return Err(TrafficError::Total { total });
+        }
+        Ok(())
+    }
+
+    fn pick(&self, roll: f64) -> Fate {
+        if roll < self.loss_pct {
+            Fate::Lose
+        } else if roll < self.loss_pct + self.duplicate_pct {
+            Fate::Duplicate
+        } else if roll < self.loss_pct + self.duplicate_pct + self.reorder_pct {
+            Fate::HoldBack
+        } else {
+            Fate::Send
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Send,
+    Lose,
+    Duplicate,
+    HoldBack,
+}
+
+/// A roll in [0, 100) from a seeded generator, so a run's injections are reproducible.
+fn percent(rng: &mut fastrand::Rng) -> f64 {
+    rng.f64() * 100.0
+}
+
+/// A group of synthetic clients one sender thread drives.
+#[derive(Clone, Debug)]
+pub struct ClientPlan {
+    /// Id of the first client; the group is `first_id..first_id + count`.
+    pub first_id: u32,
+    /// Clients in this group.
+    pub count: u32,
+    /// Inputs per second per client.
+    pub tick_hz: u32,
+    /// Inputs each packet carries (the newest and the ones before it).
+    pub redundancy: u32,
+    /// What to do to packets on purpose.
+    pub impairments: Impairments,
+    /// Seed of the injection choices.
+    pub seed: u64,
+    /// The game server.
+    pub dst: SocketAddr,
+}
+
+/// What the client senders did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SendStats {
+    /// Clients.
+    pub clients: u32,
+    /// Packets the clients made, one per input.
+    pub packets_generated: u64,
+    /// Packets handed to the kernel, duplicates counted twice.
+    pub packets_sent: u64,
+    /// Packets dropped on purpose (`--loss`).
+    pub lost: u64,
+    /// Packets sent twice (`--duplicate`).
+    pub duplicated: u64,
+    /// Packets sent after the client's next one (`--reorder`).
+    pub reordered: u64,
+    /// Sends the kernel refused.
+    pub send_errors: u64,
+    /// Inputs (commands) in the packets sent: each packet repeats up to `redundancy` of them.
+    pub commands_sent: u64,
+    /// Distinct inputs the clients made.
+    pub inputs_generated: u64,
+    /// Distinct inputs carried by at least one packet that was sent: what the server can get.
+    pub inputs_sent: u64,
+}
+
+impl SendStats {
+    /// Sums two groups.
+    pub fn merge(self, o: Self) -> Self {
+        Self {
+            clients: self.clients + o.clients,
+            packets_generated: self.packets_generated + o.packets_generated,
+            packets_sent: self.packets_sent + o.packets_sent,
+            lost: self.lost + o.lost,
+            duplicated: self.duplicated + o.duplicated,
+            reordered: self.reordered + o.reordered,
+            send_errors: self.send_errors + o.send_errors,
+            commands_sent: self.commands_sent + o.commands_sent,
+            inputs_generated: self.inputs_generated + o.inputs_generated,
+            inputs_sent: self.inputs_sent + o.inputs_sent,
+        }
+    }
+}
+
+struct ClientState {
+    client: SyntheticClient,
+    socket: UdpSocket,
+    rng: fastrand::Rng,
+    held: Option<(Vec<u8>, u64)>,
+    covered_upto: u64,
+}
+
+/// Sleeps until `deadline` (no-op if it has passed).
+fn sleep_until(deadline: Instant) {
+    let now = Instant::now();
+    if deadline > now {
+        thread::sleep(deadline - now);
+    }
+}
+
+/// Offset of `slot` (tick × clients + client) from the start: client `i` of `n` sends at
+/// `i/n` of each tick, so a group's packets are spread over the tick like real clients'.
+fn slot_offset(tick: u64, client: u32, clients: u32, tick_hz: u32) -> Duration {
+    let n = u128::from(clients.max(1));
+    let ns = (u128::from(tick) * n + u128::from(client)) * 1_000_000_000 / (n * u128::from(tick_hz.max(1)));
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+fn send(state: &ClientState, packet: &[u8], commands: u64, dst: SocketAddr, stats: &mut SendStats) {
+    match state.socket.send_to(packet, dst) {
+        Ok(_) => {
+            stats.packets_sent += 1;
+            stats.commands_sent += commands;
+        }
+        Err(e) => {
+            if stats.send_errors == 0 {
+                log::warn!("client {}: send failed: {e} (counted as send_errors)", state.client.id());
+            }
+            stats.send_errors += 1;
+        }
+    }
+}
+
+/// Runs the group at `tick_hz` from now until `until` or `stop`, each client on its own UDP
+/// socket (its own flow, so RSS spreads the clients over the RX queues), pacing every send to an
+/// absolute deadline. Held-back packets still pending at the end are sent before returning.
+pub fn run_clients(plan: &ClientPlan, until: Instant, stop: &AtomicBool) -> Result<SendStats, TrafficError> {
+    let bind: SocketAddr = if plan.dst.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let mut clients = Vec::with_capacity(plan.count as usize);
+    for i in 0..plan.count {
+        let id = plan.first_id + i;
+        let socket =
+            UdpSocket::bind(bind).map_err(|source| TrafficError::Socket { role: "clients", source })?;
+        clients.push(ClientState {
+            client: SyntheticClient::new(id, plan.redundancy),
+            socket,
+            rng: fastrand::Rng::with_seed(plan.seed ^ u64::from(id).wrapping_mul(0xA24B_AED4_963E_E407)),
+            held: None,
+            covered_upto: 0,
+        });
+    }
+    let redundancy = u64::from(plan.redundancy.clamp(1, wire::MAX_COMMANDS as u32));
+    let mut stats = SendStats { clients: plan.count, ..SendStats::default() };
+    let mut packet = Vec::new();
+    let start = Instant::now();
+    'run: for tick in 0u64.. {
+        for (i, state) in clients.iter_mut().enumerate() {
+            let due = start + slot_offset(tick, i as u32, plan.count, plan.tick_hz);
+            if due >= until || stop.load(Ordering::Relaxed) {
+                break 'run;
+            }
+            sleep_until(due);
+            let seq = state.client.next_packet(tickgate::sys::clock_tai_ns(), &mut packet);
+            stats.packets_generated += 1;
+            stats.inputs_generated += 1;
+            let commands = seq.min(redundancy);
+            let held_before = state.held.take();
+            let fate = plan.impairments.pick(percent(&mut state.rng));
+            if fate != Fate::Lose {
+                // Inputs first carried by this packet: the ones not yet covered by an earlier
+                // sent packet (decided in seq order, so covered_upto < seq here).
+                stats.inputs_sent += seq - state.covered_upto.max(seq.saturating_sub(redundancy));
+                state.covered_upto = seq;
+            }
+            match fate {
+                Fate::Lose => stats.lost += 1,
+                Fate::Send => send(state, &packet, commands, plan.dst, &mut stats),
+                Fate::Duplicate => {
+                    stats.duplicated += 1;
+                    send(state, &packet, commands, plan.dst, &mut stats);
+                    send(state, &packet, commands, plan.dst, &mut stats);
+                }
+                // Only one packet is held at a time, so a held packet is late by one slot.
+                Fate::HoldBack if held_before.is_none() => {
+                    stats.reordered += 1;
+                    state.held = Some((packet.clone(), commands));
+                }
+                Fate::HoldBack => send(state, &packet, commands, plan.dst, &mut stats),
+            }
+            if let Some((held, held_commands)) = held_before {
+                send(state, &held, held_commands, plan.dst, &mut stats);
+            }
+        }
+    }
+    for state in &mut clients {
+        if let Some((held, commands)) = state.held.take() {
+            send(state, &held, commands, plan.dst, &mut stats);
+        }
+    }
+    Ok(stats)
+}
+
+/// What the junk flood sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JunkStats {
+    /// Packets to the game port with a wrong magic (XDP drops them as bad_magic).
+    pub bad_magic: u64,
+    /// Packets to a port that is not a game port (XDP passes them to the kernel).
+    pub other_port: u64,
+    /// Sends the kernel refused.
+    pub send_errors: u64,
+}
+
+/// Floods `game` with wrong-magic packets and `other` with plain UDP, alternating, at `pps`
+/// packets per second in total until `until` or `stop`. A stalled flood does not catch up by
+/// more than 10 ms worth of packets at once.
+pub fn flood(
+    game: SocketAddr,
+    other: SocketAddr,
+    pps: u64,
+    until: Instant,
+    stop: &AtomicBool,
+) -> Result<JunkStats, TrafficError> {
+    let mut stats = JunkStats::default();
+    if pps == 0 {
+        return Ok(stats);
+    }
+    let bind: SocketAddr = if game.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket =
+        UdpSocket::bind(bind).map_err(|source| TrafficError::Socket { role: "junk flood", source })?;
+    let mut bad_magic = [0u8; JUNK_LEN];
+    bad_magic[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let mut other_payload = [0u8; JUNK_LEN];
+    other_payload[..17].copy_from_slice(b"not a game packet");
+    let max_burst = (pps / 100).max(1);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut next_wake = start;
+    loop {
+        let now = Instant::now();
+        if now >= until || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let due =
+            u64::try_from(u128::from(pps) * (now - start).as_nanos() / 1_000_000_000).unwrap_or(u64::MAX);
+        // Catch up by at most a burst: packets not sent in a stall are skipped, not bunched.
+        sent = sent.max(due.saturating_sub(max_burst));
+        while sent < due {
+            let to_game = sent.is_multiple_of(2);
+            let (payload, dst) = if to_game { (&bad_magic, game) } else { (&other_payload, other) };
+            match socket.send_to(payload, dst) {
+                Ok(_) if to_game => stats.bad_magic += 1,
+                Ok(_) => stats.other_port += 1,
+                Err(_) => stats.send_errors += 1,
+            }
+            sent += 1;
+        }
+        next_wake += Duration::from_millis(1);
+        sleep_until(next_wake.min(until));
+    }
+    Ok(stats)
+}
+
+/// Counters of the sender's veth, read in the client namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VethCounters {
+    /// Packets the veth carried to its peer.
+    pub tx_packets: u64,
+    /// Packets the veth dropped instead (the peer's queue was full).
+    pub tx_dropped: u64,
+}
+
+impl VethCounters {
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            tx_packets: self.tx_packets.saturating_sub(earlier.tx_packets),
+            tx_dropped: self.tx_dropped.saturating_sub(earlier.tx_dropped),
+        }
+    }
+}
+
+/// Reads `ifname`'s counters from `/proc/thread-self/net/dev`: the calling thread's namespace.
+pub fn veth_counters(ifname: &str) -> io::Result<VethCounters> {
+    parse_net_dev(&std::fs::read_to_string("/proc/thread-self/net/dev")?, ifname)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{ifname} is not in /proc/net/dev")))
+}
+
+fn parse_net_dev(text: &str, ifname: &str) -> Option<VethCounters> {
+    text.lines().find_map(|line| {
+        let (name, rest) = line.split_once(':')?;
+        if name.trim() != ifname {
+            return None;
+        }
+        let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets errs drop …
+        Some(VethCounters { tx_packets: *fields.get(9)?, tx_dropped: *fields.get(11)? })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impairments_are_checked_and_split_the_roll() {
+        let i = Impairments { loss_pct: 10.0, duplicate_pct: 20.0, reorder_pct: 30.0 };
+        assert!(i.validate().is_ok());
+        assert_eq!(i.pick(9.99), Fate::Lose);
+        assert_eq!(i.pick(10.0), Fate::Duplicate);
+        assert_eq!(i.pick(29.9), Fate::Duplicate);
+        assert_eq!(i.pick(59.9), Fate::HoldBack);
+        assert_eq!(i.pick(60.0), Fate::Send);
+        assert!(matches!(Impairments { loss_pct: 101.0, ..i }.validate(), Err(TrafficError::Percent { .. })));
+        assert!(matches!(Impairments { loss_pct: 60.0, ..i }.validate(), Err(TrafficError::Total { .. })));
+        assert!(Impairments::default().validate().is_ok());
+        assert_eq!(Impairments::default().pick(0.0), Fate::Send);
+    }
+
+    #[test]
+    fn the_rng_is_uniform_enough_and_reproducible() {
+        let mut a = fastrand::Rng::with_seed(7);
+        let mut b = fastrand::Rng::with_seed(7);
+        let rolls: Vec<f64> = (0..10_000).map(|_| percent(&mut a)).collect();
+        assert!(rolls.iter().all(|&r| (0.0..100.0).contains(&r)));
+        assert_eq!(rolls[..5], (0..5).map(|_| percent(&mut b)).collect::<Vec<_>>()[..]);
+        let below_ten = rolls.iter().filter(|&&r| r < 10.0).count();
+        assert!((800..1200).contains(&below_ten), "{below_ten}");
+    }
+
+    #[test]
+    fn slots_spread_clients_over_the_tick() {
+        assert_eq!(slot_offset(0, 0, 4, 100), Duration::ZERO);
+        assert_eq!(slot_offset(0, 1, 4, 100), Duration::from_micros(2_500));
+        assert_eq!(slot_offset(3, 2, 4, 100), Duration::from_millis(35));
+        assert_eq!(slot_offset(60, 0, 16, 60), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn net_dev_lines_give_the_tx_counters() {
+        let text = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\ntgdt10:  10 1 0 0 0 0 0 0 9000 120 0 3 0 0 0 0\n";
+        assert_eq!(parse_net_dev(text, "tgdt10"), Some(VethCounters { tx_packets: 120, tx_dropped: 3 }));
+        assert_eq!(parse_net_dev(text, "tgdt1"), None);
+    }
+}
