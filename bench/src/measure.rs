@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tickgate::{frame_queue::Frame, sys::clock_tai_ns};
+use tickgate::{frame_queue::Frame, sys::clock_tai_ns, worker::Counter};
 use tickgate_testkit::{
     client::send_time_ns,
     lab::{self, Lab},
@@ -237,7 +237,7 @@ impl Sink {
             if sent < self.window.0 || sent >= self.window.1 {
                 continue;
             }
-            match (now.checked_sub(sent), input.rx_ts_ns.checked_sub(sent)) {
+            match (now.checked_sub(sent), input.rx.ns.checked_sub(sent)) {
                 (Some(frame_latency), Some(stamp_latency)) => {
                     self.latency.saturating_record(frame_latency.max(1));
                     self.rx_stamp.saturating_record(stamp_latency.max(1));
@@ -517,7 +517,7 @@ fn account(spec: &Spec, g: &GenReport, sink: &Sink, r: &ReceiverReport, k: &Kern
                 let s = &q.xdp_statistics;
                 add("xsk.rx_dropped".into(), s.rx_dropped);
                 add("xsk.rx_ring_full".into(), s.rx_ring_full);
-                let invalid = q.dropped_packets.get("invalid_descriptor").copied().unwrap_or(0);
+                let invalid = q.count(Counter::InvalidDescriptor);
                 terminal += q.received + invalid + s.rx_dropped + s.rx_ring_full;
                 packet_drops += invalid + s.rx_dropped + s.rx_ring_full;
             }

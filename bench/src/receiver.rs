@@ -21,7 +21,7 @@ use serde::Serialize;
 use tickgate::{
     frame_queue::{self, Frame, FrameQueue, SequencerThread, Stats},
     ingress::{Ingress, IngressConfig, IngressReport},
-    input::TsSource,
+    input::Timestamp,
     session::anti_replay::ClientsConfig,
     steer::rate_limit::RateLimit,
     steer::{LoadOptions, Mode, Timestamps},
@@ -271,7 +271,7 @@ fn receive(
                 match sock.recv(&mut buf) {
                     Ok(n) => {
                         let ts = clock_tai_ns();
-                        ingest.packet(&buf[..n], ts, TsSource::Xdp);
+                        ingest.packet(&buf[..n], Timestamp::xdp(ts));
                         ingest.publish_watermark(ts.saturating_sub(slack));
                     }
                     Err(e) if is_timeout(&e) => {
@@ -293,7 +293,7 @@ fn receive(
                     }
                     match sock.recv(&mut buf) {
                         Ok(n) => {
-                            ingest.packet(&buf[..n], clock_tai_ns(), TsSource::Xdp);
+                            ingest.packet(&buf[..n], Timestamp::xdp(clock_tai_ns()));
                             got += 1;
                         }
                         Err(e) if is_timeout(&e) => break true,
@@ -318,7 +318,7 @@ fn receive(
                     Ok(n) => {
                         let ts = clock_tai_ns();
                         for i in 0..n {
-                            ingest.packet(batch.datagram(i), ts, TsSource::Xdp);
+                            ingest.packet(batch.datagram(i), Timestamp::xdp(ts));
                         }
                         if n < batch.capacity() {
                             ingest.publish_watermark(ts.saturating_sub(slack));
@@ -342,7 +342,7 @@ fn receive(
             Ok(n) => {
                 let ts = clock_tai_ns();
                 for i in 0..n {
-                    ingest.packet(batch.datagram(i), ts, TsSource::Xdp);
+                    ingest.packet(batch.datagram(i), Timestamp::xdp(ts));
                 }
             }
             Err(_) => break,

@@ -12,7 +12,7 @@
 use divan::Bencher;
 use divan::counter::ItemsCount;
 use tickgate::frame_queue::{Config, Epoch, Frame, Late, Pipeline};
-use tickgate::input::{Input, TsSource};
+use tickgate::input::{Clock, Input, Timestamp};
 use tickgate::sequencer::Item;
 
 const INPUTS: usize = 1 << 20;
@@ -28,8 +28,7 @@ fn workload(queues: usize) -> Vec<(usize, Item)> {
         let slot = n % queues;
         let rx_ts_ns = 1_000_000_000_000 + n as u64 * 50;
         streams[slot].push(Item::Input(Input {
-            rx_ts_ns,
-            ts_source: TsSource::Xdp,
+            rx: Timestamp { ns: rx_ts_ns, clock: Clock::Xdp },
             queue: slot as u16,
             client_id: (n % 1_000) as u32,
             seq: (n / 1_000) as u64,
@@ -62,7 +61,7 @@ fn run(queues: usize, mut sequence: Vec<(usize, Item)>) -> (Vec<Frame>, Vec<(usi
         tick_hz: 60,
         grace_us: 2_000,
         late: Late::Next,
-        time_base: TsSource::Xdp,
+        time_base: Clock::Xdp,
         epoch: Epoch::FirstInput,
     };
     let mut pipeline = Pipeline::new(&config, queues).expect("valid config");

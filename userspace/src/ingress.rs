@@ -21,7 +21,7 @@ use crate::{
     steer::counters::{TimestampCounters, XdpCounters},
     steer::{Attachment, LoadError, LoadOptions, Mode},
     sys,
-    worker::{self, QueueReport, QueueStats, WorkerConfig},
+    worker::{self, Counter, QueueReport, QueueStats, WorkerConfig},
     xsk::{BindPreference, BusyPoll, XskConfig, XskError, XskSocket},
 };
 
@@ -267,7 +267,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             .iter()
             .map(|q| {
                 i128::from(q.received)
-                    + i128::from(q.dropped_packets.get("invalid_descriptor").copied().unwrap_or(0))
+                    + i128::from(q.count(Counter::InvalidDescriptor))
                     + i128::from(q.xdp_statistics.rx_dropped)
                     + i128::from(q.xdp_statistics.rx_ring_full)
             })

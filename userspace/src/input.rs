@@ -1,18 +1,23 @@
-//! A decoded, validated game input: what a worker hands to the sequencer.
+//! A decoded, validated game input, and its receive [`Timestamp`]: what a worker hands to the
+//! sequencer and what a frame holds.
 
 use serde::{Deserialize, Serialize};
+use tickgate_common::meta::{RxMeta, flags};
 
-/// Which clock stamped an input's receive time.
+/// Which clock a receive time was read from.
+///
+/// NIC (PHC) time and CLOCK_TAI differ by an arbitrary offset, so a run compares every time in
+/// one of them, its time base (`docs/architecture.md`, "Time base").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TsSource {
+pub enum Clock {
     /// The NIC's hardware clock (PHC), read through the XDP RX-timestamp kfunc.
     Nic,
     /// `bpf_ktime_get_tai_ns()` at the XDP hook: CLOCK_TAI.
     Xdp,
 }
 
-impl TsSource {
+impl Clock {
     /// The name used in JSON output and docs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -20,15 +25,57 @@ impl TsSource {
             Self::Xdp => "xdp",
         }
     }
+
+    /// The one-byte code of the clock in the frame encoding and the record log.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Nic => 0,
+            Self::Xdp => 1,
+        }
+    }
+
+    /// The clock with this code, if any.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Nic),
+            1 => Some(Self::Xdp),
+            _ => None,
+        }
+    }
+}
+
+/// A receive time: nanoseconds in one clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    /// Nanoseconds in `clock`.
+    pub ns: u64,
+    /// The clock `ns` was read from.
+    pub clock: Clock,
+}
+
+impl Timestamp {
+    /// `ns` in CLOCK_TAI, as the XDP hook reads it.
+    pub const fn xdp(ns: u64) -> Self {
+        Self { ns, clock: Clock::Xdp }
+    }
+
+    /// `ns` in the NIC's hardware clock.
+    pub const fn nic(ns: u64) -> Self {
+        Self { ns, clock: Clock::Nic }
+    }
+
+    /// The time the XDP program stamped in a packet's metadata (its flags say which clock).
+    pub fn of(meta: &RxMeta) -> Self {
+        let clock = if meta.flags & flags::TS_NIC != 0 { Clock::Nic } else { Clock::Xdp };
+        Self { ns: meta.rx_ts_ns, clock }
+    }
 }
 
 /// One game input, after the header checksum, protobuf decode and anti-replay checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Input {
-    /// Receive timestamp in nanoseconds, in the clock named by `ts_source`.
-    pub rx_ts_ns: u64,
-    /// The clock that produced `rx_ts_ns`.
-    pub ts_source: TsSource,
+    /// When the packet carrying it arrived.
+    pub rx: Timestamp,
     /// RX queue the packet arrived on.
     pub queue: u16,
     /// Client id from the wire header.

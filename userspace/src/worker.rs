@@ -16,10 +16,9 @@ use std::{
 };
 
 use serde::Serialize;
-use tickgate_common::meta::flags;
 
 use crate::{
-    input::TsSource,
+    input::Timestamp,
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
     sys,
@@ -62,21 +61,58 @@ impl Default for WorkerConfig {
     }
 }
 
-/// Packet-level outcomes: every descriptor read from the ring is counted once here.
-pub const PACKET_COUNTERS: [&str; 4] =
-    ["input_packets", "sync_packets", "invalid_descriptors", "missing_metadata"];
-/// Input-level outcomes: every command of every input packet is counted once here.
-pub const INPUT_COUNTERS: [&str; 2] = ["delivered", "handoff_full"];
+/// One named counter of a queue. With the wire errors and the anti-replay rejections (counted
+/// by their own enums) they partition the queue's traffic: every descriptor read from the ring
+/// is `Received` and then exactly one packet outcome; every command of a decoded input packet is
+/// exactly one input outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Descriptors read from the ring (valid or not).
+    Received,
+    /// Packet outcome: an input packet that decoded.
+    InputPackets,
+    /// Packet outcome: a sync packet that decoded.
+    SyncPackets,
+    /// Packet outcome, dropped: a descriptor outside the UMEM or not owned by the ring (counted
+    /// on top of `Received`, see [`QueueReport::unexplained_packets`]).
+    InvalidDescriptor,
+    /// Packet outcome, dropped: no tickgate metadata in front of the frame.
+    MissingMetadata,
+    /// Packet outcome, dropped: the metadata's payload bounds fall outside the frame.
+    PayloadOutOfBounds,
+    /// Input outcome: handed to the sequencer.
+    Delivered,
+    /// Input outcome, dropped: the hand-off queue to the sequencer was full.
+    HandoffFull,
+}
 
-/// Slots of the counter array, in a fixed order: packet outcomes, wire errors, input outcomes,
-/// anti-replay rejections, and `received` (packets handed to decode).
-const RECEIVED: usize = 0;
-const PACKET_BASE: usize = 1;
-const PAYLOAD_OUT_OF_BOUNDS: usize = PACKET_BASE + PACKET_COUNTERS.len();
-const WIRE_BASE: usize = PAYLOAD_OUT_OF_BOUNDS + 1;
-const INPUT_BASE: usize = WIRE_BASE + WireError::COUNTER_NAMES.len();
-const REJECT_BASE: usize = INPUT_BASE + INPUT_COUNTERS.len();
-const SLOTS: usize = REJECT_BASE + Reject::COUNTER_NAMES.len();
+impl Counter {
+    /// Every counter, in slot order.
+    pub const ALL: [Self; 8] = [
+        Self::Received,
+        Self::InputPackets,
+        Self::SyncPackets,
+        Self::InvalidDescriptor,
+        Self::MissingMetadata,
+        Self::PayloadOutOfBounds,
+        Self::Delivered,
+        Self::HandoffFull,
+    ];
+
+    /// The name in reports, status output and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::InputPackets => "input_packets",
+            Self::SyncPackets => "sync_packets",
+            Self::InvalidDescriptor => "invalid_descriptor",
+            Self::MissingMetadata => "missing_metadata",
+            Self::PayloadOutOfBounds => "payload_out_of_bounds",
+            Self::Delivered => "delivered",
+            Self::HandoffFull => "handoff_full",
+        }
+    }
+}
 
 /// Live counters of one queue, written by its worker, read by anyone.
 #[derive(Debug)]
@@ -84,7 +120,9 @@ pub struct QueueStats {
     queue: u32,
     bind_mode: BindMode,
     core: Option<usize>,
-    counters: [AtomicU64; SLOTS],
+    counters: [AtomicU64; Counter::ALL.len()],
+    wire: [AtomicU64; WireError::COUNTER_NAMES.len()],
+    rejected: [AtomicU64; Reject::COUNTER_NAMES.len()],
     xdp: Mutex<XdpStatistics>,
 }
 
@@ -119,44 +157,42 @@ impl QueueStats {
             bind_mode,
             core,
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            wire: std::array::from_fn(|_| AtomicU64::new(0)),
+            rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             xdp: Mutex::new(XdpStatistics::default()),
         }
     }
 
-    fn add(&self, slot: usize, n: u64) {
-        if n > 0 {
-            self.counters[slot].fetch_add(n, Ordering::Relaxed);
-        }
+    fn add(&self, counter: Counter, n: u64) {
+        bump(&self.counters[counter as usize], n);
     }
 
-    fn get(&self, slot: usize) -> u64 {
-        self.counters[slot].load(Ordering::Relaxed)
+    fn get(&self, counter: Counter) -> u64 {
+        self.counters[counter as usize].load(Ordering::Relaxed)
     }
 
     /// A consistent-enough snapshot (each counter is read once; the worker may be running).
     pub fn report(&self) -> QueueReport {
-        let mut dropped_packets: BTreeMap<&'static str, u64> = BTreeMap::new();
-        dropped_packets.insert("invalid_descriptor", self.get(PACKET_BASE + 2));
-        dropped_packets.insert("missing_metadata", self.get(PACKET_BASE + 3));
-        dropped_packets.insert("payload_out_of_bounds", self.get(PAYLOAD_OUT_OF_BOUNDS));
-        for (i, name) in WireError::COUNTER_NAMES.iter().enumerate() {
-            dropped_packets.insert(name, self.get(WIRE_BASE + i));
-        }
-        let mut dropped_inputs: BTreeMap<&'static str, u64> = BTreeMap::new();
-        dropped_inputs.insert("handoff_full", self.get(INPUT_BASE + 1));
-        for (i, name) in Reject::COUNTER_NAMES.iter().enumerate() {
-            dropped_inputs.insert(name, self.get(REJECT_BASE + i));
-        }
-        let decoded = BTreeMap::from([
-            ("input_packets", self.get(PACKET_BASE)),
-            ("sync_packets", self.get(PACKET_BASE + 1)),
-        ]);
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut dropped_packets: BTreeMap<&'static str, u64> =
+            [Counter::InvalidDescriptor, Counter::MissingMetadata, Counter::PayloadOutOfBounds]
+                .into_iter()
+                .map(|c| (c.name(), self.get(c)))
+                .collect();
+        dropped_packets.extend(WireError::COUNTER_NAMES.into_iter().zip(self.wire.iter().map(load)));
+        let mut dropped_inputs =
+            BTreeMap::from([(Counter::HandoffFull.name(), self.get(Counter::HandoffFull))]);
+        dropped_inputs.extend(Reject::COUNTER_NAMES.into_iter().zip(self.rejected.iter().map(load)));
+        let decoded = [Counter::InputPackets, Counter::SyncPackets]
+            .into_iter()
+            .map(|c| (c.name(), self.get(c)))
+            .collect();
         QueueReport {
             queue: self.queue,
             bind_mode: self.bind_mode.to_string(),
             core: self.core,
-            received: self.get(RECEIVED),
-            delivered: self.get(INPUT_BASE),
+            received: self.get(Counter::Received),
+            delivered: self.get(Counter::Delivered),
             dropped_packets,
             dropped_inputs,
             decoded,
@@ -165,12 +201,36 @@ impl QueueStats {
     }
 }
 
+fn bump(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 impl QueueReport {
+    /// The value of one named counter in this snapshot.
+    pub fn count(&self, counter: Counter) -> u64 {
+        let map = match counter {
+            Counter::Received => return self.received,
+            Counter::Delivered => return self.delivered,
+            Counter::InputPackets | Counter::SyncPackets => &self.decoded,
+            Counter::InvalidDescriptor | Counter::MissingMetadata | Counter::PayloadOutOfBounds => {
+                &self.dropped_packets
+            }
+            Counter::HandoffFull => &self.dropped_inputs,
+        };
+        map.get(counter.name()).copied().unwrap_or(0)
+    }
+
+    /// Inputs rejected by anti-replay for `reason` in this snapshot.
+    pub fn rejected(&self, reason: Reject) -> u64 {
+        self.dropped_inputs.get(reason.counter_name()).copied().unwrap_or(0)
+    }
+
     /// Descriptors read from the ring that are not accounted for by a drop reason or a decode
     /// outcome: 0 when the counters balance.
     pub fn unexplained_packets(&self) -> i128 {
-        i128::from(self.received)
-            + i128::from(self.dropped_packets.get("invalid_descriptor").copied().unwrap_or(0))
+        i128::from(self.received) + i128::from(self.count(Counter::InvalidDescriptor))
             - self.dropped_packets.values().map(|&v| i128::from(v)).sum::<i128>()
             - self.decoded.values().map(|&v| i128::from(v)).sum::<i128>()
     }
@@ -193,34 +253,34 @@ impl Ingest {
         Self { producer, clients: Clients::new(clients), stats, queue }
     }
 
-    /// One UDP payload (tickgate header + body) received at `rx_ts_ns` by clock `source`.
-    pub fn packet(&mut self, payload: &[u8], rx_ts_ns: u64, source: TsSource) {
-        self.stats.add(RECEIVED, 1);
+    /// One UDP payload (tickgate header + body) received at `rx`.
+    pub fn packet(&mut self, payload: &[u8], rx: Timestamp) {
+        self.stats.add(Counter::Received, 1);
         match wire::decode(payload) {
             Ok(Packet::Input(packet)) => {
-                self.stats.add(PACKET_BASE, 1);
+                self.stats.add(Counter::InputPackets, 1);
                 let now = sys::clock_monotonic_ns();
                 for command in packet.commands() {
                     if let Err(reject) = self.clients.check(command.client_id, command.seq, now) {
-                        self.stats.add(REJECT_BASE + reject.counter_index(), 1);
+                        bump(&self.stats.rejected[reject.counter_index()], 1);
                         continue;
                     }
-                    match self.producer.try_push_input(command.to_input(rx_ts_ns, source, self.queue)) {
-                        Ok(()) => self.stats.add(INPUT_BASE, 1),
-                        Err(_) => self.stats.add(INPUT_BASE + 1, 1),
+                    match self.producer.try_push_input(command.to_input(rx, self.queue)) {
+                        Ok(()) => self.stats.add(Counter::Delivered, 1),
+                        Err(_) => self.stats.add(Counter::HandoffFull, 1),
                     }
                 }
             }
-            Ok(Packet::Sync(_)) => self.stats.add(PACKET_BASE + 1, 1),
-            Err(e) => self.stats.add(WIRE_BASE + e.counter_index(), 1),
+            Ok(Packet::Sync(_)) => self.stats.add(Counter::SyncPackets, 1),
+            Err(e) => bump(&self.stats.wire[e.counter_index()], 1),
         }
     }
 
     /// Counts a packet that arrived without usable metadata or payload bounds.
     pub fn unusable(&self, missing_metadata: u32, payload_out_of_bounds: u32, invalid_descriptors: u32) {
-        self.stats.add(PACKET_BASE + 2, u64::from(invalid_descriptors));
-        self.stats.add(PACKET_BASE + 3, u64::from(missing_metadata));
-        self.stats.add(PAYLOAD_OUT_OF_BOUNDS, u64::from(payload_out_of_bounds));
+        self.stats.add(Counter::InvalidDescriptor, u64::from(invalid_descriptors));
+        self.stats.add(Counter::MissingMetadata, u64::from(missing_metadata));
+        self.stats.add(Counter::PayloadOutOfBounds, u64::from(payload_out_of_bounds));
     }
 
     /// Promises the sequencer that nothing older than `watermark` will follow from this queue.
@@ -261,11 +321,10 @@ pub fn spawn(
             let batch = match socket.receive(config.batch, |r| {
                 let (Some(meta), Some(payload)) = (r.meta, r.payload) else {
                     // Counted below from the batch totals.
-                    stats.add(RECEIVED, 1);
+                    stats.add(Counter::Received, 1);
                     return;
                 };
-                let source = if meta.flags & flags::TS_NIC != 0 { TsSource::Nic } else { TsSource::Xdp };
-                ingest.packet(payload, meta.rx_ts_ns, source);
+                ingest.packet(payload, Timestamp::of(&meta));
             }) {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -293,5 +352,62 @@ fn refresh_kernel_stats(socket: &XskSocket, stats: &QueueStats) {
         && let Ok(mut slot) = stats.xdp.lock()
     {
         *slot = s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tickgate_proto::{Action, InputFrame, PlayerCommand};
+
+    use super::*;
+    use crate::{
+        input::Input,
+        sequencer::{Item, channel},
+    };
+
+    fn packet(client: u32, first_seq: u64, commands: usize) -> Vec<u8> {
+        let command = |i: usize| PlayerCommand {
+            action: Action::Move as i32,
+            client_frame: (first_seq as usize + i) as u32,
+            ..Default::default()
+        };
+        let frame = InputFrame { first_seq, commands: (0..commands).map(command).collect() };
+        let mut out = Vec::new();
+        wire::encode_input(client, 0, &frame, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn every_packet_and_input_lands_in_exactly_one_named_counter() {
+        let stats = Arc::new(QueueStats::new(3, BindMode::Copy, None));
+        // Room for two inputs: the third new one finds the hand-off full.
+        let (producer, mut consumer) = channel(2);
+        let mut ingest = Ingest::new(producer, ClientsConfig::default(), Arc::clone(&stats));
+        ingest.packet(&packet(7, 0, 2), Timestamp::xdp(10));
+        // Resends seq 0 and 1 (duplicates) with seq 2, which does not fit in the hand-off.
+        ingest.packet(&packet(7, 0, 3), Timestamp::nic(20));
+        ingest.packet(b"not a tickgate packet", Timestamp::xdp(30));
+        ingest.unusable(1, 2, 3);
+
+        let r = stats.report();
+        assert_eq!(r.count(Counter::Received), 3);
+        assert_eq!(r.count(Counter::InputPackets), 2);
+        assert_eq!(r.count(Counter::SyncPackets), 0);
+        assert_eq!(r.count(Counter::MissingMetadata), 1);
+        assert_eq!(r.count(Counter::PayloadOutOfBounds), 2);
+        assert_eq!(r.count(Counter::InvalidDescriptor), 3);
+        assert_eq!(r.count(Counter::Delivered), 2);
+        assert_eq!(r.count(Counter::HandoffFull), 1);
+        assert_eq!(r.rejected(Reject::Duplicate), 2);
+        assert_eq!(r.dropped_packets.values().sum::<u64>() - 1 - 2 - 3, 1, "one wire error: {r:?}");
+        // The wire error and the unusable descriptors were not part of `received` here, so the
+        // balance is off by exactly the three `unusable` packets counted without a receive.
+        assert_eq!(r.unexplained_packets(), -3, "{r:?}");
+
+        let inputs: Vec<Input> = std::iter::from_fn(|| consumer.pop())
+            .filter_map(|i| if let Item::Input(i) = i { Some(i) } else { None })
+            .collect();
+        let got: Vec<_> = inputs.iter().map(|i| (i.seq, i.rx, i.queue, i.client_id)).collect();
+        assert_eq!(got, [(0, Timestamp::xdp(10), 3, 7), (1, Timestamp::xdp(10), 3, 7)]);
     }
 }

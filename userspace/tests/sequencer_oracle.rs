@@ -9,7 +9,7 @@ use std::thread;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use tickgate::frame_queue::{Config, Epoch, Frame, Late, Pipeline, Stats, spawn};
-use tickgate::input::{Input, TsSource};
+use tickgate::input::{Clock, Input, Timestamp};
 use tickgate::record::{RecordWriter, RunConfig, replay_with};
 use tickgate::sequencer::{Frontier, Item, Merge};
 
@@ -38,12 +38,12 @@ fn sealed_through(epoch: u64, hz: u32, grace_ns: u64, m: u64) -> Option<u64> {
 }
 
 fn oracle_order(a: &Input, b: &Input) -> Ordering {
-    (a.rx_ts_ns, a.client_id, a.seq, a.client_frame, a.ts_source, &a.payload, a.queue).cmp(&(
-        b.rx_ts_ns,
+    (a.rx.ns, a.client_id, a.seq, a.client_frame, a.rx.clock, &a.payload, a.queue).cmp(&(
+        b.rx.ns,
         b.client_id,
         b.seq,
         b.client_frame,
-        b.ts_source,
+        b.rx.clock,
         &b.payload,
         b.queue,
     ))
@@ -54,10 +54,10 @@ fn encode(tick: u64, inputs: &[Input]) -> Vec<u8> {
     out.extend(tick.to_be_bytes());
     out.extend((inputs.len() as u64).to_be_bytes());
     for i in inputs {
-        out.extend(i.rx_ts_ns.to_be_bytes());
-        out.push(match i.ts_source {
-            TsSource::Nic => 0,
-            TsSource::Xdp => 1,
+        out.extend(i.rx.ns.to_be_bytes());
+        out.push(match i.rx.clock {
+            Clock::Nic => 0,
+            Clock::Xdp => 1,
         });
         out.extend(i.client_id.to_be_bytes());
         out.extend(i.seq.to_be_bytes());
@@ -151,8 +151,7 @@ fn scale(span: u64, millionths: u64) -> u64 {
 
 fn make_input(index: usize, spec: &InSpec, slot: usize, rx_ts_ns: u64) -> Input {
     Input {
-        rx_ts_ns,
-        ts_source: TsSource::Xdp,
+        rx: Timestamp { ns: rx_ts_ns, clock: Clock::Xdp },
         queue: slot as u16,
         client_id: spec.client,
         seq: index as u64,
@@ -200,7 +199,7 @@ fn final_watermark(sequence: &[(usize, Item)]) -> u64 {
         .iter()
         .filter(|(q, _)| *q == last)
         .map(|(_, item)| match item {
-            Item::Input(input) => input.rx_ts_ns,
+            Item::Input(input) => input.rx.ns,
             Item::Watermark(w) => *w,
             Item::Close => 0,
         })
@@ -254,7 +253,7 @@ fn on_time(p: &Params, first_input: bool) -> OnTime {
     }
     let epoch = if first_input { Epoch::FirstInput } else { Epoch::At(p.epoch) };
     let config =
-        Config { tick_hz: p.hz, grace_us: p.grace_us, late: Late::Drop, time_base: TsSource::Xdp, epoch };
+        Config { tick_hz: p.hz, grace_us: p.grace_us, late: Late::Drop, time_base: Clock::Xdp, epoch };
     let streams = streams
         .into_iter()
         .map(|s| {
@@ -270,16 +269,14 @@ fn on_time(p: &Params, first_input: bool) -> OnTime {
 fn expected_on_time(config: &Config, inputs: &[Input], watermark: u64) -> Vec<Frame> {
     let epoch = match config.epoch {
         Epoch::At(epoch) => epoch,
-        Epoch::FirstInput => match inputs.iter().map(|i| i.rx_ts_ns).min() {
+        Epoch::FirstInput => match inputs.iter().map(|i| i.rx.ns).min() {
             Some(first) => aligned_epoch(first, config.tick_hz),
             None => return vec![],
         },
     };
     let hz = config.tick_hz;
-    let placed: Vec<_> = inputs
-        .iter()
-        .map(|i| (tick_of(epoch, hz, i.rx_ts_ns).expect("after the epoch"), i.clone()))
-        .collect();
+    let placed: Vec<_> =
+        inputs.iter().map(|i| (tick_of(epoch, hz, i.rx.ns).expect("after the epoch"), i.clone())).collect();
     let last_input = placed.iter().map(|(t, _)| *t).max();
     let last_sealed = sealed_through(epoch, hz, config.grace_ns(), watermark);
     oracle_frames(placed, last_input.max(last_sealed))
@@ -367,10 +364,10 @@ proptest! {
         sequence.extend(interleave(streams, &p.picks));
         let watermark = final_watermark(&sequence);
 
-        let config = Config { tick_hz: hz, grace_us: p.grace_us, late: policy, time_base: TsSource::Xdp, epoch: Epoch::At(epoch) };
+        let config = Config { tick_hz: hz, grace_us: p.grace_us, late: policy, time_base: Clock::Xdp, epoch: Epoch::At(epoch) };
         let (frames, stats) = run(&config, p.queues, sequence);
 
-        let mut placed: Vec<_> = on_time.iter().map(|i| (tick_of(epoch, hz, i.rx_ts_ns).expect("after epoch"), i.clone())).collect();
+        let mut placed: Vec<_> = on_time.iter().map(|i| (tick_of(epoch, hz, i.rx.ns).expect("after epoch"), i.clone())).collect();
         if policy == Late::Next {
             placed.extend(stragglers.iter().map(|i| (first_open, i.clone())));
         }
@@ -410,7 +407,7 @@ proptest! {
         for (n, &(slot, is_input, ts)) in events.iter().enumerate() {
             let slot = slot % queues;
             streams[slot].push(if is_input {
-                Item::Input(input(ts, TsSource::Xdp, n as u32, n as u64, slot as u16))
+                Item::Input(input(ts, Clock::Xdp, n as u32, n as u64, slot as u16))
             } else {
                 Item::Watermark(ts)
             });
@@ -422,7 +419,7 @@ proptest! {
             for item in stream {
                 match item {
                     Item::Input(i) => {
-                        let key = floor.map_or(i.rx_ts_ns, |f| f.max(i.rx_ts_ns));
+                        let key = floor.map_or(i.rx.ns, |f| f.max(i.rx.ns));
                         floor = Some(key);
                         expected.push((key, slot, i.seq));
                     }
@@ -435,9 +432,9 @@ proptest! {
         for stream in &mut streams {
             stream.push(Item::Close);
         }
-        let mut merge = Merge::new(queues, TsSource::Xdp);
+        let mut merge = Merge::new(queues, Clock::Xdp);
         // The same items through the one-call path the pipeline uses: identical at every step.
-        let mut fused = Merge::new(queues, TsSource::Xdp);
+        let mut fused = Merge::new(queues, Clock::Xdp);
         let mut released = vec![];
         let mut fused_released = vec![];
         let mut last_frontier = 0;
@@ -490,7 +487,7 @@ proptest! {
         let OnTime { config, streams, inputs, .. } = on_time(&p, false);
         // Watermarks are capped at the last timestamp, so the run's last frame is the last
         // input's tick however many watermarks were coalesced on the way.
-        let cap = inputs.iter().map(|i| i.rx_ts_ns).max().unwrap_or(p.epoch);
+        let cap = inputs.iter().map(|i| i.rx.ns).max().unwrap_or(p.epoch);
         let run = RunConfig { config, queues: (0..p.queues as u16).collect() };
         let writer = RecordWriter::new(Vec::new(), &run).expect("memory");
         let mut running = spawn(&config, p.queues, capacity, writer).expect("spawn");
@@ -526,7 +523,7 @@ fn threaded_late_decisions_replay_exactly() {
         tick_hz: 1_000,
         grace_us: 100,
         late: Late::Drop,
-        time_base: TsSource::Nic,
+        time_base: Clock::Nic,
         epoch: Epoch::At(0),
     };
     for round in 0..8u64 {
@@ -544,8 +541,7 @@ fn threaded_late_decisions_replay_exactly() {
                         // Every 7th input of queue 1 is stamped 2 ms in the past.
                         let rx_ts_ns = if q == 1 && n % 7 == 3 { t.saturating_sub(2 * MS) } else { t };
                         let mut input = Input {
-                            rx_ts_ns,
-                            ts_source: TsSource::Nic,
+                            rx: Timestamp { ns: rx_ts_ns, clock: Clock::Nic },
                             queue: q as u16,
                             client_id: (n % 5) as u32,
                             seq: n,
@@ -581,8 +577,15 @@ fn threaded_late_decisions_replay_exactly() {
 // ---------------------------------------------------------------------------------------------
 // Idle, closed and single queues; clock mixing.
 
-fn input(ts: u64, source: TsSource, client: u32, seq: u64, queue: u16) -> Input {
-    Input { rx_ts_ns: ts, ts_source: source, queue, client_id: client, seq, client_frame: 0, payload: vec![] }
+fn input(ts: u64, source: Clock, client: u32, seq: u64, queue: u16) -> Input {
+    Input {
+        rx: Timestamp { ns: ts, clock: source },
+        queue,
+        client_id: client,
+        seq,
+        client_frame: 0,
+        payload: vec![],
+    }
 }
 
 fn collect(p: &mut Pipeline) -> Vec<Frame> {
@@ -596,7 +599,7 @@ fn an_idle_queue_publishing_watermarks_and_a_closed_queue_never_stall_the_others
         tick_hz: 1_000,
         grace_us: 200,
         late: Late::Drop,
-        time_base: TsSource::Xdp,
+        time_base: Clock::Xdp,
         epoch: Epoch::At(0),
     };
     let mut p = Pipeline::new(&config, 3).expect("valid config");
@@ -604,7 +607,7 @@ fn an_idle_queue_publishing_watermarks_and_a_closed_queue_never_stall_the_others
     let mut emitted = 0;
     for step in 1..=100u64 {
         let now = step * 100_000;
-        p.push_input(0, input(now - 50_000, TsSource::Xdp, 1, step, 0)).expect("feed");
+        p.push_input(0, input(now - 50_000, Clock::Xdp, 1, step, 0)).expect("feed");
         p.push_watermark(0, now).expect("feed");
         p.push_watermark(1, now).expect("feed");
         emitted += collect(&mut p).len() as u64;
@@ -618,16 +621,11 @@ fn an_idle_queue_publishing_watermarks_and_a_closed_queue_never_stall_the_others
 
 #[test]
 fn a_silent_queue_holds_every_tick_until_it_speaks_or_closes() {
-    let config = Config {
-        tick_hz: 1_000,
-        grace_us: 0,
-        late: Late::Drop,
-        time_base: TsSource::Xdp,
-        epoch: Epoch::At(0),
-    };
+    let config =
+        Config { tick_hz: 1_000, grace_us: 0, late: Late::Drop, time_base: Clock::Xdp, epoch: Epoch::At(0) };
     let mut p = Pipeline::new(&config, 2).expect("valid config");
     for ms in 0..10u64 {
-        p.push_input(0, input(ms * 1_000_000, TsSource::Xdp, 1, ms, 0)).expect("feed");
+        p.push_input(0, input(ms * 1_000_000, Clock::Xdp, 1, ms, 0)).expect("feed");
     }
     assert!(collect(&mut p).is_empty(), "queue 1 could still deliver an input at time 0");
     p.close(1).expect("feed");
@@ -642,13 +640,13 @@ fn a_single_queue_is_ordered_and_sealed_by_its_own_stream() {
         tick_hz: 100,
         grace_us: 1_000,
         late: Late::Next,
-        time_base: TsSource::Nic,
+        time_base: Clock::Nic,
         epoch: Epoch::At(0),
     };
     let mut p = Pipeline::new(&config, 1).expect("valid config");
     let stamps = [5_000_000, 5_000_000, 9_999_999, 10_000_000, 30_500_000];
     for (n, ts) in stamps.into_iter().enumerate() {
-        p.push_input(0, input(ts, TsSource::Nic, 9 - n as u32, n as u64, 0)).expect("feed");
+        p.push_input(0, input(ts, Clock::Nic, 9 - n as u32, n as u64, 0)).expect("feed");
     }
     let sealed = collect(&mut p);
     assert_eq!(sealed.iter().map(|f| (f.tick, f.inputs.len())).collect::<Vec<_>>(), vec![(0, 3), (1, 1)]);
@@ -663,34 +661,27 @@ fn a_single_queue_is_ordered_and_sealed_by_its_own_stream() {
 #[test]
 fn the_other_clock_is_restamped_to_the_queue_floor_never_compared() {
     const TAI: u64 = 1_700_000_000_000_000_000;
-    let config = Config {
-        tick_hz: 1_000,
-        grace_us: 0,
-        late: Late::Drop,
-        time_base: TsSource::Nic,
-        epoch: Epoch::At(0),
-    };
+    let config =
+        Config { tick_hz: 1_000, grace_us: 0, late: Late::Drop, time_base: Clock::Nic, epoch: Epoch::At(0) };
     let mut p = Pipeline::new(&config, 2).expect("valid config");
-    p.push_input(1, input(TAI, TsSource::Xdp, 5, 1, 1)).expect("no floor yet: dropped");
-    p.push_input(0, input(1_500_000, TsSource::Nic, 1, 1, 0)).expect("feed");
+    p.push_input(1, input(TAI, Clock::Xdp, 5, 1, 1)).expect("no floor yet: dropped");
+    p.push_input(0, input(1_500_000, Clock::Nic, 1, 1, 0)).expect("feed");
     p.push_watermark(1, 2_200_000).expect("feed");
-    p.push_input(1, input(TAI + 7, TsSource::Xdp, 5, 2, 1)).expect("feed");
-    p.push_input(0, input(2_500_000, TsSource::Nic, 1, 2, 0)).expect("feed");
+    p.push_input(1, input(TAI + 7, Clock::Xdp, 5, 2, 1)).expect("feed");
+    p.push_input(0, input(2_500_000, Clock::Nic, 1, 2, 0)).expect("feed");
     p.close(0).expect("feed");
     p.close(1).expect("feed");
     let frames = collect(&mut p);
     let ticks: Vec<_> = frames
         .iter()
-        .map(|f| {
-            (f.tick, f.inputs.iter().map(|i| (i.rx_ts_ns, i.ts_source, i.client_id)).collect::<Vec<_>>())
-        })
+        .map(|f| (f.tick, f.inputs.iter().map(|i| (i.rx.ns, i.rx.clock, i.client_id)).collect::<Vec<_>>()))
         .collect();
     assert_eq!(
         ticks,
         vec![
             (0, vec![]),
-            (1, vec![(1_500_000, TsSource::Nic, 1)]),
-            (2, vec![(2_200_000, TsSource::Nic, 5), (2_500_000, TsSource::Nic, 1)]),
+            (1, vec![(1_500_000, Clock::Nic, 1)]),
+            (2, vec![(2_200_000, Clock::Nic, 5), (2_500_000, Clock::Nic, 1)]),
         ]
     );
     let stats = p.stats();

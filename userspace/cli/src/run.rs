@@ -18,7 +18,7 @@ use clap::{Args, ValueEnum};
 use tickgate::{
     frame_queue::{Config, Frame, Late, Recorder, Stats},
     ingress::{self, Ingress, IngressConfig, IngressReport},
-    input::TsSource,
+    input::Clock,
     metrics::{self, LatencyHistogram},
     record::{RecordWriter, RunConfig},
     xsk::XskConfig,
@@ -216,8 +216,8 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         if let Some(frame) = ingress.frames().next_frame(Duration::from_millis(50)) {
             let now = tickgate::sys::clock_tai_ns();
-            for input in frame.inputs.iter().filter(|i| i.ts_source == TsSource::Xdp) {
-                latency.record_ns(now.saturating_sub(input.rx_ts_ns));
+            for input in frame.inputs.iter().filter(|i| i.rx.clock == Clock::Xdp) {
+                latency.record_ns(now.saturating_sub(input.rx.ns));
             }
             inputs_seen += frame.inputs.len() as u64;
             emit(&frame);
@@ -280,7 +280,7 @@ fn write_frame(
                 &mut *out,
                 &serde_json::json!({
                     "client": input.client_id, "seq": input.seq, "frame": input.client_frame,
-                    "rx_ts_ns": input.rx_ts_ns, "ts_source": input.ts_source, "queue": input.queue,
+                    "rx_ts_ns": input.rx.ns, "ts_source": input.rx.clock, "queue": input.queue,
                 }),
             )?;
             out.write_all(b"\n")?;

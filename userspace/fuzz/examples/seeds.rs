@@ -9,7 +9,7 @@ use std::{fs, path::Path};
 use prost::Message as _;
 use tickgate::{
     frame_queue::{Config, Epoch, Late, Pipeline},
-    input::{Input, TsSource},
+    input::{Input, Clock},
     record::{Record, RecordWriter, RunConfig},
     sequencer::Item,
     wire,
@@ -189,8 +189,7 @@ fn record() -> Vec<(&'static str, Vec<u8>)> {
         queues: vec![3, 5],
     };
     let input = |ts: u64, client: u32, seq: u64, queue: u16| Input {
-        rx_ts_ns: ts,
-        ts_source: TsSource::Xdp,
+        rx: Timestamp { ns: ts, clock: Clock::Xdp },
         queue,
         client_id: client,
         seq,

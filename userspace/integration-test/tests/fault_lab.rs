@@ -201,7 +201,8 @@ fn a_flood_at_full_rate_does_not_cost_legit_clients_an_input() {
 fn run_works_as_an_unprivileged_user_with_the_service_units_capabilities() {
     let lab = Lab::new(1);
     let unit =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tickgate.service")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/tickgate.service"))
+            .unwrap();
     let caps: Vec<String> = unit
         .lines()
         .find_map(|l| l.strip_prefix("AmbientCapabilities="))

@@ -20,7 +20,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
-use crate::input::{Input, TsSource};
+use crate::input::Input;
 
 /// The hash before tick 0.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
@@ -50,11 +50,9 @@ impl Frame {
 /// Only inputs identical in every encoded field are then ordered by queue, which the hash cannot
 /// see.
 pub fn frame_order(a: &Input, b: &Input) -> Ordering {
-    (a.rx_ts_ns, a.client_id, a.seq)
-        .cmp(&(b.rx_ts_ns, b.client_id, b.seq))
-        .then_with(|| {
-            (a.client_frame, a.ts_source, &a.payload).cmp(&(b.client_frame, b.ts_source, &b.payload))
-        })
+    (a.rx.ns, a.client_id, a.seq)
+        .cmp(&(b.rx.ns, b.client_id, b.seq))
+        .then_with(|| (a.client_frame, a.rx.clock, &a.payload).cmp(&(b.client_frame, b.rx.clock, &b.payload)))
         .then_with(|| a.queue.cmp(&b.queue))
 }
 
@@ -75,8 +73,8 @@ fn encode_head(tick: u64, count: usize, out: &mut Vec<u8>) {
 
 fn encode_input(input: &Input, out: &mut Vec<u8>) {
     let mut head = [0u8; 29];
-    head[0..8].copy_from_slice(&input.rx_ts_ns.to_be_bytes());
-    head[8] = ts_source_code(input.ts_source);
+    head[0..8].copy_from_slice(&input.rx.ns.to_be_bytes());
+    head[8] = input.rx.clock.code();
     head[9..13].copy_from_slice(&input.client_id.to_be_bytes());
     head[13..21].copy_from_slice(&input.seq.to_be_bytes());
     head[21..25].copy_from_slice(&input.client_frame.to_be_bytes());
@@ -139,23 +137,6 @@ impl HashChain {
     }
 }
 
-/// The one-byte code of a clock, in frames and in the record log.
-pub(crate) fn ts_source_code(source: TsSource) -> u8 {
-    match source {
-        TsSource::Nic => 0,
-        TsSource::Xdp => 1,
-    }
-}
-
-/// The clock with this code, if any.
-pub(crate) fn ts_source_from_code(code: u8) -> Option<TsSource> {
-    match code {
-        0 => Some(TsSource::Nic),
-        1 => Some(TsSource::Xdp),
-        _ => None,
-    }
-}
-
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -196,8 +177,8 @@ impl Serialize for JsonInput<'_> {
         out.serialize_field("client", &input.client_id)?;
         out.serialize_field("seq", &input.seq)?;
         out.serialize_field("frame", &input.client_frame)?;
-        out.serialize_field("rx_ts_ns", &input.rx_ts_ns)?;
-        out.serialize_field("ts_source", input.ts_source.as_str())?;
+        out.serialize_field("rx_ts_ns", &input.rx.ns)?;
+        out.serialize_field("ts_source", input.rx.clock.as_str())?;
         out.serialize_field("queue", &input.queue)?;
         out.end()
     }
@@ -235,11 +216,11 @@ impl<W: Write> JsonLines<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::{Clock, Timestamp};
 
     fn input(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
         Input {
-            rx_ts_ns: ts,
-            ts_source: TsSource::Nic,
+            rx: Timestamp { ns: ts, clock: Clock::Nic },
             queue,
             client_id: client,
             seq,
@@ -283,8 +264,7 @@ mod tests {
         let empty = "01e67c8e323e7c19b4bedddac050e0e47914c01f7bf1a8ca4dc8a59ddf8ae8a0";
         assert_eq!(hex(&chain_hash(&GENESIS_HASH, 0, &[])), empty);
         let jump = Input {
-            rx_ts_ns: 1_000,
-            ts_source: TsSource::Xdp,
+            rx: Timestamp { ns: 1_000, clock: Clock::Xdp },
             queue: 3,
             client_id: 7,
             seq: 42,
@@ -299,7 +279,7 @@ mod tests {
     fn order_ignores_the_queue_except_between_identical_inputs() {
         let mut chain = HashChain::default();
         let frame = chain.seal(0, vec![input(5, 2, 1, 0), input(5, 1, 9, 3), input(4, 9, 9, 1)], false);
-        let keys: Vec<_> = frame.inputs.iter().map(|i| (i.rx_ts_ns, i.client_id)).collect();
+        let keys: Vec<_> = frame.inputs.iter().map(|i| (i.rx.ns, i.client_id)).collect();
         assert_eq!(keys, vec![(4, 9), (5, 1), (5, 2)]);
         let mut other = HashChain::default();
         let moved = other.seal(0, vec![input(5, 1, 9, 0), input(4, 9, 9, 0), input(5, 2, 1, 7)], false);

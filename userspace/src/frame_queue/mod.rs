@@ -17,12 +17,11 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 pub use frame::{Frame, GENESIS_HASH, JsonLines, chain_hash, encode_frame, frame_order, hex};
-pub(crate) use frame::{ts_source_code, ts_source_from_code};
 pub use sequencer_thread::{FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn};
 pub use tick::{MAX_TICKS_AHEAD, TickClock};
 
-use crate::input::{Input, TsSource};
-use crate::sequencer::{Frontier, Item, Merge, SequencerError, TimeBase};
+use crate::input::{Clock, Input};
+use crate::sequencer::{Frontier, Item, Merge, SequencerError};
 use tick::Ticker;
 
 /// The most hand-off queues a run can have (the record log stores a queue as a `u16`).
@@ -62,7 +61,7 @@ pub struct Config {
     /// What to do with inputs released into an already sealed tick.
     pub late: Late,
     /// The clock all timestamps are compared in.
-    pub time_base: TimeBase,
+    pub time_base: Clock,
     /// Where tick 0 starts.
     pub epoch: Epoch,
 }
@@ -76,7 +75,7 @@ impl Default for Config {
             tick_hz: 60,
             grace_us: 2_000,
             late: Late::Next,
-            time_base: TsSource::Xdp,
+            time_base: Clock::Xdp,
             epoch: Epoch::FirstInput,
         }
     }
@@ -337,13 +336,13 @@ impl<R: Recorder> Pipeline<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Timestamp;
 
     const MS: u64 = 1_000_000;
 
     fn input(ts: u64, client: u32, seq: u64) -> Input {
         Input {
-            rx_ts_ns: ts,
-            ts_source: TsSource::Xdp,
+            rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue: 0,
             client_id: client,
             seq,
@@ -354,11 +353,11 @@ mod tests {
 
     /// 1 kHz ticks (1 ms), 200 µs grace, epoch at 0.
     fn config(late: Late) -> Config {
-        Config { tick_hz: 1_000, grace_us: 200, late, time_base: TsSource::Xdp, epoch: Epoch::At(0) }
+        Config { tick_hz: 1_000, grace_us: 200, late, time_base: Clock::Xdp, epoch: Epoch::At(0) }
     }
 
     fn ticks(frames: &[Frame]) -> Vec<(u64, Vec<u64>)> {
-        frames.iter().map(|f| (f.tick, f.inputs.iter().map(|i| i.rx_ts_ns).collect())).collect()
+        frames.iter().map(|f| (f.tick, f.inputs.iter().map(|i| i.rx.ns).collect())).collect()
     }
 
     #[test]

@@ -182,7 +182,7 @@ impl<R> SequencerThread<R> {
 mod tests {
     use super::*;
     use crate::frame_queue::{Epoch, Late};
-    use crate::input::{Input, TsSource};
+    use crate::input::{Clock, Input, Timestamp};
 
     #[test]
     fn frames_flow_from_producer_threads_to_the_blocking_consumer() {
@@ -190,7 +190,7 @@ mod tests {
             tick_hz: 1_000,
             grace_us: 0,
             late: Late::Drop,
-            time_base: TsSource::Nic,
+            time_base: Clock::Nic,
             epoch: Epoch::At(0),
         };
         let mut running = spawn(&config, 2, 4, ()).expect("spawn");
@@ -203,8 +203,7 @@ mod tests {
                 thread::spawn(move || {
                     for ms in 0..50u64 {
                         let mut input = Input {
-                            rx_ts_ns: ms * 1_000_000 + queue as u64,
-                            ts_source: TsSource::Nic,
+                            rx: Timestamp { ns: ms * 1_000_000 + queue as u64, clock: Clock::Nic },
                             queue: queue as u16,
                             client_id: queue as u32,
                             seq: ms,

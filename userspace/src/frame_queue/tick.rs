@@ -158,11 +158,11 @@ impl Ticker {
     /// lies before the epoch).
     pub(super) fn place(&mut self, input: Input) {
         if self.clock.is_none() {
-            let epoch = TickClock::aligned(input.rx_ts_ns, self.tick_hz);
+            let epoch = TickClock::aligned(input.rx.ns, self.tick_hz);
             self.start_clock(TickClock::new(epoch, self.tick_hz));
             self.new_epoch = Some(epoch);
         }
-        match self.tick_of(input.rx_ts_ns) {
+        match self.tick_of(input.rx.ns) {
             Some(tick) if tick >= self.first_open.saturating_add(MAX_TICKS_AHEAD) => {
                 self.stats.far_future_dropped += 1;
             }

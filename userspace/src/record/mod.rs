@@ -37,10 +37,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::frame_queue::{
-    Config, ConfigError, Epoch, Frame, Late, MAX_QUEUES, Pipeline, Recorder, Stats, hex, ts_source_code,
-    ts_source_from_code,
+    Config, ConfigError, Epoch, Frame, Late, MAX_QUEUES, Pipeline, Recorder, Stats, hex,
 };
-use crate::input::Input;
+use crate::input::{Clock, Input, Timestamp};
 use crate::sequencer::{Item, SequencerError};
 
 /// The first eight bytes of a record log.
@@ -308,7 +307,7 @@ fn encode_config(body: &mut Vec<u8>, run: &RunConfig) {
         Late::Drop => 0,
         Late::Next => 1,
     });
-    body.push(ts_source_code(config.time_base));
+    body.push(config.time_base.code());
     let (kind, epoch) = match config.epoch {
         Epoch::FirstInput => (0, 0),
         Epoch::At(epoch) => (1, epoch),
@@ -326,8 +325,8 @@ fn encode_item(body: &mut Vec<u8>, slot: u16, item: &Item) {
         Item::Input(input) => {
             body.push(KIND_INPUT);
             body.extend_from_slice(&slot.to_be_bytes());
-            body.extend_from_slice(&input.rx_ts_ns.to_be_bytes());
-            body.push(ts_source_code(input.ts_source));
+            body.extend_from_slice(&input.rx.ns.to_be_bytes());
+            body.push(input.rx.clock.code());
             body.extend_from_slice(&input.queue.to_be_bytes());
             body.extend_from_slice(&input.client_id.to_be_bytes());
             body.extend_from_slice(&input.seq.to_be_bytes());
@@ -398,7 +397,7 @@ fn decode_config(body: &[u8]) -> Result<RunConfig, &'static str> {
         1 => Late::Next,
         _ => return Err("unknown late policy"),
     };
-    let time_base = ts_source_from_code(f.u8()?).ok_or("unknown time base")?;
+    let time_base = Clock::from_code(f.u8()?).ok_or("unknown time base")?;
     let (kind, epoch_ns) = (f.u8()?, f.u64()?);
     let epoch = match kind {
         0 => Epoch::FirstInput,
@@ -425,10 +424,9 @@ fn decode_record(body: &[u8], queues: usize) -> Result<Record, &'static str> {
         KIND_INPUT => {
             let slot = slot(&mut f)?;
             let rx_ts_ns = f.u64()?;
-            let ts_source = ts_source_from_code(f.u8()?).ok_or("unknown timestamp source")?;
+            let ts_source = Clock::from_code(f.u8()?).ok_or("unknown timestamp source")?;
             let input = Input {
-                rx_ts_ns,
-                ts_source,
+                rx: Timestamp { ns: rx_ts_ns, clock: ts_source },
                 queue: f.u16()?,
                 client_id: f.u32()?,
                 seq: f.u64()?,
@@ -841,14 +839,13 @@ fn replay_reader<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::TsSource;
+    use crate::input::{Clock, Timestamp};
 
     const MS: u64 = 1_000_000;
 
     fn input(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
         Input {
-            rx_ts_ns: ts,
-            ts_source: TsSource::Xdp,
+            rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue,
             client_id: client,
             seq,
@@ -883,7 +880,11 @@ mod tests {
                 feed(&mut p, 1, Item::Input(input(t - back, 9, 100 + step, 5)));
             }
             if step == 20 {
-                feed(&mut p, 0, Item::Input(Input { ts_source: TsSource::Nic, ..input(1, 4, 1, 3) }));
+                feed(
+                    &mut p,
+                    0,
+                    Item::Input(Input { rx: Timestamp::nic(input(1, 4, 1, 3).rx.ns), ..input(1, 4, 1, 3) }),
+                );
             }
         }
         feed(&mut p, 0, Item::Close);

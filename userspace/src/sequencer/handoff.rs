@@ -160,12 +160,11 @@ impl Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::TsSource;
+    use crate::input::{Clock, Timestamp};
 
     fn input(ts: u64) -> Input {
         Input {
-            rx_ts_ns: ts,
-            ts_source: TsSource::Xdp,
+            rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue: 0,
             client_id: 1,
             seq: ts,
@@ -277,7 +276,7 @@ mod tests {
         while !c.is_finished() {
             match c.pop() {
                 Some(Item::Input(i)) => {
-                    assert_eq!(i.rx_ts_ns, next);
+                    assert_eq!(i.rx.ns, next);
                     next += 1;
                 }
                 Some(other) => assert_eq!(other, Item::Close),

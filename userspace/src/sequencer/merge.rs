@@ -16,7 +16,8 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use super::{Item, SequencerError, TimeBase};
+use super::{Item, SequencerError};
+use crate::input::Clock;
 use crate::input::Input;
 
 /// How far the merged stream is known to be complete.
@@ -98,26 +99,26 @@ impl Lane {
 
 /// Applies the clock and floor rules to an input arriving on `lane`: its order timestamp and the
 /// input as it goes on, or `None` if it is dropped.
-fn admit(lane: &mut Lane, stats: &mut MergeStats, base: TimeBase, mut input: Input) -> Option<(u64, Input)> {
-    let order_ts = if input.ts_source != base {
+fn admit(lane: &mut Lane, stats: &mut MergeStats, base: Clock, mut input: Input) -> Option<(u64, Input)> {
+    let order_ts = if input.rx.clock != base {
         if !lane.seen {
             stats.dropped_no_floor += 1;
             return None;
         }
         stats.restamped_clock += 1;
-        input.rx_ts_ns = lane.floor;
-        input.ts_source = base;
+        input.rx.ns = lane.floor;
+        input.rx.clock = base;
         lane.floor
-    } else if lane.seen && input.rx_ts_ns < lane.floor {
+    } else if lane.seen && input.rx.ns < lane.floor {
         stats.out_of_order += 1;
-        if input.rx_ts_ns < lane.last_input {
+        if input.rx.ns < lane.last_input {
             stats.backwards += 1;
         }
-        lane.last_input = lane.last_input.max(input.rx_ts_ns);
+        lane.last_input = lane.last_input.max(input.rx.ns);
         lane.floor
     } else {
-        lane.last_input = lane.last_input.max(input.rx_ts_ns);
-        input.rx_ts_ns
+        lane.last_input = lane.last_input.max(input.rx.ns);
+        input.rx.ns
     };
     lane.floor = order_ts;
     lane.seen = true;
@@ -142,7 +143,7 @@ fn two_smallest(keys: &[Key]) -> (Key, Key) {
 /// [`release`](Self::release) or [`pop`](Self::pop).
 #[derive(Debug)]
 pub struct Merge {
-    base: TimeBase,
+    base: Clock,
     lanes: Vec<Lane>,
     /// `keys[slot]` mirrors `lanes[slot].key(slot)`, packed densely so the per-release scan
     /// over queues touches one cache line rather than every lane.
@@ -160,7 +161,7 @@ pub struct Merge {
 
 impl Merge {
     /// A merge of `queues` hand-off queues, comparing timestamps in `base`.
-    pub fn new(queues: usize, base: TimeBase) -> Self {
+    pub fn new(queues: usize, base: Clock) -> Self {
         let lanes: Vec<Lane> = (0..queues).map(|_| Lane::default()).collect();
         let keys = lanes.iter().enumerate().map(|(slot, lane)| lane.key(slot)).collect();
         Self {
@@ -181,7 +182,7 @@ impl Merge {
     }
 
     /// The clock all timestamps are compared in.
-    pub fn time_base(&self) -> TimeBase {
+    pub fn time_base(&self) -> Clock {
         self.base
     }
 
@@ -348,12 +349,11 @@ impl Merge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::TsSource;
+    use crate::input::{Clock, Timestamp};
 
     fn input(ts: u64, client: u32) -> Input {
         Input {
-            rx_ts_ns: ts,
-            ts_source: TsSource::Xdp,
+            rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue: 0,
             client_id: client,
             seq: ts,
@@ -364,7 +364,7 @@ mod tests {
 
     fn drain(merge: &mut Merge) -> Vec<(u64, usize, u64)> {
         let mut out = vec![];
-        merge.release(|r| out.push((r.order_ts, r.slot, r.input.rx_ts_ns)));
+        merge.release(|r| out.push((r.order_ts, r.slot, r.input.rx.ns)));
         out
     }
 
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn holds_until_every_open_queue_has_shown_progress() {
-        let mut m = Merge::new(2, TsSource::Xdp);
+        let mut m = Merge::new(2, Clock::Xdp);
         feed(&mut m, 0, Item::Input(input(10, 1)));
         feed(&mut m, 0, Item::Input(input(20, 1)));
         assert_eq!(drain(&mut m), vec![], "queue 1 has said nothing yet");
@@ -395,11 +395,11 @@ mod tests {
 
     #[test]
     fn equal_floor_on_a_higher_slot_does_not_hold_a_lower_slot() {
-        let mut m = Merge::new(2, TsSource::Xdp);
+        let mut m = Merge::new(2, Clock::Xdp);
         feed(&mut m, 1, Item::Watermark(20));
         feed(&mut m, 0, Item::Input(input(20, 1)));
         assert_eq!(drain(&mut m), vec![(20, 0, 20)]);
-        let mut m = Merge::new(2, TsSource::Xdp);
+        let mut m = Merge::new(2, Clock::Xdp);
         feed(&mut m, 0, Item::Watermark(20));
         feed(&mut m, 1, Item::Input(input(20, 1)));
         assert_eq!(drain(&mut m), vec![], "slot 0 could still deliver a 20, which sorts first");
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_closed_queue_drains_its_pending_inputs_then_stops_holding() {
-        let mut m = Merge::new(3, TsSource::Xdp);
+        let mut m = Merge::new(3, Clock::Xdp);
         feed(&mut m, 2, Item::Close);
         feed(&mut m, 0, Item::Input(input(5, 1)));
         feed(&mut m, 0, Item::Close);
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn an_input_below_the_floor_is_counted_and_ordered_at_the_floor_keeping_its_timestamp() {
-        let mut m = Merge::new(1, TsSource::Xdp);
+        let mut m = Merge::new(1, Clock::Xdp);
         feed(&mut m, 0, Item::Input(input(100, 1)));
         feed(&mut m, 0, Item::Watermark(150));
         feed(&mut m, 0, Item::Input(input(120, 2)));
@@ -433,15 +433,15 @@ mod tests {
 
     #[test]
     fn the_other_clock_is_restamped_to_the_floor_or_dropped_without_one() {
-        let mut m = Merge::new(2, TsSource::Xdp);
-        let nic = |ts| Input { ts_source: TsSource::Nic, ..input(ts, 7) };
+        let mut m = Merge::new(2, Clock::Xdp);
+        let nic = |ts| Input { rx: Timestamp::nic(ts), ..input(ts, 7) };
         feed(&mut m, 0, Item::Input(nic(5)));
         feed(&mut m, 1, Item::Watermark(1_000));
         feed(&mut m, 1, Item::Input(nic(3)));
         feed(&mut m, 0, Item::Close);
         let mut out = vec![];
         m.release(|r| out.push(r.input));
-        assert_eq!(out, vec![Input { rx_ts_ns: 1_000, ts_source: TsSource::Xdp, ..nic(3) }]);
+        assert_eq!(out, vec![Input { rx: Timestamp { ns: 1_000, clock: Clock::Xdp }, ..nic(3) }]);
         assert_eq!(
             m.stats(),
             MergeStats { out_of_order: 0, backwards: 0, restamped_clock: 1, dropped_no_floor: 1 }
@@ -450,7 +450,7 @@ mod tests {
 
     #[test]
     fn noop_detection_and_errors() {
-        let mut m = Merge::new(1, TsSource::Nic);
+        let mut m = Merge::new(1, Clock::Nic);
         assert_eq!(m.is_noop(0, &Item::Watermark(0)), Ok(false), "a first watermark sets the floor");
         feed(&mut m, 0, Item::Watermark(10));
         assert_eq!(m.is_noop(0, &Item::Watermark(10)), Ok(true));
@@ -460,7 +460,7 @@ mod tests {
         feed(&mut m, 0, Item::Close);
         assert_eq!(m.is_noop(0, &Item::Close), Ok(true));
         assert_eq!(m.is_noop(0, &Item::Watermark(99)), Ok(true));
-        let late = Item::Input(Input { ts_source: TsSource::Nic, ..input(1, 1) });
+        let late = Item::Input(Input { rx: Timestamp::nic(1), ..input(1, 1) });
         assert_eq!(m.push(0, late), Err(SequencerError::Closed { slot: 0 }));
     }
 
@@ -468,7 +468,7 @@ mod tests {
     fn pop_and_release_give_the_same_order() {
         let items = [(0, 5), (1, 5), (2, 1), (0, 9), (1, 7), (2, 9), (0, 9)];
         let build = || {
-            let mut m = Merge::new(3, TsSource::Xdp);
+            let mut m = Merge::new(3, Clock::Xdp);
             for (slot, ts) in items {
                 feed(&mut m, slot, Item::Input(input(ts, slot as u32)));
             }
@@ -480,7 +480,7 @@ mod tests {
         let mut popped = vec![];
         let mut m = build();
         while let Some(r) = m.pop() {
-            popped.push((r.order_ts, r.slot, r.input.rx_ts_ns));
+            popped.push((r.order_ts, r.slot, r.input.rx.ns));
         }
         assert_eq!(popped, drain(&mut build()));
         assert_eq!(popped, vec![(1, 2, 1), (5, 0, 5), (5, 1, 5), (7, 1, 7), (9, 0, 9), (9, 0, 9), (9, 2, 9)]);

@@ -16,13 +16,7 @@ mod merge;
 pub use handoff::{Consumer, Producer, channel};
 pub use merge::{Frontier, Merge, MergeStats, Released};
 
-use crate::input::{Input, TsSource};
-
-/// The one clock every timestamp in a run is compared in.
-///
-/// NIC (PHC) time and CLOCK_TAI differ by an arbitrary offset, so they are never compared with
-/// each other: an input stamped by the other clock is restamped (see [`Merge`]).
-pub type TimeBase = TsSource;
+use crate::input::Input;
 
 /// What a worker hands to the sequencer through its hand-off queue.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //! ([`crate::session::anti_replay`]) keeps the ones not seen before. A worker's loop:
 //!
 //! ```
-//! use tickgate::{input::TsSource, session::anti_replay::Clients, wire};
+//! use tickgate::{input::{Clock, Timestamp}, session::anti_replay::Clients, wire};
 //! # use tickgate_proto::{Action, InputFrame, PlayerCommand};
 //! # let cmd = |frame| PlayerCommand { action: Action::Move as i32, client_frame: frame, ..Default::default() };
 //! # let mut first = Vec::new();
@@ -28,7 +28,7 @@
 //!     let Ok(wire::Packet::Input(packet)) = wire::decode(udp_payload) else { continue };
 //!     for command in packet.commands() {
 //!         if clients.check(command.client_id, command.seq, now_ns).is_ok() {
-//!             inputs.push(command.to_input(now_ns, TsSource::Xdp, 0));
+//!             inputs.push(command.to_input(Timestamp::xdp(now_ns), 0));
 //!         }
 //!     }
 //! }
@@ -46,7 +46,7 @@ use thiserror::Error;
 use tickgate_common::wire::{self as header, HEADER_LEN, Header, HeaderError, Kind, MAX_PAYLOAD_LEN};
 use tickgate_proto::{Action, InputFrame, PlayerCommand, SyncAck};
 
-use crate::input::{Input, TsSource};
+use crate::input::{Input, Timestamp};
 
 /// Most commands one `InputFrame` may carry: the newest input and up to 31 resent ones.
 ///
@@ -247,7 +247,7 @@ impl Command<'_> {
     /// The [`Input`] handed to the sequencer. Its payload is a one-command `InputFrame`
     /// (`first_seq` = this seq) that embeds the client's bytes for the command unchanged, so
     /// fields this build does not know still reach the game.
-    pub fn to_input(&self, rx_ts_ns: u64, ts_source: TsSource, queue: u16) -> Input {
+    pub fn to_input(&self, rx: Timestamp, queue: u16) -> Input {
         // Key of first_seq (1) + varint (<= 10) + key of commands (1) + length (<= 2).
         let mut payload = Vec::with_capacity(14 + self.raw.len());
         // Omitted when zero, as prost does, so a canonical command re-encodes to prost's bytes.
@@ -259,8 +259,7 @@ impl Command<'_> {
         encode_varint(self.raw.len() as u64, &mut payload);
         payload.extend_from_slice(self.raw);
         Input {
-            rx_ts_ns,
-            ts_source,
+            rx,
             queue,
             client_id: self.client_id,
             seq: self.seq,
@@ -740,14 +739,14 @@ pub(crate) mod tests {
             };
             let bytes = input_packet(3, &frame);
             let Ok(Packet::Input(packet)) = decode(&bytes) else { panic!("valid packet rejected") };
-            let inputs: Vec<Input> = packet.commands().map(|c| c.to_input(555, TsSource::Nic, 4)).collect();
+            let inputs: Vec<Input> = packet.commands().map(|c| c.to_input(Timestamp::nic(555), 4)).collect();
             assert_eq!(inputs.len(), 2);
             for (i, (input, command)) in inputs.iter().zip(&frame.commands).enumerate() {
                 let seq = first_seq + i as u64;
                 assert_eq!(input.seq, seq);
                 assert_eq!(input.client_id, 3);
                 assert_eq!(input.client_frame, command.client_frame);
-                assert_eq!((input.rx_ts_ns, input.ts_source, input.queue), (555, TsSource::Nic, 4));
+                assert_eq!((input.rx.ns, input.rx.clock, input.queue), (555, crate::input::Clock::Nic, 4));
                 let expected = InputFrame { first_seq: seq, commands: vec![*command] };
                 assert_eq!(input.payload, expected.encode_to_vec(), "prost's own encoding");
             }
@@ -769,7 +768,7 @@ pub(crate) mod tests {
         let c = packet.commands().next().unwrap();
         assert_eq!(*c.command, cmd(1, Action::Move, 5));
         assert_eq!(c.raw, &command[..]);
-        let input = c.to_input(0, TsSource::Xdp, 0);
+        let input = c.to_input(Timestamp::xdp(0), 0);
         assert!(input.payload.ends_with(&[15 << 3, 99]));
         let decoded = InputFrame::decode(&input.payload[..]).unwrap();
         assert_eq!(decoded.commands, [cmd(1, Action::Move, 5)]);

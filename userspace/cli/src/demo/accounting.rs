@@ -2,7 +2,11 @@
 //! against every stage's counters, and the live line.
 
 use serde::Serialize;
-use tickgate::ingress::IngressReport;
+use tickgate::{
+    ingress::IngressReport,
+    session::anti_replay::Reject,
+    worker::{Counter, QueueReport},
+};
 
 use tickgate_testkit::traffic::{JunkStats, SendStats, VethCounters};
 
@@ -143,13 +147,11 @@ impl Accounting {
         let kernel_packets = i(veth.tx_packets) + i(veth.tx_dropped) - i(sent);
         let wire_unexplained = i(report.counters.rx_packets) - i(xdp_before_traffic) - i(veth.tx_packets);
         let workers_unexplained: i128 = report.queues.iter().map(|q| q.unexplained_packets()).sum();
-        let sum =
-            |f: &dyn Fn(&tickgate::worker::QueueReport) -> u64| -> u64 { report.queues.iter().map(f).sum() };
-        let decoded = sum(&|q| q.decoded.get("input_packets").copied().unwrap_or(0));
+        let sum = |f: &dyn Fn(&QueueReport) -> u64| -> u64 { report.queues.iter().map(f).sum() };
+        let decoded = sum(&|q| q.count(Counter::InputPackets));
         let delivered = sum(&|q| q.delivered);
         let rejected = sum(&|q| q.dropped_inputs.values().sum());
-        let rejected_not_duplicate =
-            rejected - sum(&|q| q.dropped_inputs.get("duplicate").copied().unwrap_or(0));
+        let rejected_not_duplicate = rejected - sum(&|q| q.rejected(Reject::Duplicate));
         let game_packets_not_decoded = clients.packets_sent.saturating_sub(decoded);
         let inputs_unexplained = (game_packets_not_decoded == 0).then(|| {
             let commands = i(clients.commands_sent) - i(delivered) - i(rejected);
@@ -217,7 +219,7 @@ impl Drops {
         let mut duplicate = 0;
         let mut other = report.counters.dropped_total() - bad_magic - rate_limited;
         for q in &report.queues {
-            let dup = q.dropped_inputs.get("duplicate").copied().unwrap_or(0);
+            let dup = q.rejected(Reject::Duplicate);
             duplicate += dup;
             other += q.dropped_inputs.values().sum::<u64>() - dup;
             other += q.dropped_packets.values().sum::<u64>();

@@ -22,8 +22,10 @@ use serde::Serialize;
 use tickgate::{
     frame_queue::{Config, Frame, Stats, TickClock},
     ingress::{Ingress, IngressConfig, IngressReport},
+    session::anti_replay::Reject,
     steer::{LoadOptions, Timestamps, privileges, rate_limit::RateLimit},
     sys,
+    worker::Counter,
     xsk::XskConfig,
 };
 use tickgate_testkit::{
@@ -185,14 +187,14 @@ impl Tally {
         // input is late when its receive time lies before its frame's tick.
         if self.clock.is_none()
             && frame.tick == 0
-            && let Some(first) = frame.inputs.iter().map(|i| i.rx_ts_ns).min()
+            && let Some(first) = frame.inputs.iter().map(|i| i.rx.ns).min()
         {
             self.clock = Some(TickClock::new(TickClock::aligned(first, self.tick_hz), self.tick_hz));
         }
         let tick_start = self.clock.map(|c| c.start(frame.tick));
         for input in &frame.inputs {
             self.inputs += 1;
-            if tick_start.is_some_and(|start| input.rx_ts_ns < start) {
+            if tick_start.is_some_and(|start| input.rx.ns < start) {
                 self.late += 1;
             }
             match send_time_ns(input) {
@@ -483,11 +485,9 @@ fn print_summary(s: &DemoSummary) {
     let acc = &s.accounting;
     let sum = |f: &dyn Fn(&tickgate::worker::QueueReport) -> u64| -> u64 { r.queues.iter().map(f).sum() };
     let delivered = sum(&|q| q.delivered);
-    let duplicates = sum(&|q| q.dropped_inputs.get("duplicate").copied().unwrap_or(0));
+    let duplicates = sum(&|q| q.rejected(Reject::Duplicate));
     let ring_drops = sum(&|q| {
-        q.xdp_statistics.rx_dropped
-            + q.xdp_statistics.rx_ring_full
-            + q.dropped_packets.get("invalid_descriptor").copied().unwrap_or(0)
+        q.xdp_statistics.rx_dropped + q.xdp_statistics.rx_ring_full + q.count(Counter::InvalidDescriptor)
     });
     let worker_received = sum(&|q| q.received);
     println!();
