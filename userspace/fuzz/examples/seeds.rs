@@ -9,7 +9,7 @@ use std::{fs, path::Path};
 use prost::Message as _;
 use tickgate::{
     frame_queue::{Config, Epoch, Late, Pipeline},
-    input::{Input, Clock},
+    input::{Clock, Input, Timestamp},
     record::{Record, RecordWriter, RunConfig},
     sequencer::Item,
     wire,

@@ -14,7 +14,7 @@
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
 use tickgate::{
-    input::{Clock, Timestamp},
+    input::Timestamp,
     wire::{self, Packet, WireError},
 };
 use tickgate_common::wire::{HEADER_LEN, offset};

@@ -10,10 +10,8 @@
 use std::io;
 
 use libfuzzer_sys::fuzz_target;
-use tickgate::{
-    record::{
-        MAX_RECORD_LEN, Record, RecordReader, RecordWriter, RunConfig, StopPoint, StopReason, replay_with,
-    },
+use tickgate::record::{
+    MAX_RECORD_LEN, Record, RecordReader, RecordWriter, RunConfig, StopPoint, StopReason, replay_with,
 };
 
 /// Bytes of the file header in front of the first record.
