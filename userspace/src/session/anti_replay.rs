@@ -382,7 +382,7 @@ mod tests {
     use super::*;
     use crate::{
         input::Timestamp,
-        wire::{self, Packet, tests::Rng, tests::alloc_count},
+        wire::{self, Packet, tests::alloc_count},
     };
 
     /// The window's specification, written the obvious way: every seq ever accepted.
@@ -494,31 +494,31 @@ mod tests {
 
     #[test]
     fn window_matches_the_model() {
-        let mut rng = Rng(0xA5A5_5A5A_1234_5678);
+        let mut rng = fastrand::Rng::with_seed(0xA5A5_5A5A_1234_5678);
         let mut outcomes = [0u64; 5];
         for _ in 0..200 {
             let mut w = Window::new();
             let mut model = Model::default();
-            let base = if rng.below(4) == 0 { u64::MAX - 3 * MAX_JUMP } else { rng.below(1 << 40) };
+            let base = if rng.u64(..4) == 0 { u64::MAX - 3 * MAX_JUMP } else { rng.u64(..1 << 40) };
             let mut cursor = base;
             for _ in 0..2_000 {
                 // Mostly near the newest (reorder, resend), sometimes across the window edge or
                 // the jump bound.
-                let offset = match rng.below(10) {
-                    0..=5 => rng.below(40),
-                    6 => WINDOW - 2 + rng.below(4),
-                    7 => MAX_JUMP - 1 + rng.below(3),
-                    8 => rng.below(3 * WINDOW),
-                    _ => rng.next() >> 1,
+                let offset = match rng.u64(..10) {
+                    0..=5 => rng.u64(..40),
+                    6 => WINDOW - 2 + rng.u64(..4),
+                    7 => MAX_JUMP - 1 + rng.u64(..3),
+                    8 => rng.u64(..3 * WINDOW),
+                    _ => rng.u64(..) >> 1,
                 };
-                let seq = if rng.below(2) == 0 {
+                let seq = if rng.u64(..2) == 0 {
                     cursor.saturating_add(offset)
                 } else {
                     cursor.saturating_sub(offset)
                 };
                 let expected = model.check(seq);
                 assert_eq!(w.check(seq), expected, "seq {seq} after {:?}", model.accepted.last());
-                if expected.is_ok() && rng.below(2) == 0 {
+                if expected.is_ok() && rng.u64(..2) == 0 {
                     cursor = seq;
                 }
                 outcomes[expected.map_or_else(|r| r.counter_index() + 1, |()| 0)] += 1;
@@ -617,16 +617,16 @@ mod tests {
     /// Churn through a small table and check the activity list against a model of it.
     #[test]
     fn eviction_order_matches_the_model() {
-        let mut rng = Rng(77);
+        let mut rng = fastrand::Rng::with_seed(77);
         let config = ClientsConfig { max_clients: 16, idle_timeout_ns: 50 };
         let mut clients = Clients::new(config);
         // client -> last accept time
         let mut model: HashMap<u32, u64> = HashMap::new();
         let mut now = 0;
         for seq in 0..50_000 {
-            now += rng.below(3);
-            let client = rng.below(40) as u32;
-            if rng.below(20) == 0 {
+            now += rng.u64(..3);
+            let client = rng.u64(..40) as u32;
+            if rng.u64(..20) == 0 {
                 assert_eq!(clients.remove(client), model.remove(&client).is_some());
                 continue;
             }
@@ -691,7 +691,7 @@ mod tests {
     fn redundancy_survives_loss_and_delivers_once() {
         const INPUTS: u64 = 5_000;
         const DEPTH: u64 = 3;
-        let mut rng = Rng(0xFEED);
+        let mut rng = fastrand::Rng::with_seed(0xFEED);
         let mut sent = Vec::new();
         for newest in 0..INPUTS {
             let first_seq = newest.saturating_sub(DEPTH - 1);
@@ -710,14 +710,14 @@ mod tests {
         // 30% loss, 10% duplicated, then neighbours swapped at random (reordering).
         let mut channel = Vec::new();
         for packet in &sent {
-            match rng.below(10) {
+            match rng.u64(..10) {
                 0..=2 => {}
                 3 => channel.extend([packet, packet]),
                 _ => channel.push(packet),
             }
         }
         for i in 1..channel.len() {
-            if rng.below(4) == 0 {
+            if rng.u64(..4) == 0 {
                 channel.swap(i - 1, i);
             }
         }

@@ -898,25 +898,9 @@ mod tests {
         assert_eq!(parse_dev_get(&[], FAMILY, SEQ_DEV_GET, 3), Ok(None));
     }
 
-    /// xorshift64*: deterministic noise without a dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     #[test]
     fn random_and_mutated_replies_never_panic() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
         let seeds = [
             full_reply(3),
             error(SEQ_DEV_GET, libc::ENODEV, NLM_F_CAPPED | NLM_F_ACK_TLVS, &[(NLMSGERR_ATTR_MSG, b"x\0")]),
@@ -924,14 +908,14 @@ mod tests {
         let mut parsed = 0;
         for round in 0..20_000 {
             let datagram: Vec<u8> = if round % 2 == 0 {
-                (0..rng.below(96)).map(|_| rng.next() as u8).collect()
+                (0..rng.usize(..96)).map(|_| rng.u64(..) as u8).collect()
             } else {
-                let mut d = seeds[rng.below(seeds.len())].clone();
-                for _ in 0..=rng.below(4) {
-                    let at = rng.below(d.len());
-                    d[at] = rng.next() as u8;
+                let mut d = seeds[rng.usize(..seeds.len())].clone();
+                for _ in 0..=rng.usize(..4) {
+                    let at = rng.usize(..d.len());
+                    d[at] = rng.u64(..) as u8;
                 }
-                d.truncate(rng.below(d.len() + 1));
+                d.truncate(rng.usize(..d.len() + 1));
                 d
             };
             // Half the noise claims our sequence number, so it reaches the attribute walker.

@@ -1,0 +1,119 @@
+//! The decoded packets: what [`super::decode`] returns when every check passed.
+
+use core::fmt;
+
+use prost::encoding::{WireType, encode_key, encode_varint};
+use tickgate_common::wire::Header;
+use tickgate_proto::{InputFrame, PlayerCommand, SyncAck};
+
+use crate::input::{Input, Timestamp};
+
+use super::*;
+
+/// A packet that passed every check.
+#[derive(Clone, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "boxing the commands would allocate per packet; a decoded packet lives on the worker's stack"
+)]
+pub enum Packet<'a> {
+    /// Kind `Input`: one or more player commands.
+    Input(InputPacket<'a>),
+    /// Kind `Sync`: a client's acknowledgement of a tick.
+    Sync(SyncPacket),
+}
+
+/// A decoded `Input` packet: the commands of its `InputFrame`, numbered.
+#[derive(Clone)]
+pub struct InputPacket<'a> {
+    /// The packet's header.
+    pub header: Header,
+    /// `first_seq` of the frame: the seq of the first command.
+    pub first_seq: u64,
+    pub(super) len: usize,
+    pub(super) commands: [PlayerCommand; MAX_COMMANDS],
+    /// Where each command's encoding sits in `payload`: `(start, end)`.
+    pub(super) spans: [(u16, u16); MAX_COMMANDS],
+    pub(super) payload: &'a [u8],
+}
+
+impl InputPacket<'_> {
+    /// The commands, oldest first, each with its sequence number.
+    pub fn commands(&self) -> impl ExactSizeIterator<Item = Command<'_>> {
+        let client_id = self.header.client_id;
+        let first_seq = self.first_seq;
+        let payload = self.payload;
+        self.commands.iter().zip(&self.spans).take(self.len).enumerate().map(
+            move |(i, (command, &(start, end)))| Command {
+                client_id,
+                // Cannot overflow: decode checked first_seq + len - 1 == header seq.
+                seq: first_seq.wrapping_add(i as u64),
+                command,
+                raw: payload.get(usize::from(start)..usize::from(end)).unwrap_or_default(),
+            },
+        )
+    }
+
+    /// The frame as prost's type (allocates; workers use [`InputPacket::commands`]).
+    pub fn frame(&self) -> InputFrame {
+        InputFrame { first_seq: self.first_seq, commands: self.commands[..self.len].to_vec() }
+    }
+}
+
+impl fmt::Debug for InputPacket<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputPacket")
+            .field("header", &self.header)
+            .field("first_seq", &self.first_seq)
+            .field("commands", &&self.commands[..self.len])
+            .finish()
+    }
+}
+
+/// One command of an `Input` packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Command<'a> {
+    /// Client id from the header.
+    pub client_id: u32,
+    /// The command's sequence number: `first_seq` plus its index in the frame.
+    pub seq: u64,
+    /// The decoded command.
+    pub command: &'a PlayerCommand,
+    /// The command's bytes as the client encoded them, unknown fields included.
+    pub raw: &'a [u8],
+}
+
+impl Command<'_> {
+    /// The [`Input`] handed to the sequencer. Its payload is a one-command `InputFrame`
+    /// (`first_seq` = this seq) that embeds the client's bytes for the command unchanged, so
+    /// fields this build does not know still reach the game.
+    pub fn to_input(&self, rx: Timestamp, queue: u16) -> Input {
+        // Key of first_seq (1) + varint (<= 10) + key of commands (1) + length (<= 2).
+        let mut payload = Vec::with_capacity(14 + self.raw.len());
+        // Omitted when zero, as prost does, so a canonical command re-encodes to prost's bytes.
+        if self.seq != 0 {
+            encode_key(1, WireType::Varint, &mut payload);
+            encode_varint(self.seq, &mut payload);
+        }
+        encode_key(2, WireType::LengthDelimited, &mut payload);
+        encode_varint(self.raw.len() as u64, &mut payload);
+        payload.extend_from_slice(self.raw);
+        Input {
+            rx,
+            queue,
+            client_id: self.client_id,
+            seq: self.seq,
+            client_frame: self.command.client_frame,
+            payload,
+        }
+    }
+}
+
+/// A decoded `Sync` packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncPacket {
+    /// The packet's header.
+    pub header: Header,
+    /// The acknowledgement; its `client_id` equals the header's.
+    pub ack: SyncAck,
+}
