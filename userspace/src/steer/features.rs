@@ -18,29 +18,12 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use serde::Serialize;
 
-use crate::sys;
-
-// Netlink framing, from include/uapi/linux/netlink.h.
-const NLMSG_HDRLEN: usize = 16;
-const NLA_HDRLEN: usize = 4;
-const NLMSG_NOOP: u16 = 0x1;
-const NLMSG_ERROR: u16 = 0x2;
-const NLMSG_DONE: u16 = 0x3;
-const NLMSG_OVERRUN: u16 = 0x4;
-const NLM_F_REQUEST: u16 = 0x01;
-const NLM_F_CAPPED: u16 = 0x100;
-const NLM_F_ACK_TLVS: u16 = 0x200;
-const NLA_TYPE_MASK: u16 = !((1 << 15) | (1 << 14));
-const NLMSGERR_ATTR_MSG: u16 = 1;
-const NLMSGERR_ATTR_MISS_TYPE: u16 = 5;
-
-// Generic netlink, from include/uapi/linux/genetlink.h.
-const GENL_HDRLEN: usize = 4;
-const GENL_ID_CTRL: u16 = 0x10;
-const CTRL_CMD_GETFAMILY: u8 = 3;
-const CTRL_VERSION: u8 = 2;
-const CTRL_ATTR_FAMILY_ID: u16 = 1;
-const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+use crate::sys::{
+    self,
+    netlink::{
+        Attrs, ReplyError, attr_u32, attr_u64, find_reply, genl_request, get_family_request, parse_family,
+    },
+};
 
 // The netdev family, from include/uapi/linux/netdev.h.
 const NETDEV_FAMILY_NAME: &[u8] = b"netdev\0";
@@ -281,8 +264,8 @@ fn query_with(transport: &mut impl Transport, ifindex: u32) -> Result<NetdevFeat
 }
 
 fn resolve_family(transport: &mut impl Transport) -> Result<u16, NetdevError> {
-    let request = get_family_request(SEQ_GET_FAMILY);
-    exchange(transport, &request, |datagram| parse_family(datagram, SEQ_GET_FAMILY)).map_err(
+    let request = get_family_request(SEQ_GET_FAMILY, NETDEV_FAMILY_NAME);
+    exchange(transport, &request, |datagram| parse_family(datagram, SEQ_GET_FAMILY, b"netdev")).map_err(
         |err| match err {
             Exchange::Kernel { errno: libc::ENOENT, .. } => NetdevError::FamilyMissing {
                 kernel: kernel_release().unwrap_or_else(|_| String::from("an unknown kernel")),
@@ -343,223 +326,6 @@ fn exchange<T>(
     Err(Exchange::Malformed("no reply to the request"))
 }
 
-/// What a reply datagram said, when it was not the answer we wanted.
-#[derive(Debug, PartialEq, Eq)]
-enum ReplyError {
-    /// `NLMSG_ERROR` with a non-zero errno, and the extended-ack text if any.
-    Kernel {
-        errno: i32,
-        message: Option<String>,
-    },
-    Malformed(&'static str),
-}
-
-fn align4(len: usize) -> usize {
-    len.saturating_add(3) & !3
-}
-
-fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
-    let b = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_ne_bytes([b[0], b[1]]))
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// One netlink message: its `nlmsghdr` fields and the payload after the header.
-#[derive(Debug)]
-struct Message<'a> {
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
-/// Walks the messages of one datagram, checking every length against what is left.
-struct Messages<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Messages<'a> {
-    type Item = Result<Message<'a>, &'static str>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let rest = std::mem::take(&mut self.rest);
-        let (Some(len), Some(ty), Some(flags), Some(seq), true) = (
-            read_u32(rest, 0),
-            read_u16(rest, 4),
-            read_u16(rest, 6),
-            read_u32(rest, 8),
-            rest.len() >= NLMSG_HDRLEN,
-        ) else {
-            return Some(Err("datagram shorter than a netlink header"));
-        };
-        let len = len as usize;
-        if len < NLMSG_HDRLEN {
-            return Some(Err("netlink message shorter than its header"));
-        }
-        let Some(message) = rest.get(..len) else {
-            return Some(Err("netlink message runs past the end of the datagram"));
-        };
-        self.rest = rest.get(align4(len)..).unwrap_or_default();
-        Some(Ok(Message { ty, flags, seq, payload: &message[NLMSG_HDRLEN..] }))
-    }
-}
-
-/// Walks the attributes of one message, checking every length against what is left.
-/// Yields `(type, payload)` with the nested and byte-order flags masked off the type.
-struct Attrs<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Attrs<'a> {
-    type Item = Result<(u16, &'a [u8]), &'static str>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let rest = std::mem::take(&mut self.rest);
-        let (Some(len), Some(ty)) = (read_u16(rest, 0), read_u16(rest, 2)) else {
-            return Some(Err("attribute shorter than its header"));
-        };
-        let len = usize::from(len);
-        if len < NLA_HDRLEN {
-            return Some(Err("attribute shorter than its header"));
-        }
-        let Some(attr) = rest.get(..len) else {
-            return Some(Err("attribute runs past the end of its message"));
-        };
-        self.rest = rest.get(align4(len)..).unwrap_or_default();
-        Some(Ok((ty & NLA_TYPE_MASK, &attr[NLA_HDRLEN..])))
-    }
-}
-
-/// The reply to request `seq` found in a datagram.
-#[derive(Debug)]
-struct Reply<'a> {
-    ty: u16,
-    /// The generic-netlink attributes, after the `genlmsghdr`.
-    attrs: &'a [u8],
-}
-
-/// Finds the reply to request `seq` in one datagram: `Ok(None)` if the datagram holds none.
-fn find_reply(datagram: &[u8], seq: u32) -> Result<Option<Reply<'_>>, ReplyError> {
-    for message in (Messages { rest: datagram }) {
-        let message = message.map_err(ReplyError::Malformed)?;
-        if message.seq != seq || message.ty == NLMSG_NOOP {
-            continue;
-        }
-        match message.ty {
-            NLMSG_ERROR => return Err(parse_error(message)),
-            NLMSG_DONE => return Err(ReplyError::Malformed("NLMSG_DONE where a reply was expected")),
-            NLMSG_OVERRUN => return Err(ReplyError::Malformed("the kernel reported a netlink overrun")),
-            ty => {
-                let attrs = message
-                    .payload
-                    .get(GENL_HDRLEN..)
-                    .ok_or(ReplyError::Malformed("reply shorter than a generic-netlink header"))?;
-                return Ok(Some(Reply { ty, attrs }));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Decodes an `NLMSG_ERROR` message: `struct nlmsgerr`, then the extended-ack attributes.
-fn parse_error(message: Message<'_>) -> ReplyError {
-    let Some(error) = read_u32(message.payload, 0) else {
-        return ReplyError::Malformed("NLMSG_ERROR shorter than its error code");
-    };
-    let errno = match (error as i32).checked_neg() {
-        Some(0) => return ReplyError::Malformed("acknowledgement without a reply"),
-        Some(errno) if errno > 0 => errno,
-        _ => return ReplyError::Malformed("NLMSG_ERROR with a positive error code"),
-    };
-    ReplyError::Kernel { errno, message: ext_ack_message(&message) }
-}
-
-/// The extended-ack explanation of an error, if the kernel attached one (`NETLINK_EXT_ACK`).
-/// A damaged explanation is dropped: the errno alone still says what happened.
-fn ext_ack_message(message: &Message<'_>) -> Option<String> {
-    if message.flags & NLM_F_ACK_TLVS == 0 {
-        return None;
-    }
-    // After the errno comes our request: its header only if capped, otherwise all of it.
-    let echoed = if message.flags & NLM_F_CAPPED != 0 {
-        NLMSG_HDRLEN
-    } else {
-        align4(usize::try_from(read_u32(message.payload, 4)?).ok()?)
-    };
-    let tlvs = message.payload.get(4usize.checked_add(echoed)?..)?;
-    let mut text = None;
-    let mut missing = None;
-    for attr in (Attrs { rest: tlvs }) {
-        match attr.ok()? {
-            (NLMSGERR_ATTR_MSG, bytes) => {
-                let bytes = bytes.split(|&b| b == 0).next().unwrap_or_default();
-                text = Some(String::from_utf8_lossy(bytes).into_owned());
-            }
-            (NLMSGERR_ATTR_MISS_TYPE, bytes) => missing = read_u32(bytes, 0),
-            _ => {}
-        }
-    }
-    match (text, missing) {
-        (Some(text), Some(ty)) => Some(format!("{text}; missing attribute {ty}")),
-        (Some(text), None) => Some(text),
-        (None, Some(ty)) => Some(format!("missing attribute {ty}")),
-        (None, None) => None,
-    }
-}
-
-/// Parses the `CTRL_CMD_GETFAMILY` reply for request `seq` into the family id.
-fn parse_family(datagram: &[u8], seq: u32) -> Result<Option<u16>, ReplyError> {
-    let Some(reply) = find_reply(datagram, seq)? else {
-        return Ok(None);
-    };
-    if reply.ty != GENL_ID_CTRL {
-        return Err(ReplyError::Malformed("family reply not from the generic-netlink controller"));
-    }
-    let mut id = None;
-    for attr in (Attrs { rest: reply.attrs }) {
-        match attr.map_err(ReplyError::Malformed)? {
-            (CTRL_ATTR_FAMILY_ID, bytes) => {
-                id = Some(
-                    read_u16(bytes, 0)
-                        .filter(|_| bytes.len() == 2)
-                        .ok_or(ReplyError::Malformed("family id is not a u16"))?,
-                );
-            }
-            (CTRL_ATTR_FAMILY_NAME, bytes) if bytes.split(|&b| b == 0).next() != Some(b"netdev") => {
-                return Err(ReplyError::Malformed("family reply names a family other than netdev"));
-            }
-            _ => {}
-        }
-    }
-    match id {
-        Some(id) if id >= GENL_ID_CTRL => Ok(Some(id)),
-        Some(_) => Err(ReplyError::Malformed("family id in the reserved range")),
-        None => Err(ReplyError::Malformed("family reply without a family id")),
-    }
-}
-
-fn attr_u32(bytes: &[u8]) -> Result<u32, ReplyError> {
-    read_u32(bytes, 0)
-        .filter(|_| bytes.len() == 4)
-        .ok_or(ReplyError::Malformed("u32 attribute is not 4 bytes"))
-}
-
-fn attr_u64(bytes: &[u8]) -> Result<u64, ReplyError> {
-    let bytes: [u8; 8] =
-        bytes.try_into().map_err(|_| ReplyError::Malformed("u64 attribute is not 8 bytes"))?;
-    Ok(u64::from_ne_bytes(bytes))
-}
-
 /// Parses the `NETDEV_CMD_DEV_GET` reply for request `seq` about `ifindex`.
 fn parse_dev_get(
     datagram: &[u8],
@@ -601,41 +367,6 @@ fn parse_dev_get(
     Ok(Some(features))
 }
 
-/// Appends one attribute, padded to 4 bytes. Only our own small constants go through here.
-fn push_attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
-    let len = (NLA_HDRLEN + payload.len()) as u16;
-    buf.extend_from_slice(&len.to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(payload);
-    buf.resize(align4(buf.len()), 0);
-}
-
-/// A generic-netlink request: `nlmsghdr`, `genlmsghdr`, then one attribute.
-fn genl_request(ty: u16, seq: u32, cmd: u8, version: u8, attr: u16, payload: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(64);
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, set below
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    buf.extend_from_slice(&seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel fills in our port
-    buf.extend_from_slice(&[cmd, version, 0, 0]);
-    push_attr(&mut buf, attr, payload);
-    let len = (buf.len() as u32).to_ne_bytes();
-    buf[..4].copy_from_slice(&len);
-    buf
-}
-
-fn get_family_request(seq: u32) -> Vec<u8> {
-    genl_request(
-        GENL_ID_CTRL,
-        seq,
-        CTRL_CMD_GETFAMILY,
-        CTRL_VERSION,
-        CTRL_ATTR_FAMILY_NAME,
-        NETDEV_FAMILY_NAME,
-    )
-}
-
 fn dev_get_request(family: u16, seq: u32, ifindex: u32) -> Vec<u8> {
     genl_request(
         family,
@@ -650,6 +381,7 @@ fn dev_get_request(family: u16, seq: u32, ifindex: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::netlink::*;
 
     const FAMILY: u16 = 0x1d;
 
@@ -778,7 +510,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            parse_family(&nlmsg(GENL_ID_CTRL, 0, SEQ_GET_FAMILY, &payload), SEQ_GET_FAMILY),
+            parse_family(&nlmsg(GENL_ID_CTRL, 0, SEQ_GET_FAMILY, &payload), SEQ_GET_FAMILY, b"netdev"),
             Ok(Some(FAMILY))
         );
     }
@@ -790,12 +522,15 @@ mod tests {
             (&[(CTRL_ATTR_FAMILY_ID, &7u32.to_ne_bytes())], "family id is not a u16"),
             (
                 &[(CTRL_ATTR_FAMILY_NAME, b"nl80211\0"), (CTRL_ATTR_FAMILY_ID, &FAMILY.to_ne_bytes())],
-                "family reply names a family other than netdev",
+                "family reply names another family",
             ),
         ];
         for (attrs, reason) in cases {
             let datagram = nlmsg(GENL_ID_CTRL, 0, SEQ_GET_FAMILY, &genl(1, attrs));
-            assert_eq!(parse_family(&datagram, SEQ_GET_FAMILY), Err(ReplyError::Malformed(reason)));
+            assert_eq!(
+                parse_family(&datagram, SEQ_GET_FAMILY, b"netdev"),
+                Err(ReplyError::Malformed(reason))
+            );
         }
     }
 
@@ -926,7 +661,7 @@ mod tests {
             if parse_dev_get(&datagram, FAMILY, SEQ_DEV_GET, 3).is_ok_and(|f| f.is_some()) {
                 parsed += 1;
             }
-            let _ = parse_family(&datagram, SEQ_DEV_GET);
+            let _ = parse_family(&datagram, SEQ_DEV_GET, b"netdev");
         }
         // Mutations of the valid reply sometimes leave it valid: the walker was reached.
         assert!(parsed > 0);
@@ -944,7 +679,7 @@ mod tests {
         expected.extend_from_slice(&0x0102_0304u32.to_ne_bytes());
         assert_eq!(request, expected);
         // "netdev\0" is 7 bytes: an 11-byte attribute padded to 12.
-        let family = get_family_request(1);
+        let family = get_family_request(1, NETDEV_FAMILY_NAME);
         assert_eq!(family.len(), NLMSG_HDRLEN + GENL_HDRLEN + 12);
         assert_eq!(&family[20..31], b"\x0b\x00\x02\x00netdev\0");
     }
