@@ -2,11 +2,12 @@
 //!
 //! [`Attachment::attach`] loads the embedded [`object`] (patching the NIC-timestamp [`kfunc`]
 //! call), attaches it with a bpf_link and fills its maps (game ports, XSKMAP, [`rate_limit`]);
-//! [`pins`] keep a `tickgate load` attached after the command exits; [`counters`] read what the
-//! program counted; [`features`] asks the kernel what a device supports; [`privileges`] says
-//! what this process may do.
+//! [`pins`] keep a `tickgate load` attached after the command exits, and [`status`]/[`unload`]
+//! read and remove them; [`counters`] read what the program counted; [`features`] asks the
+//! kernel what a device supports; [`privileges`] says what this process may do.
 
 mod attach;
+mod error;
 pub mod counters;
 pub mod features;
 pub mod kfunc;
@@ -14,8 +15,10 @@ pub mod object;
 pub mod pins;
 pub mod privileges;
 pub mod rate_limit;
+mod status;
 
-pub use attach::{Attachment, LoadError, LoadOptions, Loaded, MAX_PORTS, Mode, Program, Timestamps};
-pub use pins::{
-    BPFFS, PIN_ROOT, Status, Unloaded, pin_dir, pinned_interfaces, require_bpffs, status, unload,
-};
+pub use attach::{Attachment, LoadOptions, Loaded, MAX_PORTS, Mode, Program, Timestamps};
+pub use error::LoadError;
+pub use object::{BPFFS, PIN_ROOT};
+pub use pins::{pin_dir, pinned_interfaces, require_bpffs};
+pub use status::{Status, Unloaded, status, unload};

@@ -1,4 +1,5 @@
-//! The XDP object built by `build.rs`, embedded in the binary.
+//! The XDP object built by `build.rs`, embedded in the binary: its programs, its maps, and
+//! where under bpffs `tickgate load` pins them.
 
 /// Name of the device-bound program that reads the NIC timestamp.
 pub const HW_PROGRAM: &str = "tickgate_hw";
@@ -18,3 +19,16 @@ pub fn elf() -> &'static [u8] {
     // libbpf copies the bytes it needs, so alignment of this static does not matter.
     include_bytes!(concat!(env!("OUT_DIR"), "/tickgate-xdp"))
 }
+
+/// Where bpffs must be mounted.
+pub const BPFFS: &str = "/sys/fs/bpf";
+/// Directory under bpffs holding one sub-directory of pins per interface.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/tickgate";
+/// `statfs` magic of bpffs (`BPF_FS_MAGIC`, include/uapi/linux/magic.h).
+pub(super) const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+/// The pinned bpf_link, in an interface's pin directory.
+pub(super) const LINK_PIN: &str = "link";
+
+/// Maps pinned beside the link: what `status` reads and `unload` removes. The rate buckets are
+/// not pinned: they are per-source state of one program, rebuilt after a replace.
+pub(super) const PINNED_MAPS: [&str; 4] = [PORTS_MAP, XSKS_MAP, COUNTERS_MAP, RATE_LIMIT_MAP];
