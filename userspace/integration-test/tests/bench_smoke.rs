@@ -12,11 +12,6 @@ use serde_json::Value;
 const RECEIVERS: [&str; 6] =
     ["tickgate-wakeup", "tickgate-busy", "socket-recv", "socket-epoll", "socket-recvmmsg", "socket-spin"];
 
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    assert_eq!(uid, 0, "the bench smoke test needs root (CI runs it as root): run `sudo scripts/test.sh`");
-}
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
@@ -55,7 +50,7 @@ fn reason(run: &Value, name: &str) -> u64 {
 
 #[test]
 fn every_receiver_in_every_scenario_reports_accounted_figures() {
-    require_root();
+    support::require_root();
     let out = std::env::temp_dir().join(format!("tickgate-bench-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     #[rustfmt::skip]
