@@ -10,6 +10,8 @@ APT_PACKAGES=(
   llvm-22-dev libpolly-22-dev libzstd-dev
   # veth lab and tests
   iproute2 ethtool sockperf
+  # protocol v2: the independent Python reference the tests run against (scripts/reference/)
+  python3 python3-cryptography
 )
 BPF_LINKER_VERSION=0.13.0
 

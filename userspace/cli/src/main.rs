@@ -43,6 +43,7 @@ mod live;
 mod load;
 mod replay;
 mod run;
+mod token;
 
 /// Kernel-bypass ingress for lockstep game servers: steers game UDP ports into AF_XDP.
 #[derive(Debug, Parser)]
@@ -66,6 +67,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Rebuild the frames of a run recorded with `run --record` and check their hashes.
     Replay(replay::ReplayArgs),
+    /// Make the private key a game backend shares with tickgate, or mint a connect token.
+    Token(token::TokenArgs),
     /// Detach tickgate's program from an interface and remove every pin `load` made.
     Unload {
         /// Interface to detach from.
@@ -180,6 +183,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Run(a) => run::run(&a),
         Command::Demo(a) => demo::demo(&a),
         Command::Replay(a) => replay::replay(&a),
+        Command::Token(a) => token::token(&a),
         Command::Unload { iface } => load::unload(&iface),
         Command::Clean { iface } => load::clean(iface.as_deref()),
         Command::Status { iface, json } => load::status(iface.as_deref(), json),

@@ -12,7 +12,6 @@ use serde_json::Value;
 const RECEIVERS: [&str; 6] =
     ["tickgate-wakeup", "tickgate-busy", "socket-recv", "socket-epoll", "socket-recvmmsg", "socket-spin"];
 
-
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }

@@ -1,4 +1,6 @@
-//! Who may speak for a client: today the per-client anti-replay windows that let every input
-//! through exactly once; connect tokens, the handshake and the session table come here next.
+//! Who may speak for a player: connect tokens, the AEAD that seals every v2 packet, and the
+//! per-client anti-replay windows that let every input through exactly once.
 
 pub mod anti_replay;
+pub mod crypto;
+pub mod token;

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""An independent implementation of tickgate protocol v2, written from docs/protocol.md alone.
+
+It exists so that the Rust code is checked against a second reading of the spec: the Rust tests
+run it to open tokens Rust minted and to mint tokens Rust must open. It needs only Python 3 and
+the `cryptography` package (AESGCM). Usage:
+
+  tickgate_v2.py mint KEYHEX PROTOCOL_ID CREATE EXPIRE TIMEOUT MATCH PLAYER USERDATAHEX NONCEHEX C2SHEX S2CHEX ADDR...
+      prints the 2048-byte connect token in hex
+  tickgate_v2.py open KEYHEX TOKENHEX
+      prints the token's fields, public and private, one `name=value` per line
+"""
+import ipaddress
+import struct
+import sys
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+VERSION_INFO = b"TICKGATE TOKEN 2"
+CONNECT_TOKEN_LEN = 2048
+PRIVATE_LEN = 1008
+TAG_LEN = 16
+
+
+def encode_addresses(addrs):
+    out = struct.pack(">I", len(addrs))
+    for a in addrs:
+        host, port = a.rsplit(":", 1)
+        ip = ipaddress.ip_address(host.strip("[]"))
+        out += (b"\x01" if ip.version == 4 else b"\x02") + ip.packed + struct.pack(">H", int(port))
+    return out
+
+
+def decode_addresses(b):
+    (count,) = struct.unpack_from(">I", b, 0)
+    at, addrs = 4, []
+    for _ in range(count):
+        kind = b[at]
+        n = 4 if kind == 1 else 16
+        ip = ipaddress.ip_address(bytes(b[at + 1:at + 1 + n]))
+        (port,) = struct.unpack_from(">H", b, at + 1 + n)
+        addrs.append(f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}")
+        at += 1 + n + 2
+    return addrs, at
+
+
+def private_ad(protocol_id, expire):
+    return VERSION_INFO + struct.pack(">QQ", protocol_id, expire)
+
+
+def mint(key, protocol_id, create, expire, timeout, match, player, user_data, nonce, c2s, s2c, addrs):
+    private = struct.pack(">QQQIH", player, match, create, timeout, len(user_data))
+    private += user_data.ljust(256, b"\0") + c2s + s2c + encode_addresses(addrs)
+    private = private.ljust(PRIVATE_LEN, b"\0")
+    sealed = AESGCM(key).encrypt(nonce, private, private_ad(protocol_id, expire))  # ciphertext || tag
+    token = VERSION_INFO + struct.pack(">QQQ", protocol_id, create, expire) + nonce + sealed
+    token += struct.pack(">I", timeout) + encode_addresses(addrs) + c2s + s2c
+    return token.ljust(CONNECT_TOKEN_LEN, b"\0")
+
+
+def open_token(key, token):
+    assert len(token) == CONNECT_TOKEN_LEN and token[:16] == VERSION_INFO
+    protocol_id, create, expire = struct.unpack_from(">QQQ", token, 16)
+    nonce = token[40:52]
+    sealed = token[52:52 + PRIVATE_LEN + TAG_LEN]
+    (timeout,) = struct.unpack_from(">I", token, 52 + PRIVATE_LEN + TAG_LEN)
+    addrs, n = decode_addresses(token[52 + PRIVATE_LEN + TAG_LEN + 4:])
+    keys_at = 52 + PRIVATE_LEN + TAG_LEN + 4 + n
+    private = AESGCM(key).decrypt(nonce, sealed, private_ad(protocol_id, expire))
+    player, match, p_create, p_timeout, ud_len = struct.unpack_from(">QQQIH", private, 0)
+    p_addrs, _ = decode_addresses(private[350:])
+    return {
+        "protocol_id": protocol_id, "create_ts": create, "expire_ts": expire, "timeout_s": timeout,
+        "addresses": ",".join(addrs), "c2s_key": token[keys_at:keys_at + 32].hex(),
+        "s2c_key": token[keys_at + 32:keys_at + 64].hex(),
+        "private.player_id": player, "private.match_id": match, "private.create_ts": p_create,
+        "private.timeout_s": p_timeout, "private.user_data": private[30:30 + ud_len].hex(),
+        "private.c2s_key": private[286:318].hex(), "private.s2c_key": private[318:350].hex(),
+        "private.addresses": ",".join(p_addrs),
+    }
+
+
+def main(argv):
+    h = bytes.fromhex
+    if argv[1] == "mint":
+        key, pid, create, expire, timeout, match, player, ud, nonce, c2s, s2c = argv[2:13]
+        token = mint(h(key), int(pid), int(create), int(expire), int(timeout), int(match), int(player),
+                     h(ud), h(nonce), h(c2s), h(s2c), argv[13:])
+        print(token.hex())
+    elif argv[1] == "open":
+        for k, v in open_token(h(argv[2]), h(argv[3])).items():
+            print(f"{k}={v}")
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
