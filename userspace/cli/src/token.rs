@@ -13,9 +13,9 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use tickgate::session::{
-    crypto::{KEY_LEN, Key},
-    token::{self, TokenParams},
+use tickgate::{
+    session::token::{self, TokenParams},
+    wire::crypto::{KEY_LEN, Key},
 };
 
 /// Arguments of `tickgate token`.

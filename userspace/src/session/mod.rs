@@ -1,6 +1,8 @@
-//! Who may speak for a player: connect tokens, the AEAD that seals every v2 packet, and the
-//! per-client anti-replay windows that let every input through exactly once.
+//! Who may speak for a player: connect tokens, the v2 handshake and session table ([`server`]),
+//! its client side ([`client`]), and the anti-replay windows that let every input and every
+//! packet through at most once.
 
 pub mod anti_replay;
-pub mod crypto;
+pub mod client;
+pub mod server;
 pub mod token;

@@ -10,7 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::crypto::{Key, NONCE_LEN, TAG_LEN, Unauthentic};
+use crate::wire::crypto::{Cipher, Key, NONCE_LEN, TAG_LEN, Unauthentic};
 
 /// The 16-byte version string that starts every token and request: `TICKGATE TOKEN 2`.
 pub const VERSION_INFO: [u8; 16] = *b"TICKGATE TOKEN 2";
@@ -210,7 +210,7 @@ pub fn mint(
 /// Mints a token with a random nonce.
 pub fn mint_random(key: &Key, params: &TokenParams) -> Result<[u8; CONNECT_TOKEN_LEN], MintError> {
     let mut nonce = [0u8; NONCE_LEN];
-    super::crypto::random_bytes(&mut nonce).map_err(MintError::Random)?;
+    crate::wire::crypto::random_bytes(&mut nonce).map_err(MintError::Random)?;
     Ok(mint(key, params, nonce)?)
 }
 
@@ -263,11 +263,16 @@ impl SealedToken {
     /// Opens the private part with the minting key. Checks only the seal and the layout: expiry,
     /// protocol id and server address are the caller's to check against its own.
     pub fn open(&self, key: &Key) -> Result<PrivateToken, TokenError> {
+        self.open_with(&key.cipher())
+    }
+
+    /// [`SealedToken::open`] with the minting key's cipher already made.
+    pub fn open_with(&self, key: &Cipher) -> Result<PrivateToken, TokenError> {
         let mut private = [0u8; PRIVATE_LEN];
         private.copy_from_slice(&self.sealed[..PRIVATE_LEN]);
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&self.sealed[PRIVATE_LEN..]);
-        key.cipher().open(&self.nonce, &private_ad(self.protocol_id, self.expire_ts), &mut private, &tag)?;
+        key.open(&self.nonce, &private_ad(self.protocol_id, self.expire_ts), &mut private, &tag)?;
         let user_data_len = usize::from(u16::from_be_bytes([
             private[private::USER_DATA_LEN],
             private[private::USER_DATA_LEN + 1],

@@ -36,9 +36,11 @@
 //! assert_eq!(inputs.iter().map(|i| i.seq).collect::<Vec<_>>(), [0, 1]);
 //! ```
 
+pub mod crypto;
 mod decode;
 mod encode;
 mod packet;
+pub mod v2;
 #[cfg(test)]
 pub(crate) mod tests;
 

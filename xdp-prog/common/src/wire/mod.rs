@@ -4,6 +4,8 @@
 //! order followed by `payload_len` bytes of payload. `docs/protocol.md` is the normative
 //! description; the offsets below are the single source of truth for code.
 
+pub mod v2;
+
 /// First two bytes of every tickgate packet.
 pub const MAGIC: u16 = 0xF1F2;
 /// The only header version this build accepts.

@@ -1,0 +1,164 @@
+//! The client side of protocol v2, as a state machine: what a game client does with its connect
+//! token, in the order `docs/protocol.md` ("Protocol v2") gives. No sockets: bytes in, bytes out,
+//! so the synthetic clients of the demo, the bench and the tests, and any embedding, drive it
+//! over whatever transport they have.
+
+use super::token::PublicToken;
+use crate::wire::{
+    crypto::Cipher,
+    v2::{self, Challenge, Kind, Request},
+};
+
+/// Where the client is in its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Sending connection requests.
+    Requesting,
+    /// Got a challenge; sending responses.
+    Responding,
+    /// The server confirmed: data packets go out under this session id.
+    Connected {
+        /// The session id the server gave.
+        session: u32,
+    },
+    /// The server is full.
+    Denied,
+    /// The session ended (either side).
+    Disconnected,
+}
+
+/// What a packet from the server meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Nothing (a duplicate, a stray, or a packet that did not open).
+    None,
+    /// A challenge arrived: send [`Client::handshake_packet`] (now the response).
+    Challenged,
+    /// The session is up.
+    Connected(u32),
+    /// The server answered a keepalive.
+    Keepalive,
+    /// The server is full.
+    Denied,
+    /// The server ended the session.
+    Disconnected,
+}
+
+/// One player's connection.
+#[derive(Debug)]
+pub struct Client {
+    request: Request,
+    c2s: Cipher,
+    s2c: Cipher,
+    response: Option<[u8; v2::RESPONSE_LEN]>,
+    state: State,
+    next_seq: u64,
+}
+
+impl Client {
+    /// A client that will connect with `token`.
+    pub fn new(token: &PublicToken) -> Self {
+        Self {
+            request: Request {
+                version_info: super::token::VERSION_INFO,
+                protocol_id: token.sealed.protocol_id,
+                expire_ts: token.sealed.expire_ts,
+                nonce: token.sealed.nonce,
+                sealed_token: token.sealed.sealed,
+            },
+            c2s: token.c2s_key.cipher(),
+            s2c: token.s2c_key.cipher(),
+            response: None,
+            state: State::Requesting,
+            next_seq: 1,
+        }
+    }
+
+    /// The state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The handshake packet to (re)send now: the request, then the response; `None` once
+    /// connected or refused.
+    pub fn handshake_packet(&self) -> Option<Vec<u8>> {
+        match self.state {
+            State::Requesting => Some(self.request.encode().to_vec()),
+            State::Responding => self.response.map(|r| r.to_vec()),
+            _ => None,
+        }
+    }
+
+    /// Handles one packet from the server.
+    pub fn receive(&mut self, packet: &[u8]) -> Event {
+        let Ok(header) = v2::parse_header(packet, packet.len()) else {
+            return Event::None;
+        };
+        match (header.kind, self.state) {
+            (Kind::Challenge, State::Requesting | State::Responding) => {
+                match Challenge::open(packet, &self.s2c) {
+                    Ok(challenge) => {
+                        self.response = Some(challenge.respond(&self.c2s));
+                        self.state = State::Responding;
+                        Event::Challenged
+                    }
+                    Err(_) => Event::None,
+                }
+            }
+            (Kind::Keepalive | Kind::Denied | Kind::Disconnect, _) => {
+                let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
+                if v2::open_into(packet, &self.s2c, &mut plain).is_err() {
+                    return Event::None;
+                }
+                match (header.kind, self.state) {
+                    (Kind::Keepalive, State::Responding) => {
+                        self.state = State::Connected { session: header.session };
+                        Event::Connected(header.session)
+                    }
+                    (Kind::Keepalive, State::Connected { .. }) => Event::Keepalive,
+                    (Kind::Denied, State::Requesting | State::Responding) => {
+                        self.state = State::Denied;
+                        Event::Denied
+                    }
+                    (Kind::Disconnect, State::Connected { .. }) => {
+                        self.state = State::Disconnected;
+                        Event::Disconnected
+                    }
+                    _ => Event::None,
+                }
+            }
+            _ => Event::None,
+        }
+    }
+
+    /// Seals a data packet (`Input`, `Sync`, `Keepalive` or `Disconnect`) into `out`; `false`
+    /// (and nothing written) unless connected.
+    pub fn seal(&mut self, kind: Kind, body: &[u8], out: &mut Vec<u8>) -> bool {
+        let State::Connected { session } = self.state else {
+            return false;
+        };
+        v2::seal(&self.c2s, kind, session, self.next_seq, body, out);
+        self.next_seq += 1;
+        true
+    }
+
+    /// Ends the session: `copies` disconnect packets to send back to back (they are not
+    /// acknowledged, so several survive loss), after which nothing more can be sealed.
+    pub fn disconnect(&mut self, copies: usize) -> Vec<Vec<u8>> {
+        let packets = (0..copies)
+            .map(|_| {
+                let mut out = Vec::new();
+                self.seal(Kind::Disconnect, &[], &mut out);
+                out
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        self.state = State::Disconnected;
+        packets
+    }
+
+    /// The sequence number the next sealed packet gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+}

@@ -1,0 +1,737 @@
+//! The server side of protocol v2: the handshake, and the table of sessions it creates.
+//!
+//! A [`Server`] is a synchronous state machine: packets and the clock go in, the packets to send
+//! back and what happened come out. It never trusts a field the packet claims about identity:
+//! a data packet is its session's if it comes from the session's address, names the session,
+//! opens under the session's client → server key and is not a replay. The rules (what is
+//! refused and why, timeouts, keepalives) are normative in `docs/protocol.md` ("Protocol v2").
+//!
+//! The handshake is stateless on the server until the response: the challenge token carries
+//! everything the session needs, sealed with a key made at start-up that never leaves this
+//! process, so a flood of requests costs one AEAD open and one seal each, and memory only in the
+//! bounded cache of tokens seen (which refuses a token replayed from another address).
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+};
+
+use super::{
+    anti_replay::Window,
+    token::{MAX_USER_DATA, PrivateToken, SealedToken, VERSION_INFO},
+};
+use crate::wire::{
+    crypto::{Cipher, Key, NONCE_LEN, TAG_LEN, Unauthentic},
+    v2::{self, CHALLENGE_LEN, CHALLENGE_TOKEN_LEN, Challenge, Header, Kind, Request},
+};
+
+/// Bytes of a challenge token before sealing.
+const CHALLENGE_PLAIN_LEN: usize = CHALLENGE_TOKEN_LEN - TAG_LEN;
+/// How long a challenge may be answered, milliseconds.
+pub const CHALLENGE_TIMEOUT_MS: u64 = 5_000;
+/// Disconnect packets sent when the server ends a session (they are not acknowledged).
+pub const DISCONNECT_REDUNDANCY: usize = 3;
+
+/// How the server admits players.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The game's protocol id: tokens for another are refused.
+    pub protocol_id: u64,
+    /// The key the game's backend mints tokens with.
+    pub private_key: Key,
+    /// Most sessions at once; a full server answers `denied`.
+    pub max_sessions: usize,
+    /// Most tokens remembered (to refuse one replayed from another address); expired ones are
+    /// forgotten first, and a full cache refuses new tokens rather than forget live ones.
+    pub max_tokens: usize,
+    /// A keepalive goes to a session that was sent nothing for this long.
+    pub keepalive_interval_ns: u64,
+}
+
+impl ServerConfig {
+    /// Defaults for `max_sessions` sessions: a token cache four times that, keepalives every
+    /// second (a session's timeout comes from its token).
+    pub fn new(protocol_id: u64, private_key: Key, max_sessions: usize) -> Self {
+        Self {
+            protocol_id,
+            private_key,
+            max_sessions,
+            max_tokens: max_sessions.saturating_mul(4).max(64),
+            keepalive_interval_ns: 1_000_000_000,
+        }
+    }
+}
+
+/// Why a handshake packet got no session. Each is a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Not a request or response of this layout.
+    #[error("malformed handshake packet")]
+    Malformed,
+    /// The token's version string is not v2's.
+    #[error("token of another version")]
+    TokenVersion,
+    /// The token is for another game.
+    #[error("token for another protocol id")]
+    TokenProtocol,
+    /// The token has expired.
+    #[error("token expired")]
+    TokenExpired,
+    /// The sealed part does not open: forged, tampered, or minted with another key.
+    #[error("token does not open")]
+    TokenInvalid,
+    /// The token does not name the address the request was sent to.
+    #[error("token not valid for this server address")]
+    TokenServer,
+    /// The token was used from another address, or already made a session.
+    #[error("token already used")]
+    TokenReused,
+    /// The token cache is full of live tokens.
+    #[error("token cache full")]
+    TokenCacheFull,
+    /// The challenge token does not open: not one this run made.
+    #[error("challenge token does not open")]
+    ChallengeInvalid,
+    /// The challenge was answered from another address than the request came from.
+    #[error("challenge answered from another address")]
+    ChallengeAddress,
+    /// The challenge was answered too late.
+    #[error("challenge expired")]
+    ChallengeExpired,
+    /// The response's proof does not open under the token's client → server key.
+    #[error("response not made with the token's key")]
+    ResponseUnauthentic,
+    /// The server holds `max_sessions` sessions: the client is told with a `denied` packet.
+    #[error("server full")]
+    Full,
+}
+
+impl Refused {
+    /// Every reason, in counter order.
+    pub const ALL: [Self; 13] = [
+        Self::Malformed,
+        Self::TokenVersion,
+        Self::TokenProtocol,
+        Self::TokenExpired,
+        Self::TokenInvalid,
+        Self::TokenServer,
+        Self::TokenReused,
+        Self::TokenCacheFull,
+        Self::ChallengeInvalid,
+        Self::ChallengeAddress,
+        Self::ChallengeExpired,
+        Self::ResponseUnauthentic,
+        Self::Full,
+    ];
+
+    /// The counter's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::TokenVersion => "token_version",
+            Self::TokenProtocol => "token_protocol",
+            Self::TokenExpired => "token_expired",
+            Self::TokenInvalid => "token_invalid",
+            Self::TokenServer => "token_server",
+            Self::TokenReused => "token_reused",
+            Self::TokenCacheFull => "token_cache_full",
+            Self::ChallengeInvalid => "challenge_invalid",
+            Self::ChallengeAddress => "challenge_address",
+            Self::ChallengeExpired => "challenge_expired",
+            Self::ResponseUnauthentic => "response_unauthentic",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// Why a data packet was dropped. Each is a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DataDrop {
+    /// Not a sealed client → server packet of a valid layout.
+    #[error("malformed data packet")]
+    Malformed,
+    /// No session has this id.
+    #[error("no such session")]
+    UnknownSession,
+    /// The session exists, but this packet came from another address: spoofed or forged.
+    #[error("session of another address")]
+    WrongAddress,
+    /// The tag does not open under the session's key: forged or changed.
+    #[error("unauthentic")]
+    Unauthentic,
+    /// The sequence number was seen before, or is out of the replay window.
+    #[error("replayed")]
+    Replayed,
+}
+
+impl DataDrop {
+    /// Every reason, in counter order.
+    pub const ALL: [Self; 5] =
+        [Self::Malformed, Self::UnknownSession, Self::WrongAddress, Self::Unauthentic, Self::Replayed];
+
+    /// The counter's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownSession => "unknown_session",
+            Self::WrongAddress => "wrong_address",
+            Self::Unauthentic => "unauthentic",
+            Self::Replayed => "replayed",
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Nothing arrived from the client for its timeout.
+    Timeout,
+    /// The client said goodbye.
+    Disconnect,
+    /// The same player connected again: the newer session wins.
+    Replaced,
+    /// The server ended it.
+    Server,
+}
+
+impl CloseReason {
+    /// The name in counters and events.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Disconnect => "disconnect",
+            Self::Replaced => "replaced",
+            Self::Server => "server",
+        }
+    }
+}
+
+/// A packet to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The client's address.
+    pub to: SocketAddr,
+    /// The UDP payload.
+    pub bytes: Vec<u8>,
+}
+
+/// A session that was created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joined {
+    /// Its id (in every packet's header from now on).
+    pub session: u32,
+    /// The player.
+    pub player_id: u64,
+    /// The match.
+    pub match_id: u64,
+    /// The game's bytes from the token.
+    pub user_data: Vec<u8>,
+    /// Where the client is.
+    pub addr: SocketAddr,
+}
+
+/// A session that ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// Its id.
+    pub session: u32,
+    /// The player.
+    pub player_id: u64,
+    /// The match.
+    pub match_id: u64,
+    /// Where the client was (the key of its XDP session entry).
+    pub addr: SocketAddr,
+    /// Why.
+    pub reason: CloseReason,
+}
+
+/// What a response led to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The new session.
+    pub joined: Joined,
+    /// The player's earlier session, which this one replaces.
+    pub replaced: Option<Closed>,
+    /// "Connected": the first keepalive, which tells the client its session id.
+    pub reply: Outgoing,
+}
+
+/// An opened data packet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// An input packet's plaintext (an `InputFrame`) from `player_id` of `match_id`.
+    Input {
+        /// The session.
+        session: u32,
+        /// The player it speaks for.
+        player_id: u64,
+        /// The player's match.
+        match_id: u64,
+        /// The decrypted payload.
+        plain: &'a [u8],
+    },
+    /// A sync packet's plaintext (a `SyncAck`).
+    Sync {
+        /// The session.
+        session: u32,
+        /// The player it speaks for.
+        player_id: u64,
+        /// The decrypted payload.
+        plain: &'a [u8],
+    },
+    /// A keepalive: the session is alive.
+    Keepalive {
+        /// The session.
+        session: u32,
+    },
+    /// The client ended its session.
+    Disconnected(Closed),
+}
+
+struct Session {
+    player_id: u64,
+    match_id: u64,
+    addr: SocketAddr,
+    c2s: Cipher,
+    s2c: Cipher,
+    window: Window,
+    next_send_seq: u64,
+    last_recv_ns: u64,
+    last_send_ns: u64,
+    timeout_ns: u64,
+}
+
+struct SeenToken {
+    source: SocketAddr,
+    expire_ms: u64,
+    made_session: bool,
+}
+
+/// The handshake and the session table of one tickgate run.
+pub struct Server {
+    config: ServerConfig,
+    private: Cipher,
+    run_key: Cipher,
+    next_challenge: u64,
+    tokens: HashMap<[u8; TAG_LEN], SeenToken>,
+    sessions: HashMap<u32, Session>,
+    by_player: HashMap<u64, u32>,
+    by_addr: HashMap<SocketAddr, u32>,
+    next_session: u32,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("sessions", &self.sessions.len()).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server whose challenge key and sequence start are fresh random values.
+    pub fn new(config: ServerConfig) -> Result<Self, getrandom::Error> {
+        let mut start = [0u8; 8];
+        crate::wire::crypto::random_bytes(&mut start)?;
+        Ok(Self::with_run_key(config, Key::random()?, u64::from_be_bytes(start)))
+    }
+
+    /// A server with a given challenge key and first challenge sequence (tests).
+    pub fn with_run_key(config: ServerConfig, run_key: Key, first_challenge: u64) -> Self {
+        Self {
+            private: config.private_key.cipher(),
+            config,
+            run_key: run_key.cipher(),
+            next_challenge: first_challenge,
+            tokens: HashMap::new(),
+            sessions: HashMap::new(),
+            by_player: HashMap::new(),
+            by_addr: HashMap::new(),
+            next_session: 1,
+        }
+    }
+
+    /// Sessions open now.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// The session of `addr`, if it has one.
+    pub fn session_of(&self, addr: SocketAddr) -> Option<u32> {
+        self.by_addr.get(&addr).copied()
+    }
+
+    /// A connection request from `src` sent to `dst` (the address the client reached, which the
+    /// token must name), at `now_ms` (Unix milliseconds). Returns the challenge to send back.
+    pub fn on_request(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        packet: &[u8],
+        now_ms: u64,
+    ) -> Result<Outgoing, Refused> {
+        let header = v2::check_inbound(packet, packet.len()).map_err(|_| Refused::Malformed)?;
+        if header.kind != Kind::Request {
+            return Err(Refused::Malformed);
+        }
+        let request = Request::decode(&packet[v2::HEADER_LEN..]).ok_or(Refused::Malformed)?;
+        if request.version_info != VERSION_INFO {
+            return Err(Refused::TokenVersion);
+        }
+        if request.protocol_id != self.config.protocol_id {
+            return Err(Refused::TokenProtocol);
+        }
+        let expire_ms = request.expire_ts.saturating_mul(1000);
+        if expire_ms <= now_ms {
+            return Err(Refused::TokenExpired);
+        }
+        let sealed = SealedToken {
+            protocol_id: request.protocol_id,
+            expire_ts: request.expire_ts,
+            nonce: request.nonce,
+            sealed: request.sealed_token,
+        };
+        let token = open_token(&self.private, &sealed).ok_or(Refused::TokenInvalid)?;
+        if !token.addresses.contains(&dst) {
+            return Err(Refused::TokenServer);
+        }
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&request.sealed_token[request.sealed_token.len() - TAG_LEN..]);
+        self.remember_token(tag, src, expire_ms, now_ms)?;
+
+        let seq = self.next_challenge;
+        self.next_challenge = self.next_challenge.wrapping_add(1);
+        let mut plain = [0u8; CHALLENGE_PLAIN_LEN];
+        write_challenge(&mut plain, &token, src, request.expire_ts, now_ms + CHALLENGE_TIMEOUT_MS, &tag);
+        let sealed_tag = self.run_key.seal(&run_nonce(seq), &[], &mut plain);
+        let mut challenge = Challenge { seq, token: [0u8; CHALLENGE_TOKEN_LEN] };
+        challenge.token[..CHALLENGE_PLAIN_LEN].copy_from_slice(&plain);
+        challenge.token[CHALLENGE_PLAIN_LEN..].copy_from_slice(&sealed_tag);
+        let bytes: [u8; CHALLENGE_LEN] = challenge.seal(&token.s2c_key.cipher());
+        Ok(Outgoing { to: src, bytes: bytes.to_vec() })
+    }
+
+    /// Remembers a token's first source, refusing it from any other or once it made a session.
+    fn remember_token(
+        &mut self,
+        tag: [u8; TAG_LEN],
+        src: SocketAddr,
+        expire_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), Refused> {
+        if let Some(seen) = self.tokens.get(&tag) {
+            return if seen.source == src && !seen.made_session { Ok(()) } else { Err(Refused::TokenReused) };
+        }
+        if self.tokens.len() >= self.config.max_tokens {
+            self.tokens.retain(|_, t| t.expire_ms > now_ms);
+            if self.tokens.len() >= self.config.max_tokens {
+                return Err(Refused::TokenCacheFull);
+            }
+        }
+        self.tokens.insert(tag, SeenToken { source: src, expire_ms, made_session: false });
+        Ok(())
+    }
+
+    /// A challenge response from `src`. On success the session exists; the caller adds `src` to
+    /// the XDP session map and sends the reply. A full server's refusal comes with the `denied`
+    /// packet to send.
+    pub fn on_response(
+        &mut self,
+        src: SocketAddr,
+        packet: &[u8],
+        now_ms: u64,
+        now_ns: u64,
+    ) -> Result<Accepted, (Refused, Option<Outgoing>)> {
+        let refuse = |r: Refused| (r, None);
+        let header = v2::check_inbound(packet, packet.len()).map_err(|_| refuse(Refused::Malformed))?;
+        if header.kind != Kind::Response {
+            return Err(refuse(Refused::Malformed));
+        }
+        let (challenge, proof) = Challenge::from_response(packet).ok_or(refuse(Refused::Malformed))?;
+        let mut plain = [0u8; CHALLENGE_PLAIN_LEN];
+        plain.copy_from_slice(&challenge.token[..CHALLENGE_PLAIN_LEN]);
+        let tag: [u8; TAG_LEN] =
+            challenge.token[CHALLENGE_PLAIN_LEN..].try_into().map_err(|_| refuse(Refused::Malformed))?;
+        self.run_key
+            .open(&run_nonce(challenge.seq), &[], &mut plain, &tag)
+            .map_err(|_| refuse(Refused::ChallengeInvalid))?;
+        let c = read_challenge(&plain).ok_or(refuse(Refused::ChallengeInvalid))?;
+        if c.client != src {
+            return Err(refuse(Refused::ChallengeAddress));
+        }
+        if c.deadline_ms < now_ms {
+            return Err(refuse(Refused::ChallengeExpired));
+        }
+        let c2s = c.c2s.cipher();
+        proof.verify(&c2s).map_err(|_| refuse(Refused::ResponseUnauthentic))?;
+        let s2c = c.s2c.cipher();
+        // A response retransmitted after the session was made gets "connected" again.
+        if let Some(&id) = self.by_addr.get(&src)
+            && self.sessions.get(&id).is_some_and(|s| s.player_id == c.player_id)
+        {
+            let reply = self.keepalive(id, now_ns).ok_or(refuse(Refused::Malformed))?;
+            let s = &self.sessions[&id];
+            let joined = Joined {
+                session: id,
+                player_id: s.player_id,
+                match_id: s.match_id,
+                user_data: c.user_data,
+                addr: src,
+            };
+            return Ok(Accepted { joined, replaced: None, reply });
+        }
+        match self.tokens.get_mut(&c.token_tag) {
+            Some(t) if t.made_session => return Err(refuse(Refused::TokenReused)),
+            Some(t) => t.made_session = true,
+            // Forgotten (cache trimmed after expiry): the challenge deadline still held, so the
+            // token was valid a moment ago; remember it now so that it makes no second session.
+            None => {
+                self.tokens.insert(
+                    c.token_tag,
+                    SeenToken {
+                        source: src,
+                        expire_ms: c.token_expire_ts.saturating_mul(1000),
+                        made_session: true,
+                    },
+                );
+            }
+        }
+        let replaced =
+            self.by_player.get(&c.player_id).copied().and_then(|old| self.close(old, CloseReason::Replaced));
+        if self.sessions.len() >= self.config.max_sessions {
+            let mut denied = Vec::new();
+            v2::seal(&s2c, Kind::Denied, 0, 0, &[], &mut denied);
+            return Err((Refused::Full, Some(Outgoing { to: src, bytes: denied })));
+        }
+        let id = self.allocate_id();
+        self.sessions.insert(
+            id,
+            Session {
+                player_id: c.player_id,
+                match_id: c.match_id,
+                addr: src,
+                c2s,
+                s2c,
+                window: Window::new(),
+                next_send_seq: 1,
+                last_recv_ns: now_ns,
+                last_send_ns: now_ns,
+                timeout_ns: u64::from(c.timeout_s.max(1)) * 1_000_000_000,
+            },
+        );
+        self.by_player.insert(c.player_id, id);
+        self.by_addr.insert(src, id);
+        let reply = self.keepalive(id, now_ns).ok_or(refuse(Refused::Malformed))?;
+        Ok(Accepted {
+            joined: Joined {
+                session: id,
+                player_id: c.player_id,
+                match_id: c.match_id,
+                user_data: c.user_data,
+                addr: src,
+            },
+            replaced,
+            reply,
+        })
+    }
+
+    fn allocate_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_session;
+            self.next_session = self.next_session.wrapping_add(1).max(1);
+            if !self.sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Opens a data packet from `src` into `plain` (at least the payload's size).
+    pub fn open_data<'a>(
+        &mut self,
+        src: SocketAddr,
+        packet: &[u8],
+        now_ns: u64,
+        plain: &'a mut [u8],
+    ) -> Result<Data<'a>, DataDrop> {
+        let header: Header = v2::check_inbound(packet, packet.len()).map_err(|_| DataDrop::Malformed)?;
+        if header.kind.handshake() {
+            return Err(DataDrop::Malformed);
+        }
+        let session = self.sessions.get_mut(&header.session).ok_or(DataDrop::UnknownSession)?;
+        if session.addr != src {
+            return Err(DataDrop::WrongAddress);
+        }
+        let header = v2::open_into(packet, &session.c2s, plain).map_err(|e| match e {
+            v2::OpenError::Unauthentic(Unauthentic) => DataDrop::Unauthentic,
+            _ => DataDrop::Malformed,
+        })?;
+        session.window.check(header.seq).map_err(|_| DataDrop::Replayed)?;
+        session.last_recv_ns = now_ns;
+        let len = header.payload_len as usize - TAG_LEN;
+        let (id, player_id, match_id) = (header.session, session.player_id, session.match_id);
+        Ok(match header.kind {
+            Kind::Input => Data::Input { session: id, player_id, match_id, plain: &plain[..len] },
+            Kind::Sync => Data::Sync { session: id, player_id, plain: &plain[..len] },
+            Kind::Keepalive => Data::Keepalive { session: id },
+            Kind::Disconnect => match self.close(id, CloseReason::Disconnect) {
+                Some(closed) => Data::Disconnected(closed),
+                None => return Err(DataDrop::UnknownSession),
+            },
+            Kind::Request | Kind::Response | Kind::Challenge | Kind::Denied => {
+                return Err(DataDrop::Malformed);
+            }
+        })
+    }
+
+    /// Keepalives due at `now_ns`, and the sessions that timed out (closed here; the caller
+    /// removes their XDP entries).
+    pub fn poll(&mut self, now_ns: u64) -> (Vec<Outgoing>, Vec<Closed>) {
+        let timed_out: Vec<u32> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now_ns.saturating_sub(s.last_recv_ns) > s.timeout_ns)
+            .map(|(&id, _)| id)
+            .collect();
+        let closed = timed_out.into_iter().filter_map(|id| self.close(id, CloseReason::Timeout)).collect();
+        let interval = self.config.keepalive_interval_ns;
+        let due: Vec<u32> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now_ns.saturating_sub(s.last_send_ns) >= interval)
+            .map(|(&id, _)| id)
+            .collect();
+        let out = due.into_iter().filter_map(|id| self.keepalive(id, now_ns)).collect();
+        (out, closed)
+    }
+
+    /// Ends a session from the server's side; returns the disconnect packets to send (several:
+    /// they are not acknowledged) and the closed session.
+    pub fn disconnect(&mut self, session: u32) -> Option<(Vec<Outgoing>, Closed)> {
+        let s = self.sessions.get_mut(&session)?;
+        let mut out = Vec::with_capacity(DISCONNECT_REDUNDANCY);
+        for _ in 0..DISCONNECT_REDUNDANCY {
+            let mut bytes = Vec::new();
+            v2::seal(&s.s2c, Kind::Disconnect, session, s.next_send_seq, &[], &mut bytes);
+            s.next_send_seq += 1;
+            out.push(Outgoing { to: s.addr, bytes });
+        }
+        let closed = self.close(session, CloseReason::Server)?;
+        Some((out, closed))
+    }
+
+    fn keepalive(&mut self, id: u32, now_ns: u64) -> Option<Outgoing> {
+        let s = self.sessions.get_mut(&id)?;
+        let mut bytes = Vec::new();
+        v2::seal(&s.s2c, Kind::Keepalive, id, s.next_send_seq, &[], &mut bytes);
+        s.next_send_seq += 1;
+        s.last_send_ns = now_ns;
+        Some(Outgoing { to: s.addr, bytes })
+    }
+
+    fn close(&mut self, id: u32, reason: CloseReason) -> Option<Closed> {
+        let s = self.sessions.remove(&id)?;
+        if self.by_player.get(&s.player_id) == Some(&id) {
+            self.by_player.remove(&s.player_id);
+        }
+        if self.by_addr.get(&s.addr) == Some(&id) {
+            self.by_addr.remove(&s.addr);
+        }
+        Some(Closed { session: id, player_id: s.player_id, match_id: s.match_id, addr: s.addr, reason })
+    }
+}
+
+fn open_token(private: &Cipher, sealed: &SealedToken) -> Option<PrivateToken> {
+    sealed.open_with(private).ok()
+}
+
+/// The challenge token's nonce under the run key: 4 zero bytes, then the sequence.
+fn run_nonce(seq: u64) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    n[4..].copy_from_slice(&seq.to_be_bytes());
+    n
+}
+
+/// An address as 16 bytes (IPv4 v4-mapped) and a port.
+fn addr_bytes(addr: SocketAddr) -> [u8; 18] {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let mut out = [0u8; 18];
+    out[..16].copy_from_slice(&ip.octets());
+    out[16..].copy_from_slice(&addr.port().to_be_bytes());
+    out
+}
+
+fn addr_from(bytes: &[u8; 18]) -> SocketAddr {
+    let mut ip = [0u8; 16];
+    ip.copy_from_slice(&bytes[..16]);
+    let ip = Ipv6Addr::from(ip);
+    let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
+    SocketAddr::new(ip, u16::from_be_bytes([bytes[16], bytes[17]]))
+}
+
+struct ChallengeFields {
+    player_id: u64,
+    match_id: u64,
+    client: SocketAddr,
+    token_expire_ts: u64,
+    deadline_ms: u64,
+    timeout_s: u32,
+    token_tag: [u8; TAG_LEN],
+    c2s: Key,
+    s2c: Key,
+    user_data: Vec<u8>,
+}
+
+// Challenge token plaintext: player_id:u64 match_id:u64 client_ip:[16] client_port:u16
+// token_expire_ts:u64 deadline_ms:u64 timeout_s:u32 token_tag:[16] c2s:[32] s2c:[32]
+// user_data_len:u16 user_data:[256], zero-padded to 400 bytes. Only this run reads it.
+fn write_challenge(
+    out: &mut [u8; CHALLENGE_PLAIN_LEN],
+    t: &PrivateToken,
+    client: SocketAddr,
+    token_expire_ts: u64,
+    deadline_ms: u64,
+    token_tag: &[u8; TAG_LEN],
+) {
+    out[0..8].copy_from_slice(&t.player_id.to_be_bytes());
+    out[8..16].copy_from_slice(&t.match_id.to_be_bytes());
+    out[16..34].copy_from_slice(&addr_bytes(client));
+    out[34..42].copy_from_slice(&token_expire_ts.to_be_bytes());
+    out[42..50].copy_from_slice(&deadline_ms.to_be_bytes());
+    out[50..54].copy_from_slice(&t.timeout_s.to_be_bytes());
+    out[54..70].copy_from_slice(token_tag);
+    out[70..102].copy_from_slice(t.c2s_key.as_bytes());
+    out[102..134].copy_from_slice(t.s2c_key.as_bytes());
+    out[134..136].copy_from_slice(&(t.user_data.len() as u16).to_be_bytes());
+    out[136..136 + t.user_data.len()].copy_from_slice(&t.user_data);
+}
+
+fn read_challenge(b: &[u8; CHALLENGE_PLAIN_LEN]) -> Option<ChallengeFields> {
+    let u64_at = |at: usize| b.get(at..at + 8).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes);
+    let key_at =
+        |at: usize| b.get(at..at + 32).and_then(|s| <[u8; 32]>::try_from(s).ok()).map(Key::from_bytes);
+    let user_data_len = usize::from(u16::from_be_bytes([b[134], b[135]]));
+    if user_data_len > MAX_USER_DATA {
+        return None;
+    }
+    Some(ChallengeFields {
+        player_id: u64_at(0)?,
+        match_id: u64_at(8)?,
+        client: addr_from(b[16..34].try_into().ok()?),
+        token_expire_ts: u64_at(34)?,
+        deadline_ms: u64_at(42)?,
+        timeout_s: u32::from_be_bytes(b[50..54].try_into().ok()?),
+        token_tag: b[54..70].try_into().ok()?,
+        c2s: key_at(70)?,
+        s2c: key_at(102)?,
+        user_data: b[136..136 + user_data_len].to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
