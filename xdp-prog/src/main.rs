@@ -21,10 +21,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use tickgate_common::{
-    classify::{GamePacket, Packet, Verdict, classify},
+    classify::{Framing, GamePacket, Packet, Verdict, classify},
     counter::{self, Counter},
     meta::{self, META_LEN, RxMeta, flags},
     rate::{self, Bucket, RateConfig},
+    session::{HandshakeLimit, SessionKey},
 };
 
 /// Game UDP ports (host byte order); userspace fills it. The value is unused.
@@ -56,6 +57,22 @@ static RATE_LIMIT: Array<RateConfig, 1> = Array::new();
 /// element's stale bucket there: at most one burst, capped by the current config.
 #[btf_map]
 static RATE_BUCKETS: LruPerCpuHashMap<[u8; 16], Bucket, 65536> = LruPerCpuHashMap::new();
+
+/// Client address and port -> session id; userspace inserts on connect and removes on close.
+#[btf_map]
+static SESSIONS: HashMap<SessionKey, u32, 65536> = HashMap::new();
+
+/// The handshake budget, one element; userspace writes it at attach. Zeroed: no budget.
+#[btf_map]
+static HANDSHAKE_LIMIT: Array<HandshakeLimit, 1> = Array::new();
+
+/// Handshake token bucket per source address and CPU (LRU, as [`RATE_BUCKETS`]).
+#[btf_map]
+static HANDSHAKE_BUCKETS: LruPerCpuHashMap<[u8; 16], Bucket, 65536> = LruPerCpuHashMap::new();
+
+/// The handshake token bucket of all sources together, one per CPU.
+#[btf_map]
+static HANDSHAKE_GLOBAL: PerCpuArray<Bucket, 1> = PerCpuArray::new();
 
 #[xdp]
 pub fn tickgate_hw(ctx: XdpContext) -> u32 {
@@ -114,8 +131,74 @@ fn run<const HW: bool>(ctx: &XdpContext) -> u32 {
             count(Counter::DropRateLimited);
             xdp_action::XDP_DROP
         }
-        Verdict::Steer(packet) => steer::<HW>(ctx, &packet),
+        Verdict::Steer(packet) => match packet.header {
+            Framing::V1(_) => steer::<HW>(ctx, &packet),
+            // Handshake packets have no session yet: they pass within their budget.
+            Framing::V2(header) if header.kind.handshake() => {
+                if within_handshake_budget(&packet.source) {
+                    steer::<HW>(ctx, &packet)
+                } else {
+                    count(Counter::DropHandshakeLimited);
+                    xdp_action::XDP_DROP
+                }
+            }
+            Framing::V2(header) if !has_session(&packet, header.session) => {
+                count(Counter::DropNoSession);
+                xdp_action::XDP_DROP
+            }
+            Framing::V2(_) => steer::<HW>(ctx, &packet),
+        },
     }
+}
+
+/// Whether the packet's source holds the session its header names.
+#[inline(always)]
+fn has_session(packet: &GamePacket, session: u32) -> bool {
+    let key = SessionKey::new(packet.source, packet.source_port);
+    // SAFETY: a lookup in a plain hash map; the value is copied out at once, before any update
+    // from userspace could free the element.
+    unsafe { SESSIONS.get(&key) }.is_some_and(|&held| held == session)
+}
+
+/// Whether a handshake packet from `source` is within the per-source and the global budget on
+/// this CPU; takes a token from each if so.
+#[inline(always)]
+fn within_handshake_budget(source: &[u8; 16]) -> bool {
+    let Some(&limit) = HANDSHAKE_LIMIT.get(0) else {
+        return true;
+    };
+    // SAFETY: a helper with no arguments and no preconditions.
+    let now_ns = unsafe { bpf_ktime_get_ns() };
+    if limit.per_source.enabled() && !take(&HANDSHAKE_BUCKETS, source, now_ns, &limit.per_source) {
+        return false;
+    }
+    if !limit.global.enabled() {
+        return true;
+    }
+    match HANDSHAKE_GLOBAL.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot of a per-CPU array; XDP runs with preemption disabled.
+        Some(bucket) => rate::admit(unsafe { &mut *bucket }, now_ns, &limit.global),
+        None => true,
+    }
+}
+
+/// Takes a token from `source`'s bucket in `buckets` (made full on first sight).
+#[inline(always)]
+fn take(
+    buckets: &LruPerCpuHashMap<[u8; 16], Bucket, 65536>,
+    source: &[u8; 16],
+    now_ns: u64,
+    config: &RateConfig,
+) -> bool {
+    if let Some(bucket) = buckets.get_ptr_mut(source) {
+        // SAFETY: as in `within_rate`: this CPU's bucket of a per-CPU map, no insert or remove
+        // before the reference ends.
+        return rate::admit(unsafe { &mut *bucket }, now_ns, config);
+    }
+    let mut bucket = Bucket::default();
+    let admitted = rate::admit(&mut bucket, now_ns, config);
+    let _ = buckets.insert(source, bucket, u64::from(BPF_ANY));
+    admitted
 }
 
 /// Whether `source` is within its rate limit on this CPU; takes a token if so.

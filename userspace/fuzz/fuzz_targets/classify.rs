@@ -2,15 +2,15 @@
 //!
 //! Input: one frame from its Ethernet header on. Every UDP port is treated as a game port, so the
 //! header checks run on whatever UDP the fuzzer builds. A steered packet must lie inside the frame,
-//! pass `check_header` as a slice of it, and be the same packet however the frame is padded.
+//! pass its version's header check as a slice of it, and be the same packet however the frame is padded.
 #![no_main]
 
 use std::cell::Cell;
 
 use libfuzzer_sys::fuzz_target;
 use tickgate_common::{
-    classify::{Verdict, classify},
-    wire::{HEADER_LEN, check_header},
+    classify::{Framing, Verdict, classify},
+    wire::{self, check_header},
 };
 
 fuzz_target!(|frame: &[u8]| {
@@ -37,8 +37,18 @@ fuzz_target!(|frame: &[u8]| {
     let (offset, len) = (usize::from(game.payload_offset), usize::from(game.payload_len));
     let end = offset + len;
     assert!(end <= frame.len(), "steered payload {offset}+{len} runs past a {}-byte frame", frame.len());
-    assert!(len >= HEADER_LEN && offset >= 8 + 14);
-    assert_eq!(check_header(&frame[offset..end], len), Ok(game.header));
+    assert!(offset >= 8 + 14);
+    match game.header {
+        Framing::V1(header) => {
+            assert!(len >= wire::HEADER_LEN);
+            assert_eq!(check_header(&frame[offset..end], len), Ok(header));
+        }
+        Framing::V2(header) => {
+            assert!(len >= wire::v2::HEADER_LEN && header.kind.inbound());
+            assert_eq!(wire::v2::check_inbound(&frame[offset..end], len), Ok(header));
+        }
+    }
+    assert_eq!(u16::from_be_bytes([frame[offset - 8], frame[offset - 7]]), game.source_port);
     // The UDP header in front of the payload is the one the verdict came from.
     let udp = &frame[offset - 8..offset];
     assert_eq!(Some(u16::from_be_bytes([udp[2], udp[3]])), port.get());

@@ -9,8 +9,13 @@ use std::time::{Duration, Instant};
 use tickgate::{
     steer::rate_limit::RateLimit,
     steer::{Loaded, Program},
+    wire::v2::{self, Kind},
 };
-use tickgate_common::frame::{Frame, Ip, arp_request};
+use tickgate_common::{
+    frame::{Frame, Ip, arp_request},
+    rate::RateConfig,
+    session::HandshakeLimit,
+};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -113,6 +118,8 @@ fn every_fixture_gets_its_verdict_and_moves_exactly_its_counter() {
             "dropped.bad_length",
             "dropped.no_metadata",
             "dropped.rate_limited",
+            "dropped.no_session",
+            "dropped.handshake_limited",
         ] {
             let grew = get(&after, path) - get(&before, path);
             assert_eq!(grew, u64::from(path == *counter), "{name}: counter {path}");
@@ -206,5 +213,92 @@ fn a_flooding_source_is_shed_and_other_sources_keep_their_budget() {
     assert_eq!(admitted, 50);
     let (counters, _) = loaded.counters().unwrap();
     assert_eq!(counters.dropped["rate_limited"], limited, "nothing is limited when disabled");
+    assert_eq!(counters.unaccounted(), 0, "counters balance: {counters}");
+}
+
+/// A protocol v2 packet of `kind` naming `session`, with `payload_len` bytes of (unsealed) payload.
+fn v2_packet(kind: Kind, session: u32, payload_len: usize) -> Vec<u8> {
+    let mut p =
+        v2::encode_header(&v2::Header { kind, payload_len: payload_len as u16, session, seq: 1 }).to_vec();
+    p.resize(v2::HEADER_LEN + payload_len, 0x5a);
+    p
+}
+
+#[test]
+fn v2_data_passes_only_from_the_source_that_holds_the_session_it_names() {
+    support::require_root();
+    let loaded = Loaded::load(Program::Tai, 1).unwrap();
+    loaded.set_ports(&[GAME]).unwrap();
+    let sessions = loaded.session_map().unwrap();
+    let data = |ip: Ip, port: u16, session: u32| {
+        Frame::udp(ip, port, GAME, &v2_packet(Kind::Input, session, 40)).build()
+    };
+    let dropped = |what: &str| loaded.counters().unwrap().0.dropped[what];
+
+    // (frame, session map entry of 10.0.0.1:40000, expected action)
+    assert_eq!(loaded.test_run(&data(v4(0, None), 40_000, 7)).unwrap(), XDP_DROP, "no session yet");
+    assert_eq!(dropped("no_session"), 1);
+    sessions.insert("10.0.0.1:40000".parse().unwrap(), 7).unwrap();
+    assert_eq!(sessions.get("10.0.0.1:40000".parse().unwrap()).unwrap(), Some(7));
+    assert_eq!(loaded.test_run(&data(v4(0, None), 40_000, 7)).unwrap(), XDP_PASS, "its own session");
+    for (name, frame) in [
+        ("another session's id", data(v4(0, None), 40_000, 8)),
+        ("another port", data(v4(0, None), 40_001, 7)),
+        ("another address", data(v6(false, None), 40_000, 7)),
+        (
+            "a keepalive from another port",
+            Frame::udp(v4(0, None), 40_002, GAME, &v2_packet(Kind::Keepalive, 7, 16)).build(),
+        ),
+    ] {
+        assert_eq!(loaded.test_run(&frame).unwrap(), XDP_DROP, "{name}");
+    }
+    assert_eq!(dropped("no_session"), 5);
+    assert!(sessions.remove("10.0.0.1:40000".parse().unwrap()).unwrap());
+    assert!(!sessions.remove("10.0.0.1:40000".parse().unwrap()).unwrap());
+    assert_eq!(loaded.test_run(&data(v4(0, None), 40_000, 7)).unwrap(), XDP_DROP, "session removed");
+    // Handshake packets come from sources without a session, at their one size.
+    let request =
+        Frame::udp(v6(false, None), 40_009, GAME, &v2_packet(Kind::Request, 0, v2::REQUEST_PAYLOAD_LEN))
+            .build();
+    assert_eq!(loaded.test_run(&request).unwrap(), XDP_PASS);
+    let short = Frame::udp(v4(0, None), 40_009, GAME, &v2_packet(Kind::Request, 0, 100)).build();
+    assert_eq!(loaded.test_run(&short).unwrap(), XDP_DROP);
+    let (counters, _) = loaded.counters().unwrap();
+    assert_eq!((counters.no_socket, dropped("no_session"), dropped("bad_length")), (2, 6, 1), "{counters}");
+    assert_eq!(counters.unaccounted(), 0, "counters balance: {counters}");
+}
+
+#[test]
+fn handshake_floods_are_held_to_the_per_source_and_the_global_budget() {
+    support::require_root();
+    support::pin_to_current_cpu();
+    let loaded = Loaded::load(Program::Tai, 1).unwrap();
+    loaded.set_ports(&[GAME]).unwrap();
+    let request = |last: u8| {
+        let ip = Ip::V4 { src: [192, 0, 2, last], dst: [10, 0, 0, 2], options: 0, fragment: None };
+        Frame::udp(ip, 40_000, GAME, &v2_packet(Kind::Request, 0, v2::REQUEST_PAYLOAD_LEN)).build()
+    };
+    let per_source = RateConfig { rate: 10, burst: 3 };
+    loaded.set_handshake_limit(&HandshakeLimit { per_source, global: RateConfig::DISABLED }).unwrap();
+    let (a, elapsed) = burst(&loaded, &request(1), 20);
+    assert!((3..=3 + refilled_at_10_pps(elapsed)).contains(&a), "source A: {a} of 20 in {elapsed:?}");
+    let (b, elapsed) = burst(&loaded, &request(2), 4);
+    assert!(
+        (3..=3 + refilled_at_10_pps(elapsed)).contains(&b),
+        "source B keeps its budget: {b} in {elapsed:?}"
+    );
+    let limited = loaded.counters().unwrap().0.dropped["handshake_limited"];
+    assert_eq!(limited, 24 - a - b);
+
+    // Global only: many sources together get one burst.
+    let global = RateConfig { rate: 10, burst: 4 };
+    loaded.set_handshake_limit(&HandshakeLimit { per_source: RateConfig::DISABLED, global }).unwrap();
+    let start = Instant::now();
+    let admitted: u64 = (10..30).map(|s| burst(&loaded, &request(s), 1).0).sum();
+    let extra = refilled_at_10_pps(start.elapsed());
+    assert!(admitted <= 4 + extra, "{admitted} of 20 sources admitted past a global burst of 4");
+    // Data packets and v1 packets are not handshakes: no budget applies to them.
+    let (counters, _) = loaded.counters().unwrap();
+    assert_eq!(counters.dropped["handshake_limited"], limited + 20 - admitted, "{counters}");
     assert_eq!(counters.unaccounted(), 0, "counters balance: {counters}");
 }

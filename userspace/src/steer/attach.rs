@@ -8,12 +8,14 @@
 
 use std::{
     fmt, fs, io,
+    net::{IpAddr, SocketAddr},
     os::fd::{AsFd as _, BorrowedFd, OwnedFd},
     path::PathBuf,
 };
 
-use libbpf_rs::{MapCore as _, MapFlags, libbpf_sys};
+use libbpf_rs::{MapCore as _, MapFlags, MapHandle, libbpf_sys};
 use serde::Serialize;
+use tickgate_common::session::{HandshakeLimit, SESSION_KEY_LEN, SessionKey};
 
 use super::{
     counters::{COUNTER_SLOTS, TimestampCounters, XdpCounters},
@@ -154,6 +156,20 @@ impl Loaded {
             .map_err(libbpf("writing the rate-limit map"))
     }
 
+    /// Sets the handshake budget (per source and global, per CPU); disabled configs admit all.
+    pub fn set_handshake_limit(&self, limit: &HandshakeLimit) -> Result<(), LoadError> {
+        self.map(object::HANDSHAKE_LIMIT_MAP)?
+            .update(&0u32.to_ne_bytes(), &limit.to_ne_bytes(), MapFlags::ANY)
+            .map_err(libbpf("writing the handshake-limit map"))
+    }
+
+    /// A handle on the session map that outlives this borrow (workers own one each).
+    pub fn session_map(&self) -> Result<SessionMap, LoadError> {
+        let map = self.map(object::SESSIONS_MAP)?;
+        let handle = MapHandle::try_from(&map).map_err(libbpf("opening the session map"))?;
+        Ok(SessionMap(handle))
+    }
+
     /// Puts the AF_XDP socket `fd` in the XSKMAP slot of RX queue `queue`.
     pub fn register_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), LoadError> {
         let value = (sys::raw(fd) as u32).to_ne_bytes();
@@ -185,6 +201,44 @@ impl Loaded {
             what: "finding a map in the object",
             source: libbpf_rs::Error::from(io::Error::from(io::ErrorKind::NotFound)),
         })
+    }
+}
+
+/// The XDP session map: which client address and port holds which session. Data packets of
+/// protocol v2 pass XDP only from a source in it, naming its session.
+#[derive(Debug)]
+pub struct SessionMap(MapHandle);
+
+impl SessionMap {
+    fn key(addr: SocketAddr) -> [u8; SESSION_KEY_LEN] {
+        let ip = match addr.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        SessionKey::new(ip.octets(), addr.port()).to_ne_bytes()
+    }
+
+    /// Admits `addr`'s data packets naming `session`.
+    pub fn insert(&self, addr: SocketAddr, session: u32) -> Result<(), LoadError> {
+        self.0
+            .update(&Self::key(addr), &session.to_ne_bytes(), MapFlags::ANY)
+            .map_err(libbpf("adding a session to the XDP session map"))
+    }
+
+    /// Stops admitting `addr`'s data packets; `false` if it had no entry.
+    pub fn remove(&self, addr: SocketAddr) -> Result<bool, LoadError> {
+        match self.0.delete(&Self::key(addr)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(libbpf("removing a session from the XDP session map")(e)),
+        }
+    }
+
+    /// The session `addr` holds, if any.
+    pub fn get(&self, addr: SocketAddr) -> Result<Option<u32>, LoadError> {
+        let value =
+            self.0.lookup(&Self::key(addr), MapFlags::ANY).map_err(libbpf("reading the XDP session map"))?;
+        Ok(value.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map(u32::from_ne_bytes))
     }
 }
 

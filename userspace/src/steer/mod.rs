@@ -17,7 +17,7 @@ pub mod privileges;
 pub mod rate_limit;
 mod status;
 
-pub use attach::{Attachment, LoadOptions, Loaded, MAX_PORTS, Mode, Program, Timestamps};
+pub use attach::{Attachment, LoadOptions, Loaded, MAX_PORTS, Mode, Program, SessionMap, Timestamps};
 pub use error::LoadError;
 pub use object::{BPFFS, PIN_ROOT};
 pub use pins::{pin_dir, pinned_interfaces, require_bpffs};

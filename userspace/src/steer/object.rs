@@ -13,6 +13,10 @@ pub const XSKS_MAP: &str = "XSKS";
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// One-element array holding the per-source rate limit.
 pub const RATE_LIMIT_MAP: &str = "RATE_LIMIT";
+/// Client address and port -> session id (protocol v2).
+pub const SESSIONS_MAP: &str = "SESSIONS";
+/// One-element array holding the handshake budget (protocol v2).
+pub const HANDSHAKE_LIMIT_MAP: &str = "HANDSHAKE_LIMIT";
 
 /// The ELF bytes, unpatched (the kfunc placeholder is still in `tickgate_hw`).
 pub fn elf() -> &'static [u8] {

@@ -76,8 +76,19 @@ pub struct GamePacket {
     /// address `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2), so both families share one map without
     /// colliding.
     pub source: [u8; 16],
+    /// UDP source port.
+    pub source_port: u16,
     /// The parsed header.
-    pub header: Header,
+    pub header: Framing,
+}
+
+/// The header of a steered packet, by protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Version 1: unauthenticated, checksummed (`--insecure-v1` only, once v2 is the default).
+    V1(Header),
+    /// Version 2: sealed, sessions enforced in XDP.
+    V2(wire::v2::Header),
 }
 
 /// What to do with a frame.
@@ -144,12 +155,18 @@ pub fn classify<P: Packet + ?Sized>(pkt: &P, is_game_port: impl Fn(u16) -> bool)
     let Some(header) = pkt.load::<{ wire::HEADER_LEN }>(payload_offset) else {
         return Verdict::Drop(DropReason::Truncated);
     };
-    match wire::check_header(&header, udp_len - UDP_HLEN) {
+    let checked = if header[wire::offset::VERSION] == wire::v2::VERSION {
+        wire::v2::check_inbound(&header, udp_len - UDP_HLEN).map(Framing::V2)
+    } else {
+        wire::check_header(&header, udp_len - UDP_HLEN).map(Framing::V1)
+    };
+    match checked {
         Ok(header) => Verdict::Steer(GamePacket {
             payload_offset: payload_offset as u16,
             payload_len: (udp_len - UDP_HLEN) as u16,
             ipv6: l4.ipv6,
             source: l4.source,
+            source_port: u16::from_be_bytes([udp[0], udp[1]]),
             header,
         }),
         Err(e) => Verdict::Drop(e.into()),

@@ -44,14 +44,18 @@ pub enum Counter {
     KfuncNoTimestamp = 15,
     /// Dropped: a valid game packet over its source's rate limit (see [`crate::rate`]).
     DropRateLimited = 16,
+    /// Dropped: a data packet from a source without a session, or naming another session.
+    DropNoSession = 17,
+    /// Dropped: a handshake packet over its source's or the global handshake budget.
+    DropHandshakeLimited = 18,
 }
 
 /// Number of slots in the counter array.
-pub const SLOTS: u32 = 17;
-const _: () = assert!(Counter::DropRateLimited as u32 + 1 == SLOTS, "SLOTS must cover every Counter");
+pub const SLOTS: u32 = 19;
+const _: () = assert!(Counter::DropHandshakeLimited as u32 + 1 == SLOTS, "SLOTS must cover every Counter");
 
 /// Drop reasons as they appear in counters, status output and metrics, in slot order.
-pub const DROP_REASONS: [(Counter, &str); 9] = [
+pub const DROP_REASONS: [(Counter, &str); 11] = [
     (Counter::DropFragment, "fragment"),
     (Counter::DropTooShort, "too_short"),
     (Counter::DropTruncated, "truncated"),
@@ -61,6 +65,8 @@ pub const DROP_REASONS: [(Counter, &str); 9] = [
     (Counter::DropBadLength, "bad_length"),
     (Counter::DropNoMetadata, "no_metadata"),
     (Counter::DropRateLimited, "rate_limited"),
+    (Counter::DropNoSession, "no_session"),
+    (Counter::DropHandshakeLimited, "handshake_limited"),
 ];
 
 impl From<DropReason> for Counter {

@@ -17,4 +17,5 @@ pub mod frame;
 pub mod kfunc;
 pub mod meta;
 pub mod rate;
+pub mod session;
 pub mod wire;

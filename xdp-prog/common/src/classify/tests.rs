@@ -64,8 +64,8 @@ fn ipv4_game_packet_is_steered_with_offsets() {
     assert!(!g.ipv6);
     // 10.0.0.1 as a v4-mapped IPv6 key, computed independently of the classifier.
     assert_eq!(g.source, Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets());
-    assert_eq!(g.header.client_id, 42);
-    assert_eq!(g.header.seq, 1000);
+    let Framing::V1(header) = g.header else { panic!("not v1: {g:?}") };
+    assert_eq!((header.client_id, header.seq, g.source_port), (42, 1000, 5000));
 }
 
 #[test]
@@ -267,5 +267,34 @@ fn random_bytes_never_panic_and_steer_only_checked_headers() {
             assert!(at + g.payload_len as usize <= len);
             assert!(wire::check_header(&bytes[at..len], g.payload_len as usize).is_ok());
         }
+    }
+}
+
+fn v2_payload(kind: wire::v2::Kind, payload_len: usize) -> Vec<u8> {
+    let header = wire::v2::Header { kind, payload_len: payload_len as u16, session: 7, seq: 99 };
+    let mut p = wire::v2::encode(&header).to_vec();
+    p.resize(wire::v2::HEADER_LEN + payload_len, 0xab);
+    p
+}
+
+#[test]
+fn v2_packets_are_steered_with_their_session_and_source_port() {
+    use wire::v2::{Kind as K, REQUEST_PAYLOAD_LEN};
+    for (kind, len) in [(K::Input, 40), (K::Keepalive, 16), (K::Request, REQUEST_PAYLOAD_LEN)] {
+        for ip in [v4(), v6()] {
+            let g = steered(classify_frame(&Frame::udp(ip, 40001, GAME, &v2_payload(kind, len))));
+            let Framing::V2(h) = g.header else { panic!("not v2: {g:?}") };
+            assert_eq!((h.kind, h.session, h.seq, g.source_port), (kind, 7, 99, 40001));
+        }
+    }
+    // Server -> client kinds never arrive at a server; handshake packets have one size.
+    let drops = [
+        (v2_payload(K::Challenge, 40), DropReason::BadKind),
+        (v2_payload(K::Denied, 16), DropReason::BadKind),
+        (v2_payload(K::Request, REQUEST_PAYLOAD_LEN - 1), DropReason::BadLength),
+        (v2_payload(K::Response, 40), DropReason::BadLength),
+    ];
+    for (payload, reason) in drops {
+        assert_eq!(classify_frame(&Frame::udp(v4(), 1, GAME, &payload)), Verdict::Drop(reason));
     }
 }

@@ -223,7 +223,7 @@ mod tests {
         }
         assert_eq!(HEADER_LEN + REQUEST_PAYLOAD_LEN, 1088);
         // The challenge (the reply to a request) is the size of a response: smaller.
-        assert!(RESPONSE_PAYLOAD_LEN < REQUEST_PAYLOAD_LEN);
+        const { assert!(RESPONSE_PAYLOAD_LEN < REQUEST_PAYLOAD_LEN) };
         assert_eq!(nonce(Kind::Challenge, 0x0102), [0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 1, 2]);
     }
 }
