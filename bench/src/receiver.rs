@@ -144,6 +144,7 @@ impl Running {
                 xsk: XskConfig::default(),
                 handoff_capacity: HANDOFF_CAPACITY,
                 frames: config.frames,
+                sessions: None,
             };
             let ingress = Ingress::start(&ingress_config, ()).context("starting the tickgate ingress")?;
             Ok(Self::Tickgate(Box::new(ingress)))

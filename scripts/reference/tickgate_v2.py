@@ -9,6 +9,14 @@ the `cryptography` package (AESGCM). Usage:
       prints the 2048-byte connect token in hex
   tickgate_v2.py open KEYHEX TOKENHEX
       prints the token's fields, public and private, one `name=value` per line
+  tickgate_v2.py request TOKENHEX
+      prints the connection request for the token, in hex
+  tickgate_v2.py respond TOKENHEX CHALLENGEHEX
+      opens the challenge with the token's s2c key and prints the response, in hex
+  tickgate_v2.py seal KEYHEX KIND SESSION SEQ BODYHEX
+      prints a sealed packet, in hex
+  tickgate_v2.py unseal KEYHEX PACKETHEX
+      prints `kind session seq bodyhex` of a sealed packet, or fails if it does not open
 """
 import ipaddress
 import struct
@@ -80,6 +88,50 @@ def open_token(key, token):
     }
 
 
+HEADER_LEN = 20
+
+
+def header(kind, payload_len, session, seq):
+    return struct.pack(">HBBHHIQ", 0xF1F2, 2, kind, payload_len, 0, session, seq)
+
+
+def nonce(kind, seq):
+    return bytes([0, 0, 0, kind]) + struct.pack(">Q", seq)
+
+
+def seal(key, kind, session, seq, body):
+    head = header(kind, len(body) + TAG_LEN, session, seq)
+    return head + AESGCM(key).encrypt(nonce(kind, seq), body, head)
+
+
+def unseal(key, packet):
+    magic, version, kind, payload_len, _, session, seq = struct.unpack_from(">HBBHHIQ", packet, 0)
+    assert magic == 0xF1F2 and version == 2 and HEADER_LEN + payload_len == len(packet)
+    body = AESGCM(key).decrypt(nonce(kind, seq), packet[HEADER_LEN:], packet[:HEADER_LEN])
+    return kind, session, seq, body
+
+
+def request(token):
+    payload = token[0:16] + token[16:24] + token[32:40] + token[40:52] + token[52:52 + PRIVATE_LEN + TAG_LEN]
+    return header(3, len(payload), 0, 0) + payload
+
+
+def respond(token, challenge):
+    fields = open_public(token)
+    kind, _, seq, body = unseal(fields["s2c"], challenge)
+    assert kind == 4 and struct.unpack_from(">Q", body, 0)[0] == seq
+    payload_len = len(body) + TAG_LEN
+    signed = header(5, payload_len, 0, 0) + body
+    proof = AESGCM(fields["c2s"]).encrypt(nonce(5, 0), b"", signed)
+    return signed + proof
+
+
+def open_public(token):
+    _, n = decode_addresses(token[52 + PRIVATE_LEN + TAG_LEN + 4:])
+    at = 52 + PRIVATE_LEN + TAG_LEN + 4 + n
+    return {"c2s": token[at:at + 32], "s2c": token[at + 32:at + 64]}
+
+
 def main(argv):
     h = bytes.fromhex
     if argv[1] == "mint":
@@ -90,6 +142,15 @@ def main(argv):
     elif argv[1] == "open":
         for k, v in open_token(h(argv[2]), h(argv[3])).items():
             print(f"{k}={v}")
+    elif argv[1] == "request":
+        print(request(h(argv[2])).hex())
+    elif argv[1] == "respond":
+        print(respond(h(argv[2]), h(argv[3])).hex())
+    elif argv[1] == "seal":
+        print(seal(h(argv[2]), int(argv[3]), int(argv[4]), int(argv[5]), h(argv[6])).hex())
+    elif argv[1] == "unseal":
+        kind, session, seq, body = unseal(h(argv[2]), h(argv[3]))
+        print(kind, session, seq, body.hex())
     else:
         sys.exit(__doc__)
 

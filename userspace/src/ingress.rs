@@ -18,10 +18,14 @@ use serde::Serialize;
 
 use crate::{
     frame_queue::{self, Config, Frame, FrameQueue, Recorder, SequencerThread, SpawnError, Stats},
+    session::{
+        gate::{Gate, SessionsConfig, SessionsReport},
+        server::Server,
+    },
     steer::counters::{TimestampCounters, XdpCounters},
     steer::{Attachment, LoadError, LoadOptions, Mode},
     sys,
-    worker::{self, Counter, QueueReport, QueueStats, WorkerConfig},
+    worker::{self, Counter, QueueReport, QueueStats, Sessions, WorkerConfig},
     xsk::{BindPreference, BusyPoll, XskConfig, XskError, XskSocket},
 };
 
@@ -42,6 +46,8 @@ pub struct IngressConfig {
     pub handoff_capacity: usize,
     /// Tick rate, grace, late policy.
     pub frames: Config,
+    /// Protocol v2 sessions (tokens, handshake, XDP session map); `None` serves v1 only.
+    pub sessions: Option<SessionsConfig>,
 }
 
 /// Why an ingress could not start or stop.
@@ -73,6 +79,9 @@ pub enum IngressError {
     /// A thread panicked.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    /// The operating system gave no random bytes for the session keys.
+    #[error("no random bytes for the run's challenge key: {0}")]
+    Random(getrandom::Error),
 }
 
 /// Counters of a running or finished ingress (`status --json` for a run, the run summary).
@@ -104,6 +113,11 @@ pub struct IngressReport {
     pub queues: Vec<QueueReport>,
     /// Sequencer and frame-queue counters.
     pub sequencer: Stats,
+    /// Protocol v2: the session layer's counters (`null` when the run serves v1 only).
+    pub sessions: Option<SessionsReport>,
+    /// How replies (challenges, keepalives, denied, disconnects) leave: `af_xdp-tx` (each
+    /// queue's AF_XDP TX ring), or `none` without sessions.
+    pub replies: &'static str,
     /// `steered - (received by workers + invalid descriptors + rx_dropped + rx_ring_full)`:
     /// packets XDP redirected that no counter explains; 0 when everything is accounted for.
     pub unexplained_steered: i128,
@@ -166,6 +180,7 @@ pub struct Ingress<R> {
     frames: FrameQueue,
     sequencer: SequencerThread<R>,
     started: Instant,
+    gate: Option<Arc<Gate>>,
 }
 
 impl<R: Recorder + Send + 'static> Ingress<R> {
@@ -178,7 +193,21 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             // mode the generic path cannot feed.
             bind: if config.load.mode == Mode::Skb { BindPreference::Copy } else { config.xsk.bind },
             busy_poll: config.busy_poll.then_some(BusyPoll { budget: 64, usecs: 50 }),
+            // Sessions reply through the TX ring (challenges, keepalives, denied, disconnects).
+            tx_size: if config.sessions.is_some() {
+                config.xsk.tx_size.max(REPLY_TX_FRAMES)
+            } else {
+                config.xsk.tx_size
+            },
             ..config.xsk.clone()
+        };
+        let gate = match &config.sessions {
+            Some(s) => {
+                attachment.loaded().set_handshake_limit(&s.handshake_limit)?;
+                let server = Server::new(s.server.clone()).map_err(IngressError::Random)?;
+                Some(Arc::new(Gate::new(server, attachment.loaded().session_map()?)))
+            }
+            None => None,
         };
         let mut sockets = Vec::with_capacity(config.queues.len());
         for &queue in &config.queues {
@@ -196,13 +225,22 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut stats = Vec::new();
         let mut workers = Vec::new();
-        for ((socket, producer), core) in sockets.into_iter().zip(running.producers).zip(&config.cores) {
+        for (i, ((socket, producer), core)) in
+            sockets.into_iter().zip(running.producers).zip(&config.cores).enumerate()
+        {
             let queue_stats = Arc::new(QueueStats::new(socket.queue(), socket.bind_mode(), *core));
             let worker_config =
                 WorkerConfig { core: *core, busy_poll: config.busy_poll, ..WorkerConfig::default() };
-            let handle =
-                worker::spawn(socket, producer, worker_config, Arc::clone(&stop), Arc::clone(&queue_stats))
-                    .map_err(IngressError::Worker)?;
+            let sessions = gate.as_ref().map(|g| Sessions { gate: Arc::clone(g), poller: i == 0 });
+            let handle = worker::spawn(
+                socket,
+                producer,
+                worker_config,
+                Arc::clone(&stop),
+                Arc::clone(&queue_stats),
+                sessions,
+            )
+            .map_err(IngressError::Worker)?;
             workers.push(handle);
             stats.push(queue_stats);
         }
@@ -215,6 +253,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             frames: running.frames,
             sequencer: running.sequencer,
             started: Instant::now(),
+            gate,
         })
     }
 
@@ -230,7 +269,14 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
 
     /// Counters now (`sequencer` from the caller: the sequencer thread reports only at the end).
     pub fn report(&self, sequencer: Stats) -> IngressReport {
-        Self::report_parts(&self.attachment, &self.stats, &self.ports, self.started, sequencer)
+        Self::report_parts(
+            &self.attachment,
+            &self.stats,
+            &self.ports,
+            self.started,
+            sequencer,
+            self.gate.as_deref(),
+        )
     }
 
     /// Stops the workers, lets the sequencer seal and drain what it holds (each remaining frame
@@ -249,7 +295,14 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
         }
         let report = IngressReport {
             attached: false,
-            ..Self::report_parts(&self.attachment, &self.stats, &self.ports, self.started, outcome.stats)
+            ..Self::report_parts(
+                &self.attachment,
+                &self.stats,
+                &self.ports,
+                self.started,
+                outcome.stats,
+                self.gate.as_deref(),
+            )
         };
         Ok((report, outcome.recorder))
     }
@@ -260,6 +313,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
         ports: &[u16],
         started: Instant,
         sequencer: Stats,
+        gate: Option<&Gate>,
     ) -> IngressReport {
         let (counters, timestamps) = attachment.counters().unwrap_or_default();
         let queues: Vec<QueueReport> = stats.iter().map(|s| s.report()).collect();
@@ -287,6 +341,12 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             timestamps,
             queues,
             sequencer,
+            sessions: gate.map(Gate::report),
+            replies: if gate.is_some() { "af_xdp-tx" } else { "none" },
         }
     }
 }
+
+/// TX frames per socket when sessions are on: room for a burst of handshake replies and one
+/// keepalive round; a full ring drops replies (counted), never blocks the worker.
+const REPLY_TX_FRAMES: u32 = 256;

@@ -343,6 +343,8 @@ mod tests {
             queues: vec![q],
             sequencer: Default::default(),
             unexplained_steered: 0,
+            sessions: None,
+            replies: "none",
         }
     }
 

@@ -21,7 +21,9 @@ use crate::{
     input::Timestamp,
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
+    session::gate::{Gate, Outcome},
     sys,
+    wire::v2,
     wire::{self, Packet, WireError},
     xsk::{BindMode, XdpStatistics, XskSocket},
 };
@@ -73,6 +75,9 @@ pub enum Counter {
     InputPackets,
     /// Packet outcome: a sync packet that decoded.
     SyncPackets,
+    /// Packet outcome: a protocol v2 packet the session layer handled without inputs (handshake,
+    /// keepalive, sync, disconnect, or dropped there: its counters say which).
+    SessionPackets,
     /// Packet outcome, dropped: a descriptor outside the UMEM or not owned by the ring (counted
     /// on top of `Received`, see [`QueueReport::unexplained_packets`]).
     InvalidDescriptor,
@@ -84,19 +89,26 @@ pub enum Counter {
     Delivered,
     /// Input outcome, dropped: the hand-off queue to the sequencer was full.
     HandoffFull,
+    /// Reply frames put in the TX ring.
+    TxQueued,
+    /// Reply frames not sent: the TX ring was full, no TX frame was free, or the frame too long.
+    TxDropped,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::Received,
         Self::InputPackets,
         Self::SyncPackets,
+        Self::SessionPackets,
         Self::InvalidDescriptor,
         Self::MissingMetadata,
         Self::PayloadOutOfBounds,
         Self::Delivered,
         Self::HandoffFull,
+        Self::TxQueued,
+        Self::TxDropped,
     ];
 
     /// The name in reports, status output and metrics.
@@ -105,11 +117,14 @@ impl Counter {
             Self::Received => "received",
             Self::InputPackets => "input_packets",
             Self::SyncPackets => "sync_packets",
+            Self::SessionPackets => "session_packets",
             Self::InvalidDescriptor => "invalid_descriptor",
             Self::MissingMetadata => "missing_metadata",
             Self::PayloadOutOfBounds => "payload_out_of_bounds",
             Self::Delivered => "delivered",
             Self::HandoffFull => "handoff_full",
+            Self::TxQueued => "tx_queued",
+            Self::TxDropped => "tx_dropped",
         }
     }
 }
@@ -147,6 +162,8 @@ pub struct QueueReport {
     pub decoded: BTreeMap<&'static str, u64>,
     /// The socket's `XDP_STATISTICS`.
     pub xdp_statistics: XdpStatistics,
+    /// Reply frames (protocol v2) put in the TX ring, and those that could not be.
+    pub tx: BTreeMap<&'static str, u64>,
 }
 
 impl QueueStats {
@@ -197,6 +214,10 @@ impl QueueStats {
             dropped_inputs,
             decoded,
             xdp_statistics: self.xdp.lock().map(|s| *s).unwrap_or_default(),
+            tx: [Counter::TxQueued, Counter::TxDropped]
+                .into_iter()
+                .map(|c| (c.name(), self.get(c)))
+                .collect(),
         }
     }
 }
@@ -213,11 +234,12 @@ impl QueueReport {
         let map = match counter {
             Counter::Received => return self.received,
             Counter::Delivered => return self.delivered,
-            Counter::InputPackets | Counter::SyncPackets => &self.decoded,
+            Counter::InputPackets | Counter::SyncPackets | Counter::SessionPackets => &self.decoded,
             Counter::InvalidDescriptor | Counter::MissingMetadata | Counter::PayloadOutOfBounds => {
                 &self.dropped_packets
             }
             Counter::HandoffFull => &self.dropped_inputs,
+            Counter::TxQueued | Counter::TxDropped => &self.tx,
         };
         map.get(counter.name()).copied().unwrap_or(0)
     }
@@ -257,22 +279,42 @@ impl Ingest {
     pub fn packet(&mut self, payload: &[u8], rx: Timestamp) {
         self.stats.add(Counter::Received, 1);
         match wire::decode(payload) {
-            Ok(Packet::Input(packet)) => {
-                self.stats.add(Counter::InputPackets, 1);
-                let now = sys::clock_monotonic_ns();
-                for command in packet.commands() {
-                    if let Err(reject) = self.clients.check(command.client_id, command.seq, now) {
-                        bump(&self.stats.rejected[reject.counter_index()], 1);
-                        continue;
-                    }
-                    match self.producer.try_push_input(command.to_input(rx, self.queue)) {
-                        Ok(()) => self.stats.add(Counter::Delivered, 1),
-                        Err(_) => self.stats.add(Counter::HandoffFull, 1),
-                    }
-                }
-            }
+            Ok(Packet::Input(packet)) => self.deliver(&packet, rx),
             Ok(Packet::Sync(_)) => self.stats.add(Counter::SyncPackets, 1),
             Err(e) => bump(&self.stats.wire[e.counter_index()], 1),
+        }
+    }
+
+    /// The plaintext of a protocol v2 input packet from `player`'s session.
+    pub fn input_v2(&mut self, player: u32, plain: &[u8], rx: Timestamp) {
+        match wire::decode_input_v2(player, plain) {
+            Ok(packet) => self.deliver(&packet, rx),
+            Err(e) => bump(&self.stats.wire[e.counter_index()], 1),
+        }
+    }
+
+    /// Counts a protocol v2 packet the session layer took care of (handshake, keepalive, …).
+    pub fn session_packet(&self) {
+        self.stats.add(Counter::SessionPackets, 1);
+    }
+
+    /// Counts a packet read from the ring before it goes anywhere.
+    pub fn received(&self) {
+        self.stats.add(Counter::Received, 1);
+    }
+
+    fn deliver(&mut self, packet: &wire::InputPacket<'_>, rx: Timestamp) {
+        self.stats.add(Counter::InputPackets, 1);
+        let now = sys::clock_monotonic_ns();
+        for command in packet.commands() {
+            if let Err(reject) = self.clients.check(command.client_id, command.seq, now) {
+                bump(&self.stats.rejected[reject.counter_index()], 1);
+                continue;
+            }
+            match self.producer.try_push_input(command.to_input(rx, self.queue)) {
+                Ok(()) => self.stats.add(Counter::Delivered, 1),
+                Err(_) => self.stats.add(Counter::HandoffFull, 1),
+            }
         }
     }
 
@@ -302,6 +344,7 @@ pub fn spawn(
     config: WorkerConfig,
     stop: Arc<AtomicBool>,
     stats: Arc<QueueStats>,
+    sessions: Option<Sessions>,
 ) -> std::io::Result<JoinHandle<()>> {
     let queue = socket.queue();
     thread::Builder::new().name(format!("tickgate-q{queue}")).spawn(move || {
@@ -312,6 +355,9 @@ pub fn spawn(
         }
         let mut ingest = Ingest::new(producer, config.clients, Arc::clone(&stats));
         let mut last_stats = Instant::now();
+        let mut last_poll = Instant::now();
+        let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
+        let mut replies: Vec<Vec<u8>> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if !config.busy_poll {
                 // A failed poll is retried on the next round; the stop flag bounds the loop.
@@ -324,7 +370,23 @@ pub fn spawn(
                     stats.add(Counter::Received, 1);
                     return;
                 };
-                ingest.packet(payload, Timestamp::of(&meta));
+                let rx = Timestamp::of(&meta);
+                match &sessions {
+                    Some(s) if payload.get(v2::VERSION_OFFSET) == Some(&v2::VERSION) => {
+                        ingest.received();
+                        match s.gate.packet(
+                            r.frame,
+                            payload,
+                            sys::clock_monotonic_ns(),
+                            &mut plain,
+                            &mut replies,
+                        ) {
+                            Outcome::Input { player, plain } => ingest.input_v2(player, plain, rx),
+                            Outcome::Handled => ingest.session_packet(),
+                        }
+                    }
+                    _ => ingest.packet(payload, rx),
+                }
             }) {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -337,6 +399,16 @@ pub fn spawn(
             if batch.received + batch.invalid_descriptors < config.batch {
                 ingest.publish_watermark(before.saturating_sub(config.watermark_slack_ns));
             }
+            if let Some(s) = &sessions
+                && s.poller
+                && last_poll.elapsed() >= SESSION_POLL
+            {
+                s.gate.poll(sys::clock_monotonic_ns(), &mut replies);
+                last_poll = Instant::now();
+            }
+            if !replies.is_empty() {
+                transmit(&mut socket, &mut replies, &stats);
+            }
             if last_stats.elapsed() >= Duration::from_millis(100) {
                 refresh_kernel_stats(&socket, &stats);
                 last_stats = Instant::now();
@@ -345,6 +417,33 @@ pub fn spawn(
         refresh_kernel_stats(&socket, &stats);
         ingest.close();
     })
+}
+
+/// How often the polling worker sends due keepalives and closes silent sessions.
+const SESSION_POLL: Duration = Duration::from_millis(100);
+
+/// The session layer as one worker holds it.
+#[derive(Clone, Debug)]
+pub struct Sessions {
+    /// The run's gate.
+    pub gate: Arc<Gate>,
+    /// Whether this worker sends the keepalives and closes timed-out sessions (one does).
+    pub poller: bool,
+}
+
+/// Sends the reply frames through the socket's TX ring; what does not fit is counted, not kept.
+fn transmit(socket: &mut XskSocket, replies: &mut Vec<Vec<u8>>, stats: &QueueStats) {
+    match socket.transmit(replies.iter().map(Vec::as_slice)) {
+        Ok(batch) => {
+            stats.add(Counter::TxQueued, u64::from(batch.queued));
+            stats.add(Counter::TxDropped, u64::from(batch.ring_full + batch.no_frame + batch.too_long));
+        }
+        Err(e) => {
+            log::debug!("queue {}: transmit failed: {e}", socket.queue());
+            stats.add(Counter::TxDropped, replies.len() as u64);
+        }
+    }
+    replies.clear();
 }
 
 fn refresh_kernel_stats(socket: &XskSocket, stats: &QueueStats) {

@@ -21,6 +21,11 @@ use tickgate::{
     input::Clock,
     metrics::{self, LatencyHistogram},
     record::{RecordWriter, RunConfig},
+    session::{
+        gate::{HandshakeLimit, SessionsConfig},
+        server::ServerConfig,
+    },
+    steer::rate_limit::RateLimit,
     xsk::XskConfig,
 };
 
@@ -99,6 +104,48 @@ pub struct RunArgs {
     /// Write the final summary as JSON to FILE as well.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub sessions: SessionArgs,
+}
+
+/// Protocol v2: who may connect, and how many.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Serve protocol v2: players connect with connect tokens minted with the private key in
+    /// FILE (`tickgate token new-key`), and XDP drops data packets from sources without a
+    /// session. Needs --protocol-id.
+    #[arg(long, value_name = "FILE", requires = "protocol_id")]
+    pub key_file: Option<PathBuf>,
+    /// The game's protocol id: tokens minted for another are refused.
+    #[arg(long)]
+    pub protocol_id: Option<u64>,
+    /// Most sessions at once; a full server answers `denied`.
+    #[arg(long, default_value_t = 1024)]
+    pub max_sessions: usize,
+    /// Handshake packets each source address may send, per second and CPU, with bursts up to
+    /// BURST; more are dropped in XDP (handshake_limited).
+    #[arg(long, value_name = "PPS[:BURST]", default_value = "20:40")]
+    pub handshake_limit: RateLimit,
+    /// Handshake packets all sources together may send, per second and CPU.
+    #[arg(long, value_name = "PPS[:BURST]", default_value = "20000:2000")]
+    pub handshake_global: RateLimit,
+}
+
+impl SessionArgs {
+    /// The sessions a run serves, if any.
+    pub fn config(&self) -> Result<Option<SessionsConfig>> {
+        let (Some(file), Some(protocol_id)) = (&self.key_file, self.protocol_id) else {
+            return Ok(None);
+        };
+        let key = crate::token::read_key(file)?;
+        Ok(Some(SessionsConfig {
+            server: ServerConfig::new(protocol_id, key, self.max_sessions),
+            handshake_limit: HandshakeLimit {
+                per_source: RateLimit::config(Some(self.handshake_limit)),
+                global: RateLimit::config(Some(self.handshake_global)),
+            },
+        }))
+    }
 }
 
 fn output(spec: Option<&str>) -> Result<Option<Box<dyn Write>>> {
@@ -145,6 +192,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         handoff_capacity: a.handoff_capacity,
         frames,
         queues,
+        sessions: a.sessions.config()?,
     };
     match &a.record {
         Some(path) => {
@@ -322,5 +370,30 @@ pub fn print_summary(r: &IngressReport) {
         "  sequencer: frames {} (empty {}), inputs ordered {}, late dropped {}, late to next tick {}, restamped {}",
         s.frames, s.empty_frames, s.inputs_ordered, s.late_dropped, s.late_next, s.restamped_clock
     );
+    match &r.sessions {
+        Some(v) => {
+            let nonzero = |m: &std::collections::BTreeMap<&str, u64>| {
+                m.iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            eprintln!(
+                "  sessions (protocol v2, replies via {}): open {}, joined {}, closed [{}], challenges {}, refused [{}], dropped [{}], map errors {}",
+                r.replies,
+                v.open,
+                v.joined,
+                nonzero(&v.closed),
+                v.challenges,
+                nonzero(&v.refused),
+                nonzero(&v.dropped),
+                v.map_errors
+            );
+        }
+        None => {
+            eprintln!("  sessions: off (protocol v1 only: unauthenticated; start with --key-file for v2)")
+        }
+    }
     eprintln!("  unexplained steered packets: {}", r.unexplained_steered);
 }

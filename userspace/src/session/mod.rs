@@ -4,5 +4,6 @@
 
 pub mod anti_replay;
 pub mod client;
+pub mod gate;
 pub mod server;
 pub mod token;

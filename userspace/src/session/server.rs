@@ -104,11 +104,14 @@ pub enum Refused {
     /// The server holds `max_sessions` sessions: the client is told with a `denied` packet.
     #[error("server full")]
     Full,
+    /// The token's player id does not fit the 32 bits frames carry in this version.
+    #[error("player id above 2^32 - 1")]
+    PlayerIdRange,
 }
 
 impl Refused {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Malformed,
         Self::TokenVersion,
         Self::TokenProtocol,
@@ -122,6 +125,7 @@ impl Refused {
         Self::ChallengeExpired,
         Self::ResponseUnauthentic,
         Self::Full,
+        Self::PlayerIdRange,
     ];
 
     /// The counter's name.
@@ -140,6 +144,7 @@ impl Refused {
             Self::ChallengeExpired => "challenge_expired",
             Self::ResponseUnauthentic => "response_unauthentic",
             Self::Full => "full",
+            Self::PlayerIdRange => "player_id_range",
         }
     }
 }
@@ -397,6 +402,9 @@ impl Server {
         let token = open_token(&self.private, &sealed).ok_or(Refused::TokenInvalid)?;
         if !token.addresses.contains(&dst) {
             return Err(Refused::TokenServer);
+        }
+        if u32::try_from(token.player_id).is_err() {
+            return Err(Refused::PlayerIdRange);
         }
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&request.sealed_token[request.sealed_token.len() - TAG_LEN..]);

@@ -33,7 +33,31 @@ pub fn decode(udp_payload: &[u8]) -> Result<Packet<'_>, WireError> {
     }
 }
 
+/// Decodes the plaintext of a protocol v2 `Input` packet from `client_id`'s session: an
+/// `InputFrame`, checked as v1's (commands, actions, numbering) except that the header's seq
+/// numbers packets in v2, not inputs, so only the frame's own numbering must not overflow.
+/// Allocates nothing.
+pub fn decode_input_v2(client_id: u32, plain: &[u8]) -> Result<InputPacket<'_>, WireError> {
+    let header = Header {
+        kind: Kind::Input,
+        payload_len: u16::try_from(plain.len()).unwrap_or(u16::MAX),
+        client_id,
+        client_frame: 0,
+        seq: 0,
+        checksum: 0,
+    };
+    decode_input_checked(header, plain, false)
+}
+
 fn decode_input(header: Header, payload: &[u8]) -> Result<InputPacket<'_>, WireError> {
+    decode_input_checked(header, payload, true)
+}
+
+fn decode_input_checked(
+    mut header: Header,
+    payload: &[u8],
+    header_seq: bool,
+) -> Result<InputPacket<'_>, WireError> {
     let mut packet = InputPacket {
         header,
         first_seq: 0,
@@ -74,7 +98,12 @@ fn decode_input(header: Header, payload: &[u8]) -> Result<InputPacket<'_>, WireE
     if let Some(value) = bad_action {
         return Err(WireError::BadAction { value });
     }
-    if packet.first_seq.checked_add(count as u64 - 1) != Some(header.seq) {
+    let last = packet.first_seq.checked_add(count as u64 - 1);
+    if !header_seq && let Some(last) = last {
+        header.seq = last;
+        packet.header = header;
+    }
+    if last != Some(header.seq) {
         return Err(WireError::SeqMismatch { first_seq: packet.first_seq, count, header_seq: header.seq });
     }
     for (command, &(start, end)) in packet.commands.iter_mut().zip(&packet.spans).take(count) {

@@ -38,6 +38,7 @@
 
 pub mod crypto;
 mod decode;
+pub mod udp;
 mod encode;
 mod packet;
 pub mod v2;
@@ -47,7 +48,7 @@ pub(crate) mod tests;
 use thiserror::Error;
 use tickgate_common::wire::HeaderError;
 
-pub use decode::{checksum, decode};
+pub use decode::{checksum, decode, decode_input_v2};
 pub use encode::{EncodeError, encode, encode_input, encode_raw, encode_sync};
 pub use packet::{Command, InputPacket, Packet, SyncPacket};
 

@@ -8,8 +8,12 @@
 use tickgate_common::wire::HeaderError;
 pub use tickgate_common::wire::v2::{
     CHALLENGE_TOKEN_LEN, HEADER_LEN, Header, Kind, MAX_PAYLOAD_LEN, REQUEST_PAYLOAD_LEN,
-    RESPONSE_PAYLOAD_LEN, TAG_LEN, check_inbound, encode as encode_header, nonce, parse as parse_header,
+    RESPONSE_PAYLOAD_LEN, TAG_LEN, VERSION, check_inbound, encode as encode_header, nonce,
+    parse as parse_header,
 };
+
+/// Offset of the version byte, where v1 and v2 headers agree: how a worker tells them apart.
+pub const VERSION_OFFSET: usize = tickgate_common::wire::v2::offset::VERSION;
 
 use super::crypto::{Cipher, NONCE_LEN, Unauthentic};
 
@@ -246,5 +250,75 @@ mod tests {
         let mut forged = response;
         forged[HEADER_LEN + 100] ^= 1;
         assert!(Challenge::from_response(&forged).unwrap().1.verify(&c2s).is_err());
+    }
+}
+
+/// The worked examples of `docs/protocol.md` ("Protocol v2"), rebuilt from their inputs: the doc
+/// must show exactly these bytes.
+#[cfg(test)]
+pub(crate) mod examples {
+    use prost::Message as _;
+    use tickgate_proto::{Action, InputFrame, PlayerCommand};
+
+    use super::*;
+    use crate::wire::crypto::Key;
+
+    /// Lowercase hex, 16 bytes a line, bytes separated by spaces (as the doc prints them).
+    pub(crate) fn dump(bytes: &[u8]) -> String {
+        bytes
+            .chunks(16)
+            .map(|l| l.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Player 42's input 5 (entity 7 attacks entity 9 in client frame 1001) with input 4 (entity
+    /// 7 moves, frame 1000), in session 3's 9th packet, sealed with the client → server key
+    /// `11 11 … 11`.
+    pub(crate) fn input_packet() -> Vec<u8> {
+        let frame = InputFrame {
+            first_seq: 4,
+            commands: vec![
+                PlayerCommand {
+                    command_id: 1,
+                    entity_id: 7,
+                    action: Action::Move as i32,
+                    client_frame: 1000,
+                    ..Default::default()
+                },
+                PlayerCommand {
+                    command_id: 2,
+                    entity_id: 7,
+                    target_id: 9,
+                    action: Action::Attack as i32,
+                    client_frame: 1001,
+                    ..Default::default()
+                },
+            ],
+        };
+        let mut out = Vec::new();
+        seal(&Key::from_bytes([0x11; 32]).cipher(), Kind::Input, 3, 9, &frame.encode_to_vec(), &mut out);
+        out
+    }
+
+    /// The server's keepalive to session 3, its 2nd packet, sealed with the server → client key
+    /// `22 22 … 22`.
+    pub(crate) fn keepalive_packet() -> Vec<u8> {
+        let mut out = Vec::new();
+        seal(&Key::from_bytes([0x22; 32]).cipher(), Kind::Keepalive, 3, 2, &[], &mut out);
+        out
+    }
+
+    #[test]
+    fn the_protocol_doc_shows_these_bytes() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md"));
+        for (name, bytes) in [("input", input_packet()), ("keepalive", keepalive_packet())] {
+            let dump = dump(&bytes);
+            assert!(doc.contains(&dump), "docs/protocol.md lacks the {name} example:\n{dump}");
+        }
+        let token = crate::session::token::tests::example();
+        let minted = crate::session::token::mint(&token.0, &token.1, token.2).unwrap();
+        let dump = dump(&minted[..96]);
+        assert!(doc.contains(&dump), "docs/protocol.md lacks the token example's first 96 bytes:\n{dump}");
     }
 }

@@ -339,6 +339,8 @@ mod tests {
             }],
             sequencer: Stats { inputs_ordered: delivered, ..Stats::default() },
             unexplained_steered: i128::from(steered) - i128::from(received),
+            sessions: None,
+            replies: "none",
         }
     }
 

@@ -377,3 +377,41 @@ fn the_same_player_connecting_again_replaces_its_session() {
     );
     assert_eq!((s.len(), s.session_of(player_addr(1))), (1, None));
 }
+
+/// A client written from `docs/protocol.md` alone (`scripts/reference/tickgate_v2.py`) connects to
+/// this server, sends a sealed input and opens the server's keepalive.
+#[test]
+fn the_python_reference_client_connects_and_plays() {
+    use crate::session::token::tests::python_reference;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let unhex = |s: &str| -> Vec<u8> {
+        (0..s.trim().len()).step_by(2).map(|i| u8::from_str_radix(&s.trim()[i..i + 2], 16).unwrap()).collect()
+    };
+    let mut s = server(8);
+    let token = token_for(42, |_| {});
+    let request = unhex(&python_reference(&["request", &hex(&token)]));
+    assert_eq!(request, Client::new(&parse(&token).unwrap()).handshake_packet().unwrap());
+    let challenge = s.on_request(player_addr(1), server_addr(), &request, NOW_MS).unwrap();
+    let response = unhex(&python_reference(&["respond", &hex(&token), &hex(&challenge.bytes)]));
+    let accepted = s.on_response(player_addr(1), &response, NOW_MS, SEC).unwrap();
+    let id = accepted.joined.session;
+    let c2s = hex(&[42u8; 32]);
+    let s2c = hex(&[!42u8; 32]);
+    let input = unhex(&python_reference(&["seal", &c2s, "1", &id.to_string(), "1", &hex(b"frame")]));
+    let mut plain = [0u8; 64];
+    assert_eq!(
+        s.open_data(player_addr(1), &input, SEC, &mut plain),
+        Ok(Data::Input { session: id, player_id: 42, match_id: 3, plain: &b"frame"[..] })
+    );
+    let opened = python_reference(&["unseal", &s2c, &hex(&accepted.reply.bytes)]);
+    assert_eq!(opened.trim(), format!("6 {id} 1"), "the connected keepalive, as Python reads it");
+    // And the doc's worked examples, sealed by Python, are the bytes Rust seals.
+    let doc_input = crate::wire::v2::examples::input_packet();
+    let mut frame = [0u8; 64];
+    let h = v2::open_into(&doc_input, &Key::from_bytes([0x11; 32]).cipher(), &mut frame).unwrap();
+    let plain = &frame[..usize::from(h.payload_len) - TAG_LEN];
+    let sealed = unhex(&python_reference(&["seal", &hex(&[0x11; 32]), "1", "3", "9", &hex(plain)]));
+    assert_eq!(sealed, doc_input);
+    let keepalive = unhex(&python_reference(&["seal", &hex(&[0x22; 32]), "6", "3", "2", ""]));
+    assert_eq!(keepalive, crate::wire::v2::examples::keepalive_packet());
+}

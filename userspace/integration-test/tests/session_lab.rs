@@ -1,0 +1,249 @@
+//! Protocol v2 on the veth lab, tried as an attacker would: a player connects with a connect
+//! token and plays while forged, replayed, spoofed and invented packets and a flood of garbage
+//! connection requests arrive beside it. Needs root; CI runs it as root.
+#![expect(clippy::unwrap_used, reason = "integration tests: a failed step should fail loudly")]
+
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    net::{SocketAddr, UdpSocket},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use prost::Message as _;
+use support::{Lab, RX_IP4, RX_IP6, Run, in_netns, run_dir};
+use tickgate::{
+    session::{
+        client::{Client, Event, State},
+        token::{self, TokenParams},
+    },
+    wire::{
+        crypto::Key,
+        v2::{self, Kind},
+    },
+};
+use tickgate_proto::{Action, InputFrame, PlayerCommand};
+
+const PROTOCOL: u64 = 77;
+const PLAYER: u64 = 42;
+
+fn now_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn token(key: &Key, server: SocketAddr, player: u64) -> Vec<u8> {
+    let params = TokenParams {
+        protocol_id: PROTOCOL,
+        create_ts: now_s(),
+        expire_ts: now_s() + 60,
+        timeout_s: 10,
+        match_id: 5,
+        player_id: player,
+        user_data: b"lab".to_vec(),
+        addresses: vec![server],
+        c2s_key: Key::random().unwrap(),
+        s2c_key: Key::random().unwrap(),
+    };
+    token::mint_random(key, &params).unwrap().to_vec()
+}
+
+/// The input packet body carrying inputs `newest - 2 ..= newest`.
+fn inputs(newest: u64) -> Vec<u8> {
+    let first = newest.saturating_sub(2);
+    let commands = (first..=newest)
+        .map(|seq| PlayerCommand {
+            action: Action::Move as i32,
+            client_frame: seq as u32,
+            ..Default::default()
+        })
+        .collect();
+    InputFrame { first_seq: first, commands }.encode_to_vec()
+}
+
+/// What the client side saw.
+#[derive(Debug, Default)]
+struct Seen {
+    request_len: usize,
+    largest_reply: usize,
+    session: u32,
+}
+
+/// Runs the handshake over `sock`, retrying every 100 ms for up to 5 s.
+fn handshake(sock: &UdpSocket, server: SocketAddr, client: &mut Client, seen: &mut Seen) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        if let Some(packet) = client.handshake_packet() {
+            seen.request_len = seen.request_len.max(packet.len());
+            sock.send_to(&packet, server).unwrap();
+        }
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            seen.largest_reply = seen.largest_reply.max(n);
+            if let Event::Connected(id) = client.receive(&buf[..n]) {
+                seen.session = id;
+                return;
+            }
+        }
+    }
+    panic!("no session after 5 s: client state {:?}", client.state());
+}
+
+#[test]
+fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
+    let lab = Lab::new(1);
+    let dir = run_dir(&lab);
+    let key = Key::from_bytes([0x5e; 32]);
+    let key_file = dir.join("backend.key");
+    std::fs::write(&key_file, key.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap();
+    let frames_path = dir.join("frames.jsonl");
+    let run = Run::start(
+        &lab,
+        &[
+            "--duration",
+            "6",
+            "--timestamps",
+            "xdp",
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--protocol-id",
+            &PROTOCOL.to_string(),
+            "--frames-out",
+            frames_path.to_str().unwrap(),
+        ],
+    );
+    let server: SocketAddr = (RX_IP4, 7777).into();
+    let seen = in_netns(&lab.tx_ns, || {
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let public = token::parse(&token(&key, server, PLAYER)).unwrap();
+        let mut client = Client::new(&public);
+        let mut seen = Seen::default();
+        handshake(&sock, server, &mut client, &mut seen);
+        let mut packet = Vec::new();
+        let mut sent_real = Vec::new();
+        for seq in 0..100 {
+            assert!(client.seal(Kind::Input, &inputs(seq), &mut packet));
+            sock.send_to(&packet, server).unwrap();
+            sent_real.push(packet.clone());
+            std::thread::sleep(Duration::from_micros(300));
+        }
+
+        // Forged: another source port, the player's session id, a key the attacker made up.
+        let other = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let wrong = Key::from_bytes([1; 32]).cipher();
+        for seq in 0..200u64 {
+            v2::seal(&wrong, Kind::Input, seen.session, 50_000 + seq, &inputs(50_000 + seq), &mut packet);
+            other.send_to(&packet, server).unwrap();
+        }
+        // The same forgery from the player's own address and port: XDP lets it through, the
+        // AEAD does not.
+        for seq in 0..50u64 {
+            v2::seal(&wrong, Kind::Input, seen.session, 60_000 + seq, &inputs(60_000 + seq), &mut packet);
+            sock.send_to(&packet, server).unwrap();
+        }
+        // Replays of real packets.
+        for p in sent_real.iter().take(50) {
+            sock.send_to(p, server).unwrap();
+        }
+        // 5 000 invented identities from other ports.
+        let mut rng = fastrand::Rng::with_seed(3);
+        for n in 0..5_000u32 {
+            v2::seal(&wrong, Kind::Input, rng.u32(..), u64::from(n), b"x", &mut packet);
+            other.send_to(&packet, server).unwrap();
+        }
+        // Garbage connection requests of the right size, from another source address (over
+        // IPv6), so that the per-source handshake budget they exhaust is not the players'.
+        let flooder = UdpSocket::bind("[::]:0").unwrap();
+        for _ in 0..300 {
+            let mut req = client_request_shaped(&mut rng);
+            req[v2::HEADER_LEN + 50] ^= 0xff;
+            flooder.send_to(&req, (RX_IP6, 7777)).unwrap();
+        }
+        // The player goes on.
+        for seq in 100..200 {
+            assert!(client.seal(Kind::Input, &inputs(seq), &mut packet));
+            sock.send_to(&packet, server).unwrap();
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        // A second player joins despite everything above.
+        let second_sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        second_sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut second = Client::new(&token::parse(&token(&key, server, PLAYER + 1)).unwrap());
+        let mut second_seen = Seen::default();
+        handshake(&second_sock, server, &mut second, &mut second_seen);
+        assert!(second.seal(Kind::Input, &inputs(0), &mut packet));
+        second_sock.send_to(&packet, server).unwrap();
+
+        // Goodbye, then a packet after it: the XDP entry is gone.
+        std::thread::sleep(Duration::from_millis(50));
+        for p in client.disconnect(3) {
+            sock.send_to(&p, server).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let late = sent_real.last().unwrap();
+        sock.send_to(late, server).unwrap();
+        assert_eq!(client.state(), State::Disconnected);
+        seen
+    });
+    assert!(
+        seen.largest_reply <= seen.request_len,
+        "a reply ({}) larger than its request ({})",
+        seen.largest_reply,
+        seen.request_len
+    );
+
+    let s = run.finish();
+    let sessions = &s["sessions"];
+    assert_eq!(s["replies"], "af_xdp-tx");
+    assert_eq!(sessions["joined"], 2, "{sessions}");
+    assert_eq!(sessions["closed"]["disconnect"], 1, "{sessions}");
+    assert_eq!(sessions["dropped"]["unauthentic"], 50, "forged from the player's own address: {sessions}");
+    assert_eq!(sessions["dropped"]["replayed"], 50, "{sessions}");
+    let refused: u64 = sessions["refused"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let limited = s["counters"]["dropped"]["handshake_limited"].as_u64().unwrap();
+    assert_eq!(refused + limited, 300, "every garbage request refused or shed: {sessions} {}", s["counters"]);
+    let no_session = s["counters"]["dropped"]["no_session"].as_u64().unwrap();
+    // 200 forged, 5 000 invented and 1 after the goodbye; the veth may lose a few of a burst.
+    assert!(
+        (5_000..=5_201).contains(&no_session),
+        "forged, invented and after-disconnect packets die in XDP: {no_session}"
+    );
+    assert!(
+        s["queues"][0]["tx"]["tx_queued"].as_u64().unwrap() >= 4,
+        "challenges and keepalives went out: {}",
+        s["queues"][0]
+    );
+
+    // Every input of the player reached the game exactly once, and nothing forged did.
+    let mut got: BTreeMap<(u64, u64), u32> = BTreeMap::new();
+    for line in std::fs::read_to_string(&frames_path).unwrap().lines() {
+        let frame: serde_json::Value = serde_json::from_str(line).unwrap();
+        for input in frame["inputs"].as_array().unwrap() {
+            *got.entry((input["client"].as_u64().unwrap(), input["seq"].as_u64().unwrap())).or_default() += 1;
+        }
+    }
+    let player: Vec<u64> = got.keys().filter(|(c, _)| *c == PLAYER).map(|(_, s)| *s).collect();
+    assert_eq!(player, (0..200).collect::<Vec<_>>(), "the player's inputs, each once");
+    assert!(got.values().all(|&n| n == 1));
+    assert!(
+        got.keys().all(|(c, s)| *c == PLAYER || (*c == PLAYER + 1 && *s == 0)),
+        "only real players: {got:?}"
+    );
+}
+
+/// A request-sized packet with the right header and version string and random bytes after.
+fn client_request_shaped(rng: &mut fastrand::Rng) -> Vec<u8> {
+    let mut req = vec![0u8; v2::REQUEST_LEN];
+    rng.fill(&mut req);
+    req[..v2::HEADER_LEN].copy_from_slice(&v2::encode_header(&v2::Header {
+        kind: Kind::Request,
+        payload_len: v2::REQUEST_PAYLOAD_LEN as u16,
+        session: 0,
+        seq: 0,
+    }));
+    req[v2::HEADER_LEN..v2::HEADER_LEN + 16].copy_from_slice(b"TICKGATE TOKEN 2");
+    req[v2::HEADER_LEN + 16..v2::HEADER_LEN + 24].copy_from_slice(&PROTOCOL.to_be_bytes());
+    req[v2::HEADER_LEN + 24..v2::HEADER_LEN + 32].copy_from_slice(&(now_s() + 30).to_be_bytes());
+    req
+}

@@ -1,0 +1,254 @@
+//! The session layer as the workers share it: one [`Server`] for the run, the XDP session map it
+//! keeps in step, where each client is on the link (to write reply frames), and its counters.
+//!
+//! Every worker handles the handshake and data packets of its own queue through [`Gate`]; the
+//! lock is held for one packet's AEAD work. Replies are whole Ethernet frames for the worker's
+//! AF_XDP TX ring; keepalives and timeouts come from [`Gate::poll`], which one worker calls.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+pub use tickgate_common::session::HandshakeLimit;
+
+use super::server::{Accepted, Closed, Data, DataDrop, Outgoing, Refused, Server, ServerConfig};
+use crate::{
+    steer::SessionMap,
+    wire::{
+        udp::Endpoints,
+        v2::{self, Kind},
+    },
+};
+
+/// What a run needs for protocol v2.
+#[derive(Clone, Debug)]
+pub struct SessionsConfig {
+    /// Tokens, capacity, keepalives.
+    pub server: ServerConfig,
+    /// The handshake budget XDP enforces.
+    pub handshake_limit: HandshakeLimit,
+}
+
+/// What a v2 packet led to, for the worker.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// Nothing for the sequencer (a handshake step, a keepalive, or a counted drop).
+    Handled,
+    /// Inputs (an `InputFrame`'s plaintext) from `player`.
+    Input {
+        /// The player (as the frames carry it).
+        player: u32,
+        /// The decrypted `InputFrame`.
+        plain: &'a [u8],
+    },
+}
+
+/// Counters of the session layer, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SessionsReport {
+    /// Sessions open now.
+    pub open: u64,
+    /// Sessions created.
+    pub joined: u64,
+    /// Sessions ended, by reason.
+    pub closed: std::collections::BTreeMap<&'static str, u64>,
+    /// Challenges sent.
+    pub challenges: u64,
+    /// Handshake packets refused, by reason.
+    pub refused: std::collections::BTreeMap<&'static str, u64>,
+    /// Data packets dropped, by reason.
+    pub dropped: std::collections::BTreeMap<&'static str, u64>,
+    /// Reply frames the gate produced (challenges, denied, keepalives, disconnects).
+    pub replies: u64,
+    /// XDP session-map updates that failed (the session still works in userspace; its data
+    /// packets are dropped by XDP until the next update).
+    pub map_errors: u64,
+}
+
+/// One run's session layer.
+pub struct Gate {
+    server: Mutex<Server>,
+    map: SessionMap,
+    endpoints: Mutex<HashMap<SocketAddr, Endpoints>>,
+    joined: AtomicU64,
+    closed: [AtomicU64; 4],
+    challenges: AtomicU64,
+    refused: [AtomicU64; Refused::ALL.len()],
+    dropped: [AtomicU64; DataDrop::ALL.len()],
+    replies: AtomicU64,
+    map_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Gate {
+    /// A gate over `server` that keeps `map` in step.
+    pub fn new(server: Server, map: SessionMap) -> Self {
+        Self {
+            server: Mutex::new(server),
+            map,
+            endpoints: Mutex::new(HashMap::new()),
+            joined: AtomicU64::new(0),
+            closed: std::array::from_fn(|_| AtomicU64::new(0)),
+            challenges: AtomicU64::new(0),
+            refused: std::array::from_fn(|_| AtomicU64::new(0)),
+            dropped: std::array::from_fn(|_| AtomicU64::new(0)),
+            replies: AtomicU64::new(0),
+            map_errors: AtomicU64::new(0),
+        }
+    }
+
+    fn refuse(&self, r: Refused) {
+        if let Some(i) = Refused::ALL.iter().position(|&x| x == r) {
+            bump(&self.refused[i]);
+        }
+    }
+
+    fn drop_data(&self, d: DataDrop) {
+        if let Some(i) = DataDrop::ALL.iter().position(|&x| x == d) {
+            bump(&self.dropped[i]);
+        }
+    }
+
+    fn closed(&self, c: &Closed) {
+        let i = match c.reason {
+            super::server::CloseReason::Timeout => 0,
+            super::server::CloseReason::Disconnect => 1,
+            super::server::CloseReason::Replaced => 2,
+            super::server::CloseReason::Server => 3,
+        };
+        bump(&self.closed[i]);
+        if self.map.remove(c.addr).is_err() {
+            bump(&self.map_errors);
+        }
+        if let Ok(mut e) = self.endpoints.lock() {
+            e.remove(&c.addr);
+        }
+    }
+
+    fn frame_for(&self, out: &Outgoing, via: Option<&Endpoints>, frames: &mut Vec<Vec<u8>>) {
+        let endpoints = match via {
+            Some(e) => Some(*e),
+            None => self.endpoints.lock().ok().and_then(|e| e.get(&out.to).copied()),
+        };
+        if let Some(e) = endpoints {
+            let mut frame = Vec::with_capacity(out.bytes.len() + 70);
+            e.reply(&out.bytes, &mut frame);
+            frames.push(frame);
+            bump(&self.replies);
+        }
+    }
+
+    /// Handles one v2 packet (`payload`, the UDP payload) of `frame`; reply frames are appended
+    /// to `frames`. `plain` holds the plaintext of an input packet.
+    pub fn packet<'a>(
+        &self,
+        frame: &[u8],
+        payload: &[u8],
+        now_ns: u64,
+        plain: &'a mut [u8],
+        frames: &mut Vec<Vec<u8>>,
+    ) -> Outcome<'a> {
+        let Some(endpoints) = Endpoints::parse(frame) else {
+            self.drop_data(DataDrop::Malformed);
+            return Outcome::Handled;
+        };
+        let kind = v2::parse_header(payload, payload.len()).map(|h| h.kind);
+        let Ok(mut server) = self.server.lock() else {
+            return Outcome::Handled;
+        };
+        match kind {
+            Ok(Kind::Request) => {
+                match server.on_request(endpoints.peer, endpoints.local, payload, now_ms()) {
+                    Ok(challenge) => {
+                        bump(&self.challenges);
+                        self.frame_for(&challenge, Some(&endpoints), frames);
+                    }
+                    Err(r) => self.refuse(r),
+                }
+            }
+            Ok(Kind::Response) => match server.on_response(endpoints.peer, payload, now_ms(), now_ns) {
+                Ok(Accepted { joined, replaced, reply }) => {
+                    if let Some(old) = replaced {
+                        self.closed(&old);
+                    }
+                    if let Ok(mut e) = self.endpoints.lock() {
+                        e.insert(joined.addr, endpoints);
+                    }
+                    if self.map.insert(joined.addr, joined.session).is_err() {
+                        bump(&self.map_errors);
+                    }
+                    bump(&self.joined);
+                    self.frame_for(&reply, Some(&endpoints), frames);
+                }
+                Err((r, denied)) => {
+                    self.refuse(r);
+                    if let Some(denied) = denied {
+                        self.frame_for(&denied, Some(&endpoints), frames);
+                    }
+                }
+            },
+            Ok(_) => match server.open_data(endpoints.peer, payload, now_ns, plain) {
+                // Player ids were checked to fit 32 bits when the session was made.
+                Ok(Data::Input { player_id, plain, .. }) => {
+                    return Outcome::Input { player: player_id as u32, plain };
+                }
+                Ok(Data::Sync { .. } | Data::Keepalive { .. }) => {}
+                Ok(Data::Disconnected(closed)) => self.closed(&closed),
+                Err(d) => self.drop_data(d),
+            },
+            Err(_) => self.drop_data(DataDrop::Malformed),
+        }
+        Outcome::Handled
+    }
+
+    /// Keepalives due and sessions timed out at `now_ns`: reply frames for the caller's TX ring.
+    pub fn poll(&self, now_ns: u64, frames: &mut Vec<Vec<u8>>) {
+        let Ok(mut server) = self.server.lock() else { return };
+        let (out, closed) = server.poll(now_ns);
+        drop(server);
+        for c in &closed {
+            self.closed(c);
+        }
+        for o in &out {
+            self.frame_for(o, None, frames);
+        }
+    }
+
+    /// The counters now.
+    pub fn report(&self) -> SessionsReport {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        SessionsReport {
+            open: self.server.lock().map_or(0, |s| s.len() as u64),
+            joined: load(&self.joined),
+            closed: ["timeout", "disconnect", "replaced", "server"]
+                .into_iter()
+                .zip(self.closed.iter().map(load))
+                .collect(),
+            challenges: load(&self.challenges),
+            refused: Refused::ALL.iter().map(|r| r.name()).zip(self.refused.iter().map(load)).collect(),
+            dropped: DataDrop::ALL.iter().map(|d| d.name()).zip(self.dropped.iter().map(load)).collect(),
+            replies: load(&self.replies),
+            map_errors: load(&self.map_errors),
+        }
+    }
+}
