@@ -137,6 +137,7 @@ impl Running {
                     timestamps: Timestamps::Xdp,
                     force: false,
                     rate_limit: config.rate_limit,
+                    insecure_v1: true,
                 },
                 queues: (0..config.queues).collect(),
                 cores: vec![config.core; config.queues as usize],

@@ -115,6 +115,8 @@ pub struct IngressReport {
     pub sequencer: Stats,
     /// Protocol v2: the session layer's counters (`null` when the run serves v1 only).
     pub sessions: Option<SessionsReport>,
+    /// Whether unauthenticated protocol v1 is served too (`--insecure-v1`).
+    pub insecure_v1: bool,
     /// How replies (challenges, keepalives, denied, disconnects) leave: `af_xdp-tx` (each
     /// queue's AF_XDP TX ring), or `none` without sessions.
     pub replies: &'static str,
@@ -342,6 +344,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             queues,
             sequencer,
             sessions: gate.map(Gate::report),
+            insecure_v1: attachment.loaded().insecure_v1().unwrap_or(false),
             replies: if gate.is_some() { "af_xdp-tx" } else { "none" },
         }
     }

@@ -202,6 +202,39 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
         "Inputs stamped by a clock other than the time base.",
         &one(s.restamped_clock),
     );
+    metric(
+        "tickgate_insecure_v1",
+        "gauge",
+        "1 when unauthenticated protocol v1 is served (--insecure-v1): anyone can speak for any client id.",
+        &one(u64::from(report.insecure_v1)),
+    );
+    if let Some(v) = &report.sessions {
+        metric("tickgate_sessions_open", "gauge", "Protocol v2 sessions open.", &one(v.open));
+        metric("tickgate_sessions_joined_total", "counter", "Protocol v2 sessions created.", &one(v.joined));
+        let by = |m: &std::collections::BTreeMap<&'static str, u64>| -> Vec<(String, f64)> {
+            m.iter().map(|(r, n)| (format!("{{reason=\"{r}\"}}"), *n as f64)).collect()
+        };
+        metric("tickgate_sessions_closed_total", "counter", "Sessions ended, by reason.", &by(&v.closed));
+        metric(
+            "tickgate_handshake_refused_total",
+            "counter",
+            "Handshake packets refused, by reason.",
+            &by(&v.refused),
+        );
+        metric(
+            "tickgate_session_packets_dropped_total",
+            "counter",
+            "Data packets the session layer dropped, by reason.",
+            &by(&v.dropped),
+        );
+        metric("tickgate_challenges_total", "counter", "Challenges sent.", &one(v.challenges));
+        metric(
+            "tickgate_session_map_errors_total",
+            "counter",
+            "XDP session-map updates that failed.",
+            &one(v.map_errors),
+        );
+    }
     let name = "tickgate_input_latency_seconds";
     let _ = writeln!(
         out,
@@ -345,6 +378,7 @@ mod tests {
             unexplained_steered: 0,
             sessions: None,
             replies: "none",
+            insecure_v1: false,
         }
     }
 

@@ -58,6 +58,11 @@ static RATE_LIMIT: Array<RateConfig, 1> = Array::new();
 #[btf_map]
 static RATE_BUCKETS: LruPerCpuHashMap<[u8; 16], Bucket, 65536> = LruPerCpuHashMap::new();
 
+/// Which protocol versions are served, one element: bit 0 set admits v1 (unauthenticated,
+/// `--insecure-v1`). Zeroed, v1 packets are dropped as `bad_version`.
+#[btf_map]
+static PROTOCOL: Array<u32, 1> = Array::new();
+
 /// Client address and port -> session id; userspace inserts on connect and removes on close.
 #[btf_map]
 static SESSIONS: HashMap<SessionKey, u32, 65536> = HashMap::new();
@@ -132,7 +137,11 @@ fn run<const HW: bool>(ctx: &XdpContext) -> u32 {
             xdp_action::XDP_DROP
         }
         Verdict::Steer(packet) => match packet.header {
-            Framing::V1(_) => steer::<HW>(ctx, &packet),
+            Framing::V1(_) if v1_allowed() => steer::<HW>(ctx, &packet),
+            Framing::V1(_) => {
+                count(Counter::DropBadVersion);
+                xdp_action::XDP_DROP
+            }
             // Handshake packets have no session yet: they pass within their budget.
             Framing::V2(header) if header.kind.handshake() => {
                 if within_handshake_budget(&packet.source) {
@@ -149,6 +158,12 @@ fn run<const HW: bool>(ctx: &XdpContext) -> u32 {
             Framing::V2(_) => steer::<HW>(ctx, &packet),
         },
     }
+}
+
+/// Whether protocol v1 is served (`--insecure-v1`).
+#[inline(always)]
+fn v1_allowed() -> bool {
+    PROTOCOL.get(0).is_some_and(|&bits| bits & 1 != 0)
 }
 
 /// Whether the packet's source holds the session its header names.

@@ -221,6 +221,7 @@ mod tests {
         let args = <Args as clap::Parser>::try_parse_from(&out).unwrap();
         let text = format!("{args:?}");
         assert!(text.contains("7778") && text.contains("rate_limit: Some"), "{text}");
+        assert!(text.contains("key_file: Some") && text.contains("insecure_v1: false"), "{text}");
     }
 
     #[test]

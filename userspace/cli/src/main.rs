@@ -160,6 +160,11 @@ pub struct SteerArgs {
     /// counted as rate_limited. The budget is per source and per CPU. Off when not given.
     #[arg(long, value_name = "PPS[:BURST]")]
     pub rate_limit: Option<tickgate::steer::rate_limit::RateLimit>,
+    /// Also serve protocol v1: unauthenticated inputs, in which anyone who can reach the port
+    /// speaks for any client id. For closed LANs and tests only; without it XDP drops v1
+    /// packets (bad_version) and only protocol v2 sessions (run --key-file) reach the game.
+    #[arg(long)]
+    pub insecure_v1: bool,
 }
 
 impl SteerArgs {
@@ -172,6 +177,7 @@ impl SteerArgs {
             timestamps: self.timestamps.into(),
             force,
             rate_limit: self.rate_limit,
+            insecure_v1: self.insecure_v1,
         }
     }
 }

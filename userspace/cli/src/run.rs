@@ -114,7 +114,7 @@ pub struct SessionArgs {
     /// Serve protocol v2: players connect with connect tokens minted with the private key in
     /// FILE (`tickgate token new-key`), and XDP drops data packets from sources without a
     /// session. Needs --protocol-id.
-    #[arg(long, value_name = "FILE", requires = "protocol_id")]
+    #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
     /// The game's protocol id: tokens minted for another are refused.
     #[arg(long)]
@@ -134,8 +134,15 @@ pub struct SessionArgs {
 impl SessionArgs {
     /// The sessions a run serves, if any.
     pub fn config(&self) -> Result<Option<SessionsConfig>> {
-        let (Some(file), Some(protocol_id)) = (&self.key_file, self.protocol_id) else {
-            return Ok(None);
+        let (file, protocol_id) = match (&self.key_file, self.protocol_id) {
+            (None, None) => return Ok(None),
+            (Some(file), Some(id)) => (file, id),
+            (Some(_), None) => anyhow::bail!(
+                "--key-file needs --protocol-id: the game's protocol id, as its tokens carry it"
+            ),
+            (None, Some(_)) => {
+                anyhow::bail!("--protocol-id needs --key-file: the private key tokens are minted with")
+            }
         };
         let key = crate::token::read_key(file)?;
         Ok(Some(SessionsConfig {
@@ -178,6 +185,18 @@ pub fn run(a: &RunArgs) -> Result<()> {
     frames.validate()?;
     let queues = ingress::parse_queues(&a.queues, ingress::rx_queues(a.iface()))?;
     let cores = ingress::assign_cores(&a.cores, queues.len())?;
+    let sessions = a.sessions.config()?;
+    match (&sessions, a.steer.insecure_v1) {
+        (None, false) => anyhow::bail!(
+            "nothing to serve: give --key-file FILE --protocol-id N (protocol v2: players connect with \
+             connect tokens; 'tickgate token new-key FILE' makes the key), or --insecure-v1 for \
+             unauthenticated protocol v1 on a closed LAN"
+        ),
+        (_, true) => log::warn!(
+            "--insecure-v1: protocol v1 is served; anyone who can reach the game port speaks for any client id"
+        ),
+        (Some(_), false) => {}
+    }
     let config = IngressConfig {
         load: a.steer.load_options(a.iface(), false),
         cores,
@@ -192,7 +211,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         handoff_capacity: a.handoff_capacity,
         frames,
         queues,
-        sessions: a.sessions.config()?,
+        sessions,
     };
     match &a.record {
         Some(path) => {

@@ -32,7 +32,17 @@ fn pin_dir(lab: &Lab) -> std::path::PathBuf {
 /// equal exactly what was sent, and unload must leave nothing behind.
 fn counters_match_what_was_sent(mode: &str) {
     let lab = Lab::new(1);
-    let out = lab.tickgate_ok(&["load", &lab.rx_if, "--port", GAME, "--mode", mode, "--timestamps", "xdp"]);
+    let out = lab.tickgate_ok(&[
+        "load",
+        &lab.rx_if,
+        "--insecure-v1",
+        "--port",
+        GAME,
+        "--mode",
+        mode,
+        "--timestamps",
+        "xdp",
+    ]);
     assert!(out.contains("tickgate_tai") && out.contains(&format!("{mode} mode")), "{out}");
 
     let mut bad_magic = game_payload(1, 1, b"x");
@@ -94,7 +104,7 @@ fn skb_mode_counts_exactly_and_unloads_cleanly() {
 #[test]
 fn other_ports_still_reach_kernel_sockets() {
     let lab = Lab::new(1);
-    lab.tickgate_ok(&["load", &lab.rx_if, "--port", GAME]);
+    lab.tickgate_ok(&["load", &lab.rx_if, "--insecure-v1", "--port", GAME]);
     for (bind, dst) in
         [("0.0.0.0:9999", SocketAddr::from((RX_IP4, 9999))), ("[::]:9999", SocketAddr::from((RX_IP6, 9999)))]
     {
@@ -133,8 +143,17 @@ fn other_ports_still_reach_kernel_sockets() {
 #[test]
 fn hw_program_on_veth_falls_back_to_the_xdp_clock() {
     let lab = Lab::new(1);
-    let out =
-        lab.tickgate_ok(&["load", &lab.rx_if, "--port", GAME, "--mode", "native", "--timestamps", "auto"]);
+    let out = lab.tickgate_ok(&[
+        "load",
+        &lab.rx_if,
+        "--insecure-v1",
+        "--port",
+        GAME,
+        "--mode",
+        "native",
+        "--timestamps",
+        "auto",
+    ]);
     assert!(out.contains("tickgate_hw"), "auto in native mode should get the device-bound program: {out}");
     let frames: Vec<Vec<u8>> =
         (0..8).map(|i| lab.frame(i % 2 == 0, 7777, &game_payload(3, i, b"t")).build()).collect();
@@ -148,18 +167,36 @@ fn hw_program_on_veth_falls_back_to_the_xdp_clock() {
     assert_eq!(s["timestamps"]["kfunc_no_timestamp"], 8, "{s}");
     assert_eq!(counter(&s, "no_socket"), 8);
 
-    let out = lab.tickgate_ok(&["load", &lab.rx_if, "--port", GAME, "--timestamps", "nic", "--force"]);
+    let out = lab.tickgate_ok(&[
+        "load",
+        &lab.rx_if,
+        "--insecure-v1",
+        "--port",
+        GAME,
+        "--timestamps",
+        "nic",
+        "--force",
+    ]);
     assert!(out.contains("tickgate_hw"), "{out}");
 }
 
 #[test]
 fn second_load_needs_force_and_force_replaces_atomically() {
     let lab = Lab::new(1);
-    lab.tickgate_ok(&["load", &lab.rx_if, "--port", GAME, "--timestamps", "xdp"]);
+    lab.tickgate_ok(&["load", &lab.rx_if, "--insecure-v1", "--port", GAME, "--timestamps", "xdp"]);
     let before = lab.status()["prog_id"].as_u64().unwrap();
-    let err = stderr(&lab.tickgate(&["load", &lab.rx_if, "--port", GAME]));
+    let err = stderr(&lab.tickgate(&["load", &lab.rx_if, "--insecure-v1", "--port", GAME]));
     assert!(err.contains("already attached") && err.contains("--force"), "{err}");
-    lab.tickgate_ok(&["load", &lab.rx_if, "--port", "7777,7778", "--timestamps", "xdp", "--force"]);
+    lab.tickgate_ok(&[
+        "load",
+        &lab.rx_if,
+        "--insecure-v1",
+        "--port",
+        "7777,7778",
+        "--timestamps",
+        "xdp",
+        "--force",
+    ]);
     let s = lab.status();
     assert_ne!(s["prog_id"].as_u64().unwrap(), before, "the program was replaced");
     assert_eq!(s["ports"], serde_json::json!([7777, 7778]));
@@ -172,8 +209,17 @@ fn each_failure_has_its_own_message_and_exit_code() {
     let err = stderr(&lab.tickgate(&["load", "no-such-if", "--port", GAME]));
     assert!(err.contains("interface no-such-if not found"), "{err}");
 
-    let err =
-        stderr(&lab.tickgate(&["load", &lab.rx_if, "--port", GAME, "--mode", "skb", "--timestamps", "nic"]));
+    let err = stderr(&lab.tickgate(&[
+        "load",
+        &lab.rx_if,
+        "--insecure-v1",
+        "--port",
+        GAME,
+        "--mode",
+        "skb",
+        "--timestamps",
+        "nic",
+    ]));
     assert!(err.contains("--timestamps nic needs --mode native"), "{err}");
 
     // Loopback has no native XDP.
@@ -188,7 +234,7 @@ fn each_failure_has_its_own_message_and_exit_code() {
         .arg(format!("--net=/run/netns/{}", lab.rx_ns))
         .args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
         .arg(support::bin("tickgate"))
-        .args(["load", &lab.rx_if, "--port", GAME])
+        .args(["load", &lab.rx_if, "--insecure-v1", "--port", GAME])
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -199,7 +245,7 @@ fn each_failure_has_its_own_message_and_exit_code() {
         .arg(format!("--net=/run/netns/{}", lab.rx_ns))
         .args(["setpriv", "--inh-caps=-bpf,-sys_admin", "--bounding-set=-bpf,-sys_admin"])
         .arg(support::bin("tickgate"))
-        .args(["load", &lab.rx_if, "--port", GAME])
+        .args(["load", &lab.rx_if, "--insecure-v1", "--port", GAME])
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -224,7 +270,7 @@ fn each_failure_has_its_own_message_and_exit_code() {
 #[test]
 fn rate_limit_sheds_a_flood_and_shows_in_status() {
     let lab = Lab::new(1);
-    let load = ["load", &lab.rx_if, "--port", GAME, "--timestamps", "xdp"];
+    let load = ["load", &lab.rx_if, "--insecure-v1", "--port", GAME, "--timestamps", "xdp"];
     let out = lab.tickgate_ok(&[&load[..], &["--rate-limit", "1:5"]].concat());
     assert!(out.contains("rate limit 1 pps per source, burst 5"), "{out}");
     let frames: Vec<Vec<u8>> =

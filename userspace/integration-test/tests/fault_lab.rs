@@ -20,7 +20,7 @@ fn shows_xdp(lab: &Lab) -> bool {
 #[test]
 fn a_pinned_load_outlives_its_process_and_clean_removes_it() {
     let lab = Lab::new(1);
-    lab.tickgate_ok(&["load", &lab.rx_if, "--port", "7777", "--timestamps", "xdp"]);
+    lab.tickgate_ok(&["load", &lab.rx_if, "--insecure-v1", "--port", "7777", "--timestamps", "xdp"]);
     // The CLI has exited; the pinned link keeps the program attached and counting.
     assert!(shows_xdp(&lab));
     play(&lab, 2, 5, false);
@@ -37,7 +37,7 @@ fn a_pinned_load_outlives_its_process_and_clean_removes_it() {
 #[test]
 fn deleting_the_interface_under_traffic_stops_run_with_a_clear_error() {
     let lab = Lab::new(1);
-    let run = Run::start(&lab, &["--timestamps", "xdp"]);
+    let run = Run::start_v1(&lab, &["--timestamps", "xdp"]);
     let sender = {
         let tx_ns = lab.tx_ns.clone();
         std::thread::spawn(move || {
@@ -72,7 +72,7 @@ fn deleting_the_interface_under_traffic_stops_run_with_a_clear_error() {
 #[test]
 fn an_interface_bounced_down_and_up_keeps_delivering() {
     let lab = Lab::new(1);
-    let run = Run::start(&lab, &["--timestamps", "xdp"]);
+    let run = Run::start_v1(&lab, &["--timestamps", "xdp"]);
     play(&lab, 4, 20, false);
     support::sh(&["ip", "-n", &lab.rx_ns, "link", "set", &lab.rx_if, "down"]);
     std::thread::sleep(Duration::from_millis(300));
@@ -104,8 +104,8 @@ fn an_interface_bounced_down_and_up_keeps_delivering() {
 #[test]
 fn a_second_run_on_a_busy_interface_is_refused_clearly() {
     let lab = Lab::new(1);
-    let first = Run::start(&lab, &["--timestamps", "xdp"]);
-    let out = lab.tickgate(&["run", &lab.rx_if, "--port", "7777", "--duration", "1"]);
+    let first = Run::start_v1(&lab, &["--timestamps", "xdp"]);
+    let out = lab.tickgate(&["run", &lab.rx_if, "--insecure-v1", "--port", "7777", "--duration", "1"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let pid = first.child.id().to_string();
@@ -121,7 +121,8 @@ fn a_second_run_on_a_busy_interface_is_refused_clearly() {
 #[test]
 fn starved_rings_are_counted_and_recover() {
     let lab = Lab::new(1);
-    let run = Run::start(&lab, &["--frames", "16", "--rx-ring", "16", "--cores", "0", "--timestamps", "xdp"]);
+    let run =
+        Run::start_v1(&lab, &["--frames", "16", "--rx-ring", "16", "--cores", "0", "--timestamps", "xdp"]);
     let mut client = tickgate_testkit::client::SyntheticClient::new(1, 1);
     let mut packet = Vec::new();
     let burst: Vec<Vec<u8>> = (0..5000)
@@ -161,7 +162,7 @@ fn starved_rings_are_counted_and_recover() {
 #[test]
 fn a_flood_at_full_rate_does_not_cost_legit_clients_an_input() {
     let lab = Lab::new(2);
-    let run = Run::start(&lab, &["--timestamps", "xdp"]);
+    let run = Run::start_v1(&lab, &["--timestamps", "xdp"]);
     let mut junk = Vec::new();
     for i in 0..100_000u32 {
         let mut payload = vec![0u8; 40];
@@ -180,15 +181,22 @@ fn a_flood_at_full_rate_does_not_cost_legit_clients_an_input() {
             .unwrap()
         })
     };
+    let veth_before =
+        support::in_netns(&lab.tx_ns, || tickgate_testkit::traffic::veth_counters(&lab.tx_if).unwrap());
     let sent = play(&lab, 16, 100, false);
     flood.join().unwrap();
+    let veth =
+        support::in_netns(&lab.tx_ns, || tickgate_testkit::traffic::veth_counters(&lab.tx_if).unwrap())
+            .since(&veth_before);
     // SAFETY: kill on our own child's pid.
     assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) }, 0);
     let s = run.finish();
     let c = &s["counters"];
     // Every legit input arrived, exactly once, whatever the flood did.
     assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 16 * 100, "{s}");
-    assert_eq!(u(&c["steered"]), sent);
+    // Every game packet reached XDP, but for those the sender veth itself dropped at full rate
+    // (which ones is unknown: the junk shares its queue); redundancy covered their inputs.
+    assert!(u(&c["steered"]) <= sent && u(&c["steered"]) + veth.tx_dropped >= sent, "{s} {veth:?}");
     // The XDP counters balance exactly, the junk was dropped by reason before any copy.
     let dropped: u64 = c["dropped"].as_object().unwrap().values().map(u).sum();
     assert_eq!(u(&c["rx_packets"]), u(&c["steered"]) + u(&c["passed"]) + u(&c["no_socket"]) + dropped);
@@ -223,6 +231,7 @@ fn run_works_as_an_unprivileged_user_with_the_service_units_capabilities() {
         .args([
             "run",
             &lab.rx_if,
+            "--insecure-v1",
             "--port",
             "7777",
             "--timestamps",

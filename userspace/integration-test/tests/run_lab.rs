@@ -43,7 +43,7 @@ fn sum(queues: &[serde_json::Value], f: impl Fn(&serde_json::Value) -> u64) -> u
 fn every_input_once(mode: &str, ipv6: bool) {
     let lab = Lab::new(QUEUES);
     let frames_path = run_dir(&lab).join("frames.jsonl");
-    let run = Run::start(
+    let run = Run::start_v1(
         &lab,
         &[
             "--mode",
@@ -125,7 +125,7 @@ fn a_slow_consumer_is_counted_not_hung() {
     let lab = Lab::new(1);
     // A hand-off of one item against bursts of three inputs per packet: the sequencer thread
     // cannot keep up, and the worker drops instead of waiting, counted as handoff_full.
-    let run = Run::start(&lab, &["--duration", "3", "--handoff-capacity", "1", "--timestamps", "xdp"]);
+    let run = Run::start_v1(&lab, &["--duration", "3", "--handoff-capacity", "1", "--timestamps", "xdp"]);
     // Paced sends keep the RX ring from overflowing, so the hand-off is the only bottleneck.
     play(&lab, 16, 400, false);
     let s = run.finish();
@@ -143,7 +143,7 @@ fn a_umem_too_small_shows_up_as_fill_ring_starvation() {
     let lab = Lab::new(1);
     // 16 frames for a burst of thousands, with the worker on the sender's core: the kernel runs
     // out of fill descriptors while the sender holds the core.
-    let run = Run::start(
+    let run = Run::start_v1(
         &lab,
         &["--duration", "3", "--frames", "16", "--rx-ring", "16", "--cores", "0", "--timestamps", "xdp"],
     );
@@ -170,7 +170,7 @@ fn a_umem_too_small_shows_up_as_fill_ring_starvation() {
 #[test]
 fn sigkill_under_traffic_leaves_no_xdp_program_attached() {
     let lab = Lab::new(1);
-    let mut run = Run::start(&lab, &["--timestamps", "xdp"]);
+    let mut run = Run::start_v1(&lab, &["--timestamps", "xdp"]);
     let shows_xdp = || {
         let out = support::sh(&["ip", "-n", &lab.rx_ns, "-d", "link", "show", &lab.rx_if]);
         String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
@@ -197,7 +197,7 @@ fn sigkill_under_traffic_leaves_no_xdp_program_attached() {
 #[test]
 fn busy_poll_mode_delivers_too() {
     let lab = Lab::new(2);
-    let run = Run::start(&lab, &["--duration", "2", "--busy-poll", "--timestamps", "xdp"]);
+    let run = Run::start_v1(&lab, &["--duration", "2", "--busy-poll", "--timestamps", "xdp"]);
     let sent = play(&lab, 8, 20, false);
     let s = run.finish();
     assert_eq!(u(&s["counters"]["steered"]), sent);
@@ -208,7 +208,7 @@ fn busy_poll_mode_delivers_too() {
 #[test]
 fn status_shows_a_running_run_and_sigterm_stops_it_cleanly() {
     let lab = Lab::new(2);
-    let run = Run::start(&lab, &["--timestamps", "xdp"]);
+    let run = Run::start_v1(&lab, &["--timestamps", "xdp"]);
     let sent = play(&lab, 8, 10, false);
     // The live report is refreshed every second.
     let mut status = serde_json::Value::Null;
@@ -235,11 +235,31 @@ fn status_shows_a_running_run_and_sigterm_stops_it_cleanly() {
 #[test]
 fn a_core_that_does_not_exist_is_refused_before_attaching() {
     let lab = Lab::new(1);
-    let out = lab.tickgate(&["run", &lab.rx_if, "--port", "7777", "--cores", "4096", "--duration", "1"]);
+    let out = lab.tickgate(&[
+        "run",
+        &lab.rx_if,
+        "--insecure-v1",
+        "--port",
+        "7777",
+        "--cores",
+        "4096",
+        "--duration",
+        "1",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("core 4096 does not exist"), "{err}");
-    let out = lab.tickgate(&["run", &lab.rx_if, "--port", "7777", "--queues", "5", "--duration", "1"]);
+    let out = lab.tickgate(&[
+        "run",
+        &lab.rx_if,
+        "--insecure-v1",
+        "--port",
+        "7777",
+        "--queues",
+        "5",
+        "--duration",
+        "1",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("queue 5 does not exist"), "{err}");
     let ip = support::sh(&["ip", "-n", &lab.rx_ns, "-d", "link", "show", &lab.rx_if]);
@@ -251,7 +271,7 @@ fn metrics_endpoint_exports_every_counter_on_loopback() {
     use std::io::{Read as _, Write as _};
     let lab = Lab::new(1);
     // Loopback of the receiver namespace: nothing else listens there.
-    let run = Run::start(&lab, &["--timestamps", "xdp", "--metrics", "9187"]);
+    let run = Run::start_v1(&lab, &["--timestamps", "xdp", "--metrics", "9187"]);
     let sent = play(&lab, 4, 25, false);
     let scrape = || {
         tickgate_testkit::lab::in_netns(&lab.rx_ns, || {
@@ -285,7 +305,7 @@ fn replay_of_a_recorded_run_reproduces_its_frames_and_hashes() {
     let (log, live_frames, replayed) =
         (dir.join("run.tgrec"), dir.join("live.jsonl"), dir.join("replayed.jsonl"));
     let _ = std::fs::remove_file(&log);
-    let run = Run::start(
+    let run = Run::start_v1(
         &lab,
         &[
             "--timestamps",

@@ -39,6 +39,7 @@ fn steer(mode: Mode, timestamps: Timestamps) -> (Vec<Got>, serde_json::Value, &'
                     timestamps,
                     force: false,
                     rate_limit: None,
+                    insecure_v1: true,
                 };
                 let attachment = Attachment::attach(&opts).unwrap();
                 let mut sock = XskSocket::open(&lab.rx_if, 0, &XskConfig::default()).unwrap();

@@ -61,6 +61,12 @@ fn every_fixture_gets_its_verdict_and_moves_exactly_its_counter() {
     support::require_root();
     let loaded = Loaded::load(Program::Tai, 1).unwrap();
     loaded.set_ports(&[GAME]).unwrap();
+    // These fixtures are protocol v1 packets: admitted only with --insecure-v1.
+    let v1_frame = game(v4(0, None)).build();
+    assert_eq!(loaded.test_run(&v1_frame).unwrap(), XDP_DROP, "v1 is off by default");
+    assert_eq!(loaded.counters().unwrap().0.dropped["bad_version"], 1);
+    loaded.set_insecure_v1(true).unwrap();
+    assert!(loaded.insecure_v1().unwrap());
 
     let mut bad_magic = support::game_payload(7, 1, b"x");
     bad_magic[0] = 0xAB;
@@ -139,6 +145,7 @@ fn ports_not_in_the_map_are_passed_untouched() {
     support::require_root();
     let loaded = Loaded::load(Program::Tai, 1).unwrap();
     loaded.set_ports(&[9000]).unwrap();
+    loaded.set_insecure_v1(true).unwrap();
     let frame = game(v4(0, None)).build();
     assert_eq!(loaded.test_run(&frame).unwrap(), XDP_PASS);
     let (counters, _) = loaded.counters().unwrap();
@@ -173,6 +180,7 @@ fn a_flooding_source_is_shed_and_other_sources_keep_their_budget() {
     support::pin_to_current_cpu();
     let loaded = Loaded::load(Program::Tai, 1).unwrap();
     loaded.set_ports(&[GAME]).unwrap();
+    loaded.set_insecure_v1(true).unwrap();
     loaded.set_rate_limit(Some(RateLimit::new(10, 5).unwrap())).unwrap();
 
     let source = |last: u8| {

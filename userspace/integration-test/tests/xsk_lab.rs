@@ -197,6 +197,7 @@ fn steer_into_socket(mode: Mode, config: XskConfig) {
             timestamps: Timestamps::Xdp,
             force: false,
             rate_limit: None,
+            insecure_v1: true,
         })
         .unwrap_or_else(|e| panic!("attach in {mode} mode: {e}"));
         let mut sock = XskSocket::open(&rx_if, 0, &config).unwrap_or_else(|e| panic!("open: {e}"));

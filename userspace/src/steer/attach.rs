@@ -114,6 +114,9 @@ pub struct LoadOptions {
     pub force: bool,
     /// Per-source flood shedding on game ports; `None` admits every valid game packet.
     pub rate_limit: Option<RateLimit>,
+    /// Serve protocol v1 too: unauthenticated inputs, for closed LANs and tests only
+    /// (`--insecure-v1`). Off, XDP drops v1 packets as `bad_version`.
+    pub insecure_v1: bool,
 }
 
 /// Capacity of the `GAME_PORTS` map (see `xdp-prog`).
@@ -154,6 +157,18 @@ impl Loaded {
         self.map(object::RATE_LIMIT_MAP)?
             .update(&0u32.to_ne_bytes(), &RateLimit::config(limit).to_ne_bytes(), MapFlags::ANY)
             .map_err(libbpf("writing the rate-limit map"))
+    }
+
+    /// Admits (or drops, as `bad_version`) protocol v1 packets.
+    pub fn set_insecure_v1(&self, allow: bool) -> Result<(), LoadError> {
+        self.map(object::PROTOCOL_MAP)?
+            .update(&0u32.to_ne_bytes(), &u32::from(allow).to_ne_bytes(), MapFlags::ANY)
+            .map_err(libbpf("writing the protocol map"))
+    }
+
+    /// Whether protocol v1 is admitted.
+    pub fn insecure_v1(&self) -> Result<bool, LoadError> {
+        read_insecure_v1(&self.map(object::PROTOCOL_MAP)?)
     }
 
     /// Sets the handshake budget (per source and global, per CPU); disabled configs admit all.
@@ -440,6 +455,7 @@ impl Attachment {
             };
             attachment.loaded.set_ports(&opts.ports)?;
             attachment.loaded.set_rate_limit(opts.rate_limit)?;
+            attachment.loaded.set_insecure_v1(opts.insecure_v1)?;
             if replace_link.is_some() {
                 // The pinned link now runs the new program; its maps must be the pinned ones.
                 attachment.pin()?;
@@ -528,6 +544,13 @@ fn detach_foreign(ifname: &str, ifindex: u32, prog_id: u32, mode: Mode) -> Resul
         }
         Err(e) => Err(SyscallError::new("bpf_xdp_detach", e).into()),
     }
+}
+
+pub(super) fn read_insecure_v1(map: &impl libbpf_rs::MapCore) -> Result<bool, LoadError> {
+    let value = map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).map_err(libbpf("reading the protocol map"))?;
+    Ok(value
+        .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+        .is_some_and(|b| u32::from_ne_bytes(b) & 1 != 0))
 }
 
 pub(super) fn read_counters(

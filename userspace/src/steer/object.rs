@@ -13,6 +13,8 @@ pub const XSKS_MAP: &str = "XSKS";
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// One-element array holding the per-source rate limit.
 pub const RATE_LIMIT_MAP: &str = "RATE_LIMIT";
+/// One-element array: which protocol versions are served (bit 0: v1).
+pub const PROTOCOL_MAP: &str = "PROTOCOL";
 /// Client address and port -> session id (protocol v2).
 pub const SESSIONS_MAP: &str = "SESSIONS";
 /// One-element array holding the handshake budget (protocol v2).
@@ -35,4 +37,4 @@ pub(super) const LINK_PIN: &str = "link";
 
 /// Maps pinned beside the link: what `status` reads and `unload` removes. The rate buckets are
 /// not pinned: they are per-source state of one program, rebuilt after a replace.
-pub(super) const PINNED_MAPS: [&str; 4] = [PORTS_MAP, XSKS_MAP, COUNTERS_MAP, RATE_LIMIT_MAP];
+pub(super) const PINNED_MAPS: [&str; 5] = [PORTS_MAP, XSKS_MAP, COUNTERS_MAP, RATE_LIMIT_MAP, PROTOCOL_MAP];

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tickgate_common::rate::{RATE_CONFIG_LEN, RateConfig};
 
 use super::{
-    attach::{Mode, Program, read_counters},
+    attach::{Mode, Program, read_counters, read_insecure_v1},
     counters::{TimestampCounters, XdpCounters},
     error::{LoadError, libbpf},
     object,
@@ -77,6 +77,8 @@ pub struct Status {
     pub ports: Vec<u16>,
     /// Per-source flood shedding; `null` when off (or pinned by a tickgate without it).
     pub rate_limit: Option<RateLimit>,
+    /// Whether unauthenticated protocol v1 packets are admitted (`--insecure-v1`).
+    pub insecure_v1: bool,
     /// Outcome counters.
     pub counters: XdpCounters,
     /// Which clock stamped the steered packets.
@@ -114,6 +116,10 @@ pub fn status(ifname: &str) -> Result<Status, LoadError> {
         Err(_) => None,
     };
     let (counters, timestamps) = read_counters(&open(object::COUNTERS_MAP)?)?;
+    let insecure_v1 = match MapHandle::from_pinned_path(dir.join(object::PROTOCOL_MAP)) {
+        Ok(map) => read_insecure_v1(&map)?,
+        Err(_) => false,
+    };
     Ok(Status {
         interface: ifname.to_owned(),
         attached: link_ifindex != 0,
@@ -124,6 +130,7 @@ pub fn status(ifname: &str) -> Result<Status, LoadError> {
         timestamp_source: program.map_or("unknown", Program::timestamp_source),
         ports,
         rate_limit,
+        insecure_v1,
         counters,
         timestamps,
         pins: dir,

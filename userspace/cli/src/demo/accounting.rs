@@ -341,6 +341,7 @@ mod tests {
             unexplained_steered: i128::from(steered) - i128::from(received),
             sessions: None,
             replies: "none",
+            insecure_v1: true,
         }
     }
 

@@ -336,6 +336,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
             timestamps: Timestamps::Auto,
             force: false,
             rate_limit: a.rate_limit,
+            insecure_v1: true,
         },
         queues: (0..a.queues).collect(),
         cores: vec![None; a.queues as usize],

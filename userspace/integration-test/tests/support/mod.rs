@@ -238,6 +238,12 @@ pub struct Run {
 }
 
 impl Run {
+    /// [`Run::start`] serving unauthenticated protocol v1 (`--insecure-v1`), which the
+    /// pipeline suites send.
+    pub fn start_v1(lab: &Lab, extra: &[&str]) -> Self {
+        Self::start(lab, &[&["--insecure-v1"], extra].concat())
+    }
+
     /// Starts `tickgate run` in the lab's receiver namespace and waits until it is receiving.
     pub fn start(lab: &Lab, extra: &[&str]) -> Self {
         let dir = run_dir(lab);
