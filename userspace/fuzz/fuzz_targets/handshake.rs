@@ -1,6 +1,7 @@
 //! The server side of the v2 handshake (`tickgate::session::server`) on arbitrary request and
-//! response packets: a refusal for each, never a panic and never a session, because nothing here
-//! holds the backend's key or the run's challenge key.
+//! response packets: never a panic, and never a session, because a response needs a challenge
+//! token sealed with the run's key, which nothing here holds. (A request may earn a challenge:
+//! the seed is a real token for this server's backend key.)
 #![no_main]
 
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         .to_vec();
         p.extend_from_slice(data);
         p.resize(len, 0);
-        assert!(server.on_request(src, dst, &p, now_ms).is_err());
+        let _ = server.on_request(src, dst, &p, now_ms);
         assert!(server.on_response(src, &p, now_ms, 1).is_err());
     }
     assert!(server.is_empty(), "a session without a valid token");

@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
         .on_response(src, &client.handshake_packet().expect("a response"), now_ms, 1)
         .expect("a session");
     let session = accepted.joined.session;
+    assert_eq!(client.receive(&accepted.reply.bytes), Event::Connected(session));
 
     let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
     // The bytes as a packet, and under a header naming the session.
