@@ -28,6 +28,7 @@ fn workload(queues: usize) -> Vec<(usize, Item)> {
         let slot = n % queues;
         let rx_ts_ns = 1_000_000_000_000 + n as u64 * 50;
         streams[slot].push(Item::Input(Input {
+            kind: tickgate::input::InputKind::Command,
             rx: Timestamp { ns: rx_ts_ns, clock: Clock::Xdp },
             queue: slot as u16,
             client_id: (n % 1_000) as u32,

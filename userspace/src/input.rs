@@ -71,9 +71,57 @@ impl Timestamp {
     }
 }
 
+/// What an [`Input`] is: a player's command, or a session event of its tick.
+///
+/// Joins and leaves travel the same path as commands (merge, ticks, frames, record log), so
+/// every replica of a match sees them at the same tick, in the same order, under the same hash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InputKind {
+    /// A player's command (its payload is a one-command `InputFrame`).
+    #[default]
+    Command,
+    /// A player's session started; `seq` is the session id, the payload the token's user data.
+    Join,
+    /// A player's session ended; `seq` is the session id, the payload the reason's name.
+    Leave,
+}
+
+impl InputKind {
+    /// The name in JSON output and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Join => "join",
+            Self::Leave => "leave",
+        }
+    }
+
+    /// The code in the frame encoding and the record log (the high nibble of the clock byte,
+    /// so that commands encode as they always have).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Command => 0,
+            Self::Join => 1,
+            Self::Leave => 2,
+        }
+    }
+
+    /// The kind with this code, if any.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Command),
+            1 => Some(Self::Join),
+            2 => Some(Self::Leave),
+            _ => None,
+        }
+    }
+}
+
 /// One game input, after the header checksum, protobuf decode and anti-replay checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Input {
+    /// A command or a session event.
+    pub kind: InputKind,
     /// When the packet carrying it arrived.
     pub rx: Timestamp,
     /// RX queue the packet arrived on.

@@ -18,10 +18,10 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    input::Timestamp,
+    input::{Input, Timestamp},
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
-    session::gate::{Gate, Outcome},
+    session::gate::{Gate, Outcome, SessionEvent},
     sys,
     wire::v2,
     wire::{self, Packet, WireError},
@@ -89,6 +89,8 @@ pub enum Counter {
     Delivered,
     /// Input outcome, dropped: the hand-off queue to the sequencer was full.
     HandoffFull,
+    /// Session events (joins and leaves) handed to the sequencer.
+    Events,
     /// Reply frames put in the TX ring.
     TxQueued,
     /// Reply frames not sent: the TX ring was full, no TX frame was free, or the frame too long.
@@ -97,7 +99,7 @@ pub enum Counter {
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Received,
         Self::InputPackets,
         Self::SyncPackets,
@@ -107,6 +109,7 @@ impl Counter {
         Self::PayloadOutOfBounds,
         Self::Delivered,
         Self::HandoffFull,
+        Self::Events,
         Self::TxQueued,
         Self::TxDropped,
     ];
@@ -123,6 +126,7 @@ impl Counter {
             Self::PayloadOutOfBounds => "payload_out_of_bounds",
             Self::Delivered => "delivered",
             Self::HandoffFull => "handoff_full",
+            Self::Events => "events",
             Self::TxQueued => "tx_queued",
             Self::TxDropped => "tx_dropped",
         }
@@ -164,6 +168,8 @@ pub struct QueueReport {
     pub xdp_statistics: XdpStatistics,
     /// Reply frames (protocol v2) put in the TX ring, and those that could not be.
     pub tx: BTreeMap<&'static str, u64>,
+    /// Session events (joins and leaves) handed to the sequencer.
+    pub events: u64,
 }
 
 impl QueueStats {
@@ -200,7 +206,7 @@ impl QueueStats {
         let mut dropped_inputs =
             BTreeMap::from([(Counter::HandoffFull.name(), self.get(Counter::HandoffFull))]);
         dropped_inputs.extend(Reject::COUNTER_NAMES.into_iter().zip(self.rejected.iter().map(load)));
-        let decoded = [Counter::InputPackets, Counter::SyncPackets]
+        let decoded = [Counter::InputPackets, Counter::SyncPackets, Counter::SessionPackets]
             .into_iter()
             .map(|c| (c.name(), self.get(c)))
             .collect();
@@ -218,6 +224,7 @@ impl QueueStats {
                 .into_iter()
                 .map(|c| (c.name(), self.get(c)))
                 .collect(),
+            events: self.get(Counter::Events),
         }
     }
 }
@@ -240,6 +247,7 @@ impl QueueReport {
             }
             Counter::HandoffFull => &self.dropped_inputs,
             Counter::TxQueued | Counter::TxDropped => &self.tx,
+            Counter::Events => return self.events,
         };
         map.get(counter.name()).copied().unwrap_or(0)
     }
@@ -290,6 +298,23 @@ impl Ingest {
         match wire::decode_input_v2(player, plain) {
             Ok(packet) => self.deliver(&packet, rx),
             Err(e) => bump(&self.stats.wire[e.counter_index()], 1),
+        }
+    }
+
+    /// Hands a join or leave to the sequencer, stamped `rx` (the packet that caused it, or now).
+    pub fn event(&mut self, event: SessionEvent, rx: Timestamp) {
+        let input = Input {
+            kind: event.kind,
+            rx,
+            queue: self.queue,
+            client_id: event.player,
+            seq: u64::from(event.session),
+            client_frame: 0,
+            payload: event.data,
+        };
+        match self.producer.try_push_input(input) {
+            Ok(()) => self.stats.add(Counter::Events, 1),
+            Err(_) => self.stats.add(Counter::HandoffFull, 1),
         }
     }
 
@@ -358,6 +383,7 @@ pub fn spawn(
         let mut last_poll = Instant::now();
         let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
         let mut replies: Vec<Vec<u8>> = Vec::new();
+        let mut events: Vec<SessionEvent> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if !config.busy_poll {
                 // A failed poll is retried on the next round; the stop flag bounds the loop.
@@ -374,15 +400,13 @@ pub fn spawn(
                 match &sessions {
                     Some(s) if payload.get(v2::VERSION_OFFSET) == Some(&v2::VERSION) => {
                         ingest.received();
-                        match s.gate.packet(
-                            r.frame,
-                            payload,
-                            sys::clock_monotonic_ns(),
-                            &mut plain,
-                            &mut replies,
-                        ) {
+                        let now = sys::clock_monotonic_ns();
+                        match s.gate.packet(r.frame, payload, now, &mut plain, &mut replies, &mut events) {
                             Outcome::Input { player, plain } => ingest.input_v2(player, plain, rx),
                             Outcome::Handled => ingest.session_packet(),
+                        }
+                        for event in events.drain(..) {
+                            ingest.event(event, rx);
                         }
                     }
                     _ => ingest.packet(payload, rx),
@@ -403,7 +427,12 @@ pub fn spawn(
                 && s.poller
                 && last_poll.elapsed() >= SESSION_POLL
             {
-                s.gate.poll(sys::clock_monotonic_ns(), &mut replies);
+                s.gate.poll(sys::clock_monotonic_ns(), &mut replies, &mut events);
+                // Not later than any watermark this worker has published (those trail now).
+                let now = Timestamp::xdp(sys::clock_tai_ns());
+                for event in events.drain(..) {
+                    ingest.event(event, now);
+                }
                 last_poll = Instant::now();
             }
             if !replies.is_empty() {

@@ -151,6 +151,7 @@ fn scale(span: u64, millionths: u64) -> u64 {
 
 fn make_input(index: usize, spec: &InSpec, slot: usize, rx_ts_ns: u64) -> Input {
     Input {
+        kind: tickgate::input::InputKind::Command,
         rx: Timestamp { ns: rx_ts_ns, clock: Clock::Xdp },
         queue: slot as u16,
         client_id: spec.client,
@@ -541,6 +542,7 @@ fn threaded_late_decisions_replay_exactly() {
                         // Every 7th input of queue 1 is stamped 2 ms in the past.
                         let rx_ts_ns = if q == 1 && n % 7 == 3 { t.saturating_sub(2 * MS) } else { t };
                         let mut input = Input {
+                            kind: tickgate::input::InputKind::Command,
                             rx: Timestamp { ns: rx_ts_ns, clock: Clock::Nic },
                             queue: q as u16,
                             client_id: (n % 5) as u32,
@@ -579,6 +581,7 @@ fn threaded_late_decisions_replay_exactly() {
 
 fn input(ts: u64, source: Clock, client: u32, seq: u64, queue: u16) -> Input {
     Input {
+        kind: tickgate::input::InputKind::Command,
         rx: Timestamp { ns: ts, clock: source },
         queue,
         client_id: client,

@@ -189,6 +189,7 @@ fn record() -> Vec<(&'static str, Vec<u8>)> {
         queues: vec![3, 5],
     };
     let input = |ts: u64, client: u32, seq: u64, queue: u16| Input {
+        kind: tickgate::input::InputKind::Command,
         rx: Timestamp { ns: ts, clock: Clock::Xdp },
         queue,
         client_id: client,

@@ -215,12 +215,18 @@ fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
         s["queues"][0]
     );
 
-    // Every input of the player reached the game exactly once, and nothing forged did.
+    // Every input of the player reached the game exactly once, and nothing forged did; the
+    // joins and the goodbye are events in the same frames.
     let mut got: BTreeMap<(u64, u64), u32> = BTreeMap::new();
+    let mut events = Vec::new();
     for line in std::fs::read_to_string(&frames_path).unwrap().lines() {
         let frame: serde_json::Value = serde_json::from_str(line).unwrap();
         for input in frame["inputs"].as_array().unwrap() {
-            *got.entry((input["client"].as_u64().unwrap(), input["seq"].as_u64().unwrap())).or_default() += 1;
+            let (client, seq) = (input["client"].as_u64().unwrap(), input["seq"].as_u64().unwrap());
+            match input["kind"].as_str().unwrap() {
+                "command" => *got.entry((client, seq)).or_default() += 1,
+                kind => events.push((kind.to_owned(), client, frame["tick"].as_u64().unwrap())),
+            }
         }
     }
     let player: Vec<u64> = got.keys().filter(|(c, _)| *c == PLAYER).map(|(_, s)| *s).collect();
@@ -230,6 +236,17 @@ fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
         got.keys().all(|(c, s)| *c == PLAYER || (*c == PLAYER + 1 && *s == 0)),
         "only real players: {got:?}"
     );
+    let kinds: Vec<(&str, u64)> = events.iter().map(|(k, c, _)| (k.as_str(), *c)).collect();
+    assert_eq!(kinds, [("join", PLAYER), ("join", PLAYER + 1), ("leave", PLAYER)], "{events:?}");
+    assert_eq!(s["queues"][0]["events"], 3);
+    assert_eq!(s["unexplained_steered"], 0);
+    let q = &s["queues"][0];
+    let counted: u64 = ["decoded", "dropped_packets"]
+        .iter()
+        .flat_map(|m| q[m].as_object().unwrap().values())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, q["received"].as_u64().unwrap(), "every packet a worker read is counted once: {q}");
 }
 
 /// A request-sized packet with the right header and version string and random bytes after.

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! frame  = tick:u64  count:u64  input*count
-//! input  = rx_ts_ns:u64  ts_source:u8 (0 nic, 1 xdp)  client_id:u32  seq:u64
+//! input  = rx_ts_ns:u64  clock_kind:u8 (low nibble: 0 nic, 1 xdp; high: 0 command, 1 join, 2 leave)
+//!          client_id:u32  seq:u64
 //!          client_frame:u32  payload_len:u32  payload
 //! hash   = BLAKE3(prev_hash[32] || frame)     prev_hash of tick 0 = 32 zero bytes
 //! ```
@@ -52,7 +53,14 @@ impl Frame {
 pub fn frame_order(a: &Input, b: &Input) -> Ordering {
     (a.rx.ns, a.client_id, a.seq)
         .cmp(&(b.rx.ns, b.client_id, b.seq))
-        .then_with(|| (a.client_frame, a.rx.clock, &a.payload).cmp(&(b.client_frame, b.rx.clock, &b.payload)))
+        .then_with(|| {
+            (a.client_frame, a.rx.clock, a.kind, &a.payload).cmp(&(
+                b.client_frame,
+                b.rx.clock,
+                b.kind,
+                &b.payload,
+            ))
+        })
         .then_with(|| a.queue.cmp(&b.queue))
 }
 
@@ -74,7 +82,8 @@ fn encode_head(tick: u64, count: usize, out: &mut Vec<u8>) {
 fn encode_input(input: &Input, out: &mut Vec<u8>) {
     let mut head = [0u8; 29];
     head[0..8].copy_from_slice(&input.rx.ns.to_be_bytes());
-    head[8] = input.rx.clock.code();
+    // The kind rides in the clock byte's high nibble: a command encodes as it always has.
+    head[8] = input.rx.clock.code() | (input.kind.code() << 4);
     head[9..13].copy_from_slice(&input.client_id.to_be_bytes());
     head[13..21].copy_from_slice(&input.seq.to_be_bytes());
     head[21..25].copy_from_slice(&input.client_frame.to_be_bytes());
@@ -173,13 +182,14 @@ struct JsonInput<'a>(&'a Input);
 impl Serialize for JsonInput<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let input = self.0;
-        let mut out = serializer.serialize_struct("Input", 6)?;
+        let mut out = serializer.serialize_struct("Input", 7)?;
         out.serialize_field("client", &input.client_id)?;
         out.serialize_field("seq", &input.seq)?;
         out.serialize_field("frame", &input.client_frame)?;
         out.serialize_field("rx_ts_ns", &input.rx.ns)?;
         out.serialize_field("ts_source", input.rx.clock.as_str())?;
         out.serialize_field("queue", &input.queue)?;
+        out.serialize_field("kind", input.kind.as_str())?;
         out.end()
     }
 }
@@ -220,6 +230,7 @@ mod tests {
 
     fn input(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
         Input {
+            kind: crate::input::InputKind::Command,
             rx: Timestamp { ns: ts, clock: Clock::Nic },
             queue,
             client_id: client,
@@ -260,10 +271,24 @@ mod tests {
     /// Golden vectors, also in docs/architecture.md: a change of encoding or hash must be a
     /// deliberate, versioned decision.
     #[test]
+    fn an_event_hashes_apart_from_a_command_with_the_same_fields() {
+        let command = input(1_000, 7, 3, 0);
+        let join = Input { kind: crate::input::InputKind::Join, ..command.clone() };
+        let leave = Input { kind: crate::input::InputKind::Leave, ..command.clone() };
+        let h = |i: &Input| chain_hash(&GENESIS_HASH, 0, std::slice::from_ref(i));
+        assert_ne!(h(&command), h(&join));
+        assert_ne!(h(&join), h(&leave));
+        let mut bytes = Vec::new();
+        encode_frame(0, &[join], &mut bytes);
+        assert_eq!(bytes[16 + 8], 0x10, "kind in the high nibble, clock (nic) in the low");
+    }
+
+    #[test]
     fn golden_hashes_do_not_change() {
         let empty = "01e67c8e323e7c19b4bedddac050e0e47914c01f7bf1a8ca4dc8a59ddf8ae8a0";
         assert_eq!(hex(&chain_hash(&GENESIS_HASH, 0, &[])), empty);
         let jump = Input {
+            kind: crate::input::InputKind::Command,
             rx: Timestamp { ns: 1_000, clock: Clock::Xdp },
             queue: 3,
             client_id: 7,
@@ -307,7 +332,7 @@ mod tests {
         let text = String::from_utf8(out.into_inner()).expect("JSON is UTF-8");
         let want = format!(
             "{{\"tick\":3,\"hash\":\"{}\",\"inputs\":[{{\"client\":7,\"seq\":2,\"frame\":9,\
-             \"rx_ts_ns\":10,\"ts_source\":\"nic\",\"queue\":1}}]}}\n\
+             \"rx_ts_ns\":10,\"ts_source\":\"nic\",\"queue\":1,\"kind\":\"command\"}}]}}\n\
              {{\"tick\":4,\"hash\":\"{}\",\"inputs\":[]}}\n",
             "a5".repeat(32),
             "0".repeat(64)

@@ -203,6 +203,7 @@ mod tests {
                 thread::spawn(move || {
                     for ms in 0..50u64 {
                         let mut input = Input {
+                            kind: crate::input::InputKind::Command,
                             rx: Timestamp { ns: ms * 1_000_000 + queue as u64, clock: Clock::Nic },
                             queue: queue as u16,
                             client_id: queue as u32,

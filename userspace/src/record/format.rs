@@ -1,7 +1,7 @@
 //! The byte encoding of each record body (the format is in the module docs of [`super`]).
 
 use crate::frame_queue::{Config, Epoch, Late, MAX_QUEUES};
-use crate::input::{Clock, Input, Timestamp};
+use crate::input::{Clock, Input, InputKind, Timestamp};
 use crate::sequencer::Item;
 
 use super::*;
@@ -34,7 +34,7 @@ pub(super) fn encode_item(body: &mut Vec<u8>, slot: u16, item: &Item) {
             body.push(KIND_INPUT);
             body.extend_from_slice(&slot.to_be_bytes());
             body.extend_from_slice(&input.rx.ns.to_be_bytes());
-            body.push(input.rx.clock.code());
+            body.push(input.rx.clock.code() | (input.kind.code() << 4));
             body.extend_from_slice(&input.queue.to_be_bytes());
             body.extend_from_slice(&input.client_id.to_be_bytes());
             body.extend_from_slice(&input.seq.to_be_bytes());
@@ -132,8 +132,11 @@ pub(super) fn decode_record(body: &[u8], queues: usize) -> Result<Record, &'stat
         KIND_INPUT => {
             let slot = slot(&mut f)?;
             let rx_ts_ns = f.u64()?;
-            let ts_source = Clock::from_code(f.u8()?).ok_or("unknown timestamp source")?;
+            let byte = f.u8()?;
+            let ts_source = Clock::from_code(byte & 0x0f).ok_or("unknown timestamp source")?;
+            let kind = InputKind::from_code(byte >> 4).ok_or("unknown input kind")?;
             let input = Input {
+                kind,
                 rx: Timestamp { ns: rx_ts_ns, clock: ts_source },
                 queue: f.u16()?,
                 client_id: f.u32()?,

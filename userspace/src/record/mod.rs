@@ -16,7 +16,7 @@
 //! record   = len:u32 crc32c(body):u32 body            len ≤ 1 MiB
 //! config   = 1 tick_hz:u32 grace_us:u64 late:u8 (0 drop, 1 next) time_base:u8 (0 nic, 1 xdp)
 //!            epoch_kind:u8 (0 first input, 1 explicit) epoch_ns:u64 queues:u32 rx_queue:u16*queues
-//! input    = 2 slot:u16 rx_ts_ns:u64 ts_source:u8 queue:u16 client_id:u32 seq:u64
+//! input    = 2 slot:u16 rx_ts_ns:u64 clock_kind:u8 (as in frames) queue:u16 client_id:u32 seq:u64
 //!            client_frame:u32 payload (the rest of the body)
 //! watermark= 3 slot:u16 watermark:u64
 //! close    = 4 slot:u16

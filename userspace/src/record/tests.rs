@@ -10,6 +10,7 @@ const MS: u64 = 1_000_000;
 
 fn input(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
     Input {
+        kind: crate::input::InputKind::Command,
         rx: Timestamp { ns: ts, clock: Clock::Xdp },
         queue,
         client_id: client,
@@ -44,11 +45,21 @@ fn recorded_run() -> (Vec<u8>, Vec<Frame>, Stats) {
             let back = if step % 2 == 0 { 150_000 } else { 3 * MS };
             feed(&mut p, 1, Item::Input(input(t - back, 9, 100 + step, 5)));
         }
+        if step == 10 || step == 30 {
+            // A join and a leave: session events ride the input path and the log.
+            let kind =
+                if step == 10 { crate::input::InputKind::Join } else { crate::input::InputKind::Leave };
+            feed(&mut p, 0, Item::Input(Input { kind, payload: b"event".to_vec(), ..input(t, 42, 7, 3) }));
+        }
         if step == 20 {
             feed(
                 &mut p,
                 0,
-                Item::Input(Input { rx: Timestamp::nic(input(1, 4, 1, 3).rx.ns), ..input(1, 4, 1, 3) }),
+                Item::Input(Input {
+                    kind: crate::input::InputKind::Command,
+                    rx: Timestamp::nic(input(1, 4, 1, 3).rx.ns),
+                    ..input(1, 4, 1, 3)
+                }),
             );
         }
     }
@@ -105,6 +116,13 @@ fn replay_reproduces_frames_hashes_and_late_decisions() {
     let mut replayed = vec![];
     let report = replay_with(&bytes[..], |f| replayed.push(f)).expect("valid log");
     assert_eq!(replayed, frames);
+    let kinds: Vec<_> = replayed
+        .iter()
+        .flat_map(|f| &f.inputs)
+        .map(|i| i.kind)
+        .filter(|k| *k != crate::input::InputKind::Command)
+        .collect();
+    assert_eq!(kinds, [crate::input::InputKind::Join, crate::input::InputKind::Leave]);
     assert_eq!(report.stats, stats);
     assert_eq!((report.stop, report.divergence), (None, None));
     assert_eq!((report.frames, report.verified_frames), (frames.len() as u64, frames.len() as u64));

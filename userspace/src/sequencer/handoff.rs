@@ -164,6 +164,7 @@ mod tests {
 
     fn input(ts: u64) -> Input {
         Input {
+            kind: crate::input::InputKind::Command,
             rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue: 0,
             client_id: 1,

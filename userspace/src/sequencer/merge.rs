@@ -353,6 +353,7 @@ mod tests {
 
     fn input(ts: u64, client: u32) -> Input {
         Input {
+            kind: crate::input::InputKind::Command,
             rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue: 0,
             client_id: client,
@@ -434,14 +435,22 @@ mod tests {
     #[test]
     fn the_other_clock_is_restamped_to_the_floor_or_dropped_without_one() {
         let mut m = Merge::new(2, Clock::Xdp);
-        let nic = |ts| Input { rx: Timestamp::nic(ts), ..input(ts, 7) };
+        let nic =
+            |ts| Input { kind: crate::input::InputKind::Command, rx: Timestamp::nic(ts), ..input(ts, 7) };
         feed(&mut m, 0, Item::Input(nic(5)));
         feed(&mut m, 1, Item::Watermark(1_000));
         feed(&mut m, 1, Item::Input(nic(3)));
         feed(&mut m, 0, Item::Close);
         let mut out = vec![];
         m.release(|r| out.push(r.input));
-        assert_eq!(out, vec![Input { rx: Timestamp { ns: 1_000, clock: Clock::Xdp }, ..nic(3) }]);
+        assert_eq!(
+            out,
+            vec![Input {
+                kind: crate::input::InputKind::Command,
+                rx: Timestamp { ns: 1_000, clock: Clock::Xdp },
+                ..nic(3)
+            }]
+        );
         assert_eq!(
             m.stats(),
             MergeStats { out_of_order: 0, backwards: 0, restamped_clock: 1, dropped_no_floor: 1 }
@@ -460,7 +469,11 @@ mod tests {
         feed(&mut m, 0, Item::Close);
         assert_eq!(m.is_noop(0, &Item::Close), Ok(true));
         assert_eq!(m.is_noop(0, &Item::Watermark(99)), Ok(true));
-        let late = Item::Input(Input { rx: Timestamp::nic(1), ..input(1, 1) });
+        let late = Item::Input(Input {
+            kind: crate::input::InputKind::Command,
+            rx: Timestamp::nic(1),
+            ..input(1, 1)
+        });
         assert_eq!(m.push(0, late), Err(SequencerError::Closed { slot: 0 }));
     }
 

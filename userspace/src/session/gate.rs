@@ -20,6 +20,7 @@ pub use tickgate_common::session::HandshakeLimit;
 
 use super::server::{Accepted, Closed, Data, DataDrop, Outgoing, Refused, Server, ServerConfig};
 use crate::{
+    input::InputKind,
     steer::SessionMap,
     wire::{
         udp::Endpoints,
@@ -48,6 +49,20 @@ pub enum Outcome<'a> {
         /// The decrypted `InputFrame`.
         plain: &'a [u8],
     },
+}
+
+/// A join or leave, for the frame stream (the worker turns it into an [`crate::input::Input`] of
+/// that kind at the time of the packet that caused it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionEvent {
+    /// [`InputKind::Join`] or [`InputKind::Leave`].
+    pub kind: InputKind,
+    /// The player.
+    pub player: u32,
+    /// The session.
+    pub session: u32,
+    /// Join: the token's user data. Leave: the reason's name.
+    pub data: Vec<u8>,
 }
 
 /// Counters of the session layer, by name.
@@ -129,7 +144,13 @@ impl Gate {
         }
     }
 
-    fn closed(&self, c: &Closed) {
+    fn closed(&self, c: &Closed, events: &mut Vec<SessionEvent>) {
+        events.push(SessionEvent {
+            kind: InputKind::Leave,
+            player: c.player_id as u32,
+            session: c.session,
+            data: c.reason.name().as_bytes().to_vec(),
+        });
         let i = match c.reason {
             super::server::CloseReason::Timeout => 0,
             super::server::CloseReason::Disconnect => 1,
@@ -167,6 +188,7 @@ impl Gate {
         now_ns: u64,
         plain: &'a mut [u8],
         frames: &mut Vec<Vec<u8>>,
+        events: &mut Vec<SessionEvent>,
     ) -> Outcome<'a> {
         let Some(endpoints) = Endpoints::parse(frame) else {
             self.drop_data(DataDrop::Malformed);
@@ -189,8 +211,15 @@ impl Gate {
             Ok(Kind::Response) => match server.on_response(endpoints.peer, payload, now_ms(), now_ns) {
                 Ok(Accepted { joined, replaced, reply }) => {
                     if let Some(old) = replaced {
-                        self.closed(&old);
+                        self.closed(&old, events);
                     }
+                    events.push(SessionEvent {
+                        kind: InputKind::Join,
+                        // Checked to fit 32 bits when the token was opened.
+                        player: joined.player_id as u32,
+                        session: joined.session,
+                        data: joined.user_data.clone(),
+                    });
                     if let Ok(mut e) = self.endpoints.lock() {
                         e.insert(joined.addr, endpoints);
                     }
@@ -213,7 +242,7 @@ impl Gate {
                     return Outcome::Input { player: player_id as u32, plain };
                 }
                 Ok(Data::Sync { .. } | Data::Keepalive { .. }) => {}
-                Ok(Data::Disconnected(closed)) => self.closed(&closed),
+                Ok(Data::Disconnected(closed)) => self.closed(&closed, events),
                 Err(d) => self.drop_data(d),
             },
             Err(_) => self.drop_data(DataDrop::Malformed),
@@ -222,12 +251,12 @@ impl Gate {
     }
 
     /// Keepalives due and sessions timed out at `now_ns`: reply frames for the caller's TX ring.
-    pub fn poll(&self, now_ns: u64, frames: &mut Vec<Vec<u8>>) {
+    pub fn poll(&self, now_ns: u64, frames: &mut Vec<Vec<u8>>, events: &mut Vec<SessionEvent>) {
         let Ok(mut server) = self.server.lock() else { return };
         let (out, closed) = server.poll(now_ns);
         drop(server);
         for c in &closed {
-            self.closed(c);
+            self.closed(c, events);
         }
         for o in &out {
             self.frame_for(o, None, frames);

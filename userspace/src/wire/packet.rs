@@ -99,6 +99,7 @@ impl Command<'_> {
         encode_varint(self.raw.len() as u64, &mut payload);
         payload.extend_from_slice(self.raw);
         Input {
+            kind: crate::input::InputKind::Command,
             rx,
             queue,
             client_id: self.client_id,
