@@ -58,15 +58,29 @@ fn a_short_demo_reports_balanced_figures_and_removes_its_lab() {
     assert_eq!(u(&c["packets_generated"]), u(&c["inputs_generated"]));
     assert_eq!(u(&c["packets_sent"]), u(&c["packets_generated"]) - u(&c["lost"]) + u(&c["duplicated"]));
 
-    // Every game packet reached a worker, every input that was sent was delivered once, and every
-    // other copy (redundancy and injected duplicates) was removed as a duplicate.
+    // Protocol v2: every client connected with its token; its joins are in the frames.
+    let v = &s["ingress"]["sessions"];
+    assert_eq!((u(&c["connect_failures"]), u(&v["joined"])), (0, 8), "{v}");
+    assert!(u(&c["handshake_packets"]) >= 16, "a request and a response per client: {c}");
+    assert_eq!(s["ingress"]["insecure_v1"], false);
+    let joins = queues_sum(&s, |q| u(&q["events"]));
+    assert_eq!(joins, 8);
+
+    // Every game packet reached a worker, every input that was sent was delivered once, every
+    // injected duplicate packet was dropped whole as a replay, and every other copy of an input
+    // (redundancy) was removed as a duplicate.
     let a = &s["accounting"];
     assert_eq!(u(&a["game_packets_not_decoded"]), 0, "{a}");
+    assert_eq!(u(&v["dropped"]["replayed"]), u(&c["duplicated"]), "{v}");
     let delivered = queues_sum(&s, |q| u(&q["delivered"]));
     let duplicates = queues_sum(&s, |q| u(&q["dropped_inputs"]["duplicate"]));
     assert!(delivered > 0);
     assert_eq!(delivered, u(&c["inputs_sent"]), "{s}");
-    assert_eq!(duplicates, u(&c["commands_sent"]) - u(&c["inputs_sent"]), "{s}");
+    assert_eq!(
+        duplicates,
+        u(&c["commands_sent"]) - u(&c["duplicate_commands"]) - u(&c["inputs_sent"]),
+        "{s}"
+    );
     for q in s["ingress"]["queues"].as_array().unwrap() {
         for (reason, n) in q["dropped_inputs"].as_object().unwrap() {
             assert!(reason == "duplicate" || u(n) == 0, "inputs dropped as {reason}: {q}");
@@ -74,8 +88,8 @@ fn a_short_demo_reports_balanced_figures_and_removes_its_lab() {
     }
     let seq = &s["ingress"]["sequencer"];
     assert!(u(&seq["frames"]) > 0 && u(&s["frames_taken"]) > 0);
-    assert_eq!(u(&seq["inputs_ordered"]), delivered);
-    assert_eq!(u(&s["inputs_taken"]), delivered);
+    assert_eq!(u(&seq["inputs_ordered"]), delivered + joins);
+    assert_eq!(u(&s["inputs_taken"]), delivered + joins);
     assert_eq!(u(&s["latency"]["inputs"]), delivered, "every input's latency is measured");
     assert!(s["latency"]["p99_ms"].is_number());
 

@@ -31,9 +31,31 @@ impl SyntheticClient {
         self.next_seq
     }
 
-    /// Makes the next input (sent at `send_tai_ns`, CLOCK_TAI) and writes a packet carrying it
-    /// and up to `redundancy - 1` earlier ones into `out` (cleared first). Returns the new seq.
+    /// Makes the next input (sent at `send_tai_ns`, CLOCK_TAI) and writes a protocol v1 packet
+    /// carrying it and up to `redundancy - 1` earlier ones into `out` (cleared first). Returns
+    /// the new seq.
     pub fn next_packet(&mut self, send_tai_ns: u64, out: &mut Vec<u8>) -> u64 {
+        let (seq, frame) = self.next_frame(send_tai_ns);
+        out.clear();
+        // Cannot fail: 1..=MAX_COMMANDS commands, consecutive seqs, a payload far below the limit.
+        let encoded = wire::encode_input(self.id, seq as u32, &frame, out);
+        debug_assert!(encoded.is_ok(), "{encoded:?}");
+        seq
+    }
+
+    /// The same input as [`SyntheticClient::next_packet`], as the `InputFrame` body that a
+    /// protocol v2 packet seals (into `out`, cleared first). Returns the new seq.
+    pub fn next_body(&mut self, send_tai_ns: u64, out: &mut Vec<u8>) -> u64 {
+        use prost::Message as _;
+        let (seq, frame) = self.next_frame(send_tai_ns);
+        out.clear();
+        // Cannot fail: a Vec grows as needed.
+        let encoded = frame.encode(out);
+        debug_assert!(encoded.is_ok(), "{encoded:?}");
+        seq
+    }
+
+    fn next_frame(&mut self, send_tai_ns: u64) -> (u64, InputFrame) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let command = PlayerCommand {
@@ -50,11 +72,7 @@ impl SyntheticClient {
         self.history.push(command);
         let frame =
             InputFrame { first_seq: seq + 1 - self.history.len() as u64, commands: self.history.clone() };
-        out.clear();
-        // Cannot fail: 1..=MAX_COMMANDS commands, consecutive seqs, a payload far below the limit.
-        let encoded = wire::encode_input(self.id, seq as u32, &frame, out);
-        debug_assert!(encoded.is_ok(), "{encoded:?}");
-        seq
+        (seq, frame)
     }
 }
 

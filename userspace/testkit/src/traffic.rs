@@ -10,12 +10,18 @@ use std::{
     net::{SocketAddr, UdpSocket},
     sync::atomic::{AtomicBool, Ordering},
     thread,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use serde::Serialize;
 
-use tickgate::wire;
+use tickgate::{
+    session::{
+        client::{Client, State},
+        token::{self, TokenParams},
+    },
+    wire::{self, crypto::Key, v2::Kind},
+};
 
 use crate::client::SyntheticClient;
 
@@ -127,7 +133,24 @@ pub struct ClientPlan {
     pub seed: u64,
     /// The game server.
     pub dst: SocketAddr,
+    /// Protocol v2: each client mints its own connect token with this backend key and connects
+    /// before sending; `None` sends unauthenticated protocol v1.
+    pub sessions: Option<SessionPlan>,
 }
+
+/// What protocol v2 clients need: what the game's backend would give them.
+#[derive(Clone, Debug)]
+pub struct SessionPlan {
+    /// The key tokens are minted with (the server's `--key-file`).
+    pub backend_key: Key,
+    /// The game's protocol id.
+    pub protocol_id: u64,
+    /// Session timeout in the tokens, seconds.
+    pub timeout_s: u32,
+}
+
+/// How long a group of clients may take to connect before the ones left are given up on.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the client senders did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -152,6 +175,13 @@ pub struct SendStats {
     pub inputs_generated: u64,
     /// Distinct inputs carried by at least one packet that was sent: what the server can get.
     pub inputs_sent: u64,
+    /// Inputs carried by the second copies of duplicated packets (v2 drops those copies whole,
+    /// as replays, before their inputs are looked at).
+    pub duplicate_commands: u64,
+    /// Protocol v2 handshake packets sent (requests and responses, retries included).
+    pub handshake_packets: u64,
+    /// Clients that got no session in time and sent nothing.
+    pub connect_failures: u64,
 }
 
 impl SendStats {
@@ -168,6 +198,9 @@ impl SendStats {
             commands_sent: self.commands_sent + o.commands_sent,
             inputs_generated: self.inputs_generated + o.inputs_generated,
             inputs_sent: self.inputs_sent + o.inputs_sent,
+            duplicate_commands: self.duplicate_commands + o.duplicate_commands,
+            handshake_packets: self.handshake_packets + o.handshake_packets,
+            connect_failures: self.connect_failures + o.connect_failures,
         }
     }
 }
@@ -178,6 +211,61 @@ struct ClientState {
     rng: fastrand::Rng,
     held: Option<(Vec<u8>, u64)>,
     covered_upto: u64,
+    session: Option<Client>,
+}
+
+/// Mints a token for each client and runs their handshakes together, retrying every 50 ms for up
+/// to [`CONNECT_TIMEOUT`]; clients that do not connect are dropped from the group (counted).
+fn connect(clients: &mut Vec<ClientState>, plan: &ClientPlan, sessions: &SessionPlan, stats: &mut SendStats) {
+    let now_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    for state in clients.iter_mut() {
+        let params = TokenParams {
+            protocol_id: sessions.protocol_id,
+            create_ts: now_s,
+            expire_ts: now_s + 3600,
+            timeout_s: sessions.timeout_s,
+            match_id: 0,
+            player_id: u64::from(state.client.id()),
+            user_data: Vec::new(),
+            addresses: vec![plan.dst],
+            c2s_key: Key::random().unwrap_or_else(|_| Key::from_bytes([state.client.id() as u8; 32])),
+            s2c_key: Key::random().unwrap_or_else(|_| Key::from_bytes([!(state.client.id() as u8); 32])),
+        };
+        if let Ok(bytes) = token::mint_random(&sessions.backend_key, &params)
+            && let Ok(public) = token::parse(&bytes)
+        {
+            state.session = Some(Client::new(&public));
+        }
+        let _ = state.socket.set_nonblocking(true);
+    }
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        let mut waiting = 0;
+        for state in clients.iter_mut() {
+            let Some(session) = state.session.as_mut() else { continue };
+            while let Ok((n, _)) = state.socket.recv_from(&mut buf) {
+                session.receive(&buf[..n]);
+            }
+            if let Some(packet) = session.handshake_packet() {
+                waiting += 1;
+                if state.socket.send_to(&packet, plan.dst).is_ok() {
+                    stats.handshake_packets += 1;
+                }
+            }
+        }
+        if waiting == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let before = clients.len();
+    clients.retain(|s| matches!(s.session.as_ref().map(Client::state), Some(State::Connected { .. })));
+    for state in clients.iter() {
+        // Paced sends block briefly on a full socket buffer rather than fail.
+        let _ = state.socket.set_nonblocking(false);
+    }
+    stats.connect_failures += (before - clients.len()) as u64;
 }
 
 /// Sleeps until `deadline` (no-op if it has passed).
@@ -227,10 +315,15 @@ pub fn run_clients(plan: &ClientPlan, until: Instant, stop: &AtomicBool) -> Resu
             rng: fastrand::Rng::with_seed(plan.seed ^ u64::from(id).wrapping_mul(0xA24B_AED4_963E_E407)),
             held: None,
             covered_upto: 0,
+            session: None,
         });
     }
-    let redundancy = u64::from(plan.redundancy.clamp(1, wire::MAX_COMMANDS as u32));
     let mut stats = SendStats { clients: plan.count, ..SendStats::default() };
+    if let Some(sessions) = &plan.sessions {
+        connect(&mut clients, plan, sessions, &mut stats);
+    }
+    let mut body = Vec::new();
+    let redundancy = u64::from(plan.redundancy.clamp(1, wire::MAX_COMMANDS as u32));
     let mut packet = Vec::new();
     let start = Instant::now();
     'run: for tick in 0u64.. {
@@ -240,7 +333,15 @@ pub fn run_clients(plan: &ClientPlan, until: Instant, stop: &AtomicBool) -> Resu
                 break 'run;
             }
             sleep_until(due);
-            let seq = state.client.next_packet(tickgate::sys::clock_tai_ns(), &mut packet);
+            let now = tickgate::sys::clock_tai_ns();
+            let seq = match state.session.as_mut() {
+                Some(session) => {
+                    let seq = state.client.next_body(now, &mut body);
+                    session.seal(Kind::Input, &body, &mut packet);
+                    seq
+                }
+                None => state.client.next_packet(now, &mut packet),
+            };
             stats.packets_generated += 1;
             stats.inputs_generated += 1;
             let commands = seq.min(redundancy);
@@ -257,6 +358,7 @@ pub fn run_clients(plan: &ClientPlan, until: Instant, stop: &AtomicBool) -> Resu
                 Fate::Send => send(state, &packet, commands, plan.dst, &mut stats),
                 Fate::Duplicate => {
                     stats.duplicated += 1;
+                    stats.duplicate_commands += commands;
                     send(state, &packet, commands, plan.dst, &mut stats);
                     send(state, &packet, commands, plan.dst, &mut stats);
                 }

@@ -143,24 +143,29 @@ impl Accounting {
         inputs_taken: u64,
     ) -> Self {
         let i = i128::from;
-        let sent = clients.packets_sent + junk.bad_magic + junk.other_port;
+        let sent = clients.packets_sent + clients.handshake_packets + junk.bad_magic + junk.other_port;
         let kernel_packets = i(veth.tx_packets) + i(veth.tx_dropped) - i(sent);
         let wire_unexplained = i(report.counters.rx_packets) - i(xdp_before_traffic) - i(veth.tx_packets);
         let workers_unexplained: i128 = report.queues.iter().map(|q| q.unexplained_packets()).sum();
         let sum = |f: &dyn Fn(&QueueReport) -> u64| -> u64 { report.queues.iter().map(f).sum() };
         let decoded = sum(&|q| q.count(Counter::InputPackets));
         let delivered = sum(&|q| q.delivered);
+        let events = sum(&|q| q.events);
         let rejected = sum(&|q| q.dropped_inputs.values().sum());
         let rejected_not_duplicate = rejected - sum(&|q| q.rejected(Reject::Duplicate));
-        let game_packets_not_decoded = clients.packets_sent.saturating_sub(decoded);
+        // Protocol v2 drops a duplicated packet whole, as a replay, before its inputs are read;
+        // v1 reads them and rejects each as a duplicate.
+        let replayed = report.sessions.as_ref().and_then(|v| v.dropped.get("replayed").copied()).unwrap_or(0);
+        let unread_commands = if report.sessions.is_some() { clients.duplicate_commands } else { 0 };
+        let game_packets_not_decoded = clients.packets_sent.saturating_sub(decoded + replayed);
         let inputs_unexplained = (game_packets_not_decoded == 0).then(|| {
-            let commands = i(clients.commands_sent) - i(delivered) - i(rejected);
+            let commands = i(clients.commands_sent) - i(unread_commands) - i(delivered) - i(rejected);
             let inputs = if rejected_not_duplicate == 0 { i(clients.inputs_sent) - i(delivered) } else { 0 };
             commands.abs() + inputs.abs()
         });
         let s = &report.sequencer;
         let sequencer_unexplained =
-            i(delivered) - i(s.inputs_ordered) - i(s.late_dropped) - i(s.dropped_no_floor);
+            i(delivered) + i(events) - i(s.inputs_ordered) - i(s.late_dropped) - i(s.dropped_no_floor);
         let frames_unexplained = i(inputs_taken) - i(s.inputs_ordered);
         let mut out = Self {
             sent,

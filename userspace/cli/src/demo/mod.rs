@@ -23,15 +23,20 @@ use tickgate::{
     frame_queue::{Config, Frame, Stats, TickClock},
     ingress::{Ingress, IngressConfig, IngressReport},
     session::anti_replay::Reject,
+    session::{
+        gate::{HandshakeLimit, SessionsConfig},
+        server::ServerConfig,
+    },
     steer::{LoadOptions, Timestamps, privileges, rate_limit::RateLimit},
     sys,
+    wire::crypto::Key,
     worker::Counter,
     xsk::XskConfig,
 };
 use tickgate_testkit::{
     client::send_time_ns,
     lab::{self, Lab},
-    traffic::{self, ClientPlan, Impairments, JunkStats, OTHER_PORT, SendStats, VethCounters},
+    traffic::{self, ClientPlan, Impairments, JunkStats, OTHER_PORT, SendStats, SessionPlan, VethCounters},
 };
 
 use crate::ModeArg;
@@ -299,7 +304,7 @@ fn receive(
 }
 
 /// Client groups for one or two sender threads.
-fn plans(a: &DemoArgs, impairments: Impairments, dst: SocketAddr) -> Vec<ClientPlan> {
+fn plans(a: &DemoArgs, impairments: Impairments, dst: SocketAddr, sessions: &SessionPlan) -> Vec<ClientPlan> {
     let threads = if a.clients > CLIENTS_PER_THREAD { 2 } else { 1 };
     let per = a.clients.div_ceil(threads);
     (0..threads)
@@ -311,9 +316,13 @@ fn plans(a: &DemoArgs, impairments: Impairments, dst: SocketAddr) -> Vec<ClientP
             impairments,
             seed: a.seed,
             dst,
+            sessions: Some(sessions.clone()),
         })
         .collect()
 }
+
+/// The protocol id the demo's tokens carry.
+const DEMO_PROTOCOL_ID: u64 = 0x7469_636b_6465_6d6f;
 
 fn join<T>(handle: thread::ScopedJoinHandle<'_, Result<T>>, what: &str) -> Result<T> {
     handle.join().map_err(|_| anyhow!("the demo's {what} thread panicked"))?
@@ -328,6 +337,21 @@ struct Outcome {
 
 /// Starts the receiver, then the traffic; waits for both; reads the sender veth's counters.
 fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBool) -> Result<Outcome> {
+    // The game's backend and tickgate share this key; the clients mint their own tokens with it,
+    // as a backend would for them.
+    let backend_key = Key::random().map_err(|e| anyhow!("no random bytes for the demo's key: {e}"))?;
+    let session_plan =
+        SessionPlan { backend_key: backend_key.clone(), protocol_id: DEMO_PROTOCOL_ID, timeout_s: 10 };
+    // Every client shares the client namespace's one address: its handshake budget must hold all.
+    let handshakes = RateLimit::new(u64::from(a.clients) * 4, u64::from(a.clients) * 4)
+        .map_err(|e| anyhow!("handshake budget for {} clients: {e}", a.clients))?;
+    let sessions = SessionsConfig {
+        server: ServerConfig::new(DEMO_PROTOCOL_ID, backend_key, a.clients as usize + 16),
+        handshake_limit: HandshakeLimit {
+            per_source: RateLimit::config(Some(handshakes)),
+            global: RateLimit::config(Some(handshakes)),
+        },
+    };
     let config = IngressConfig {
         load: LoadOptions {
             ifname: lab.rx_if.clone(),
@@ -336,7 +360,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
             timestamps: Timestamps::Auto,
             force: false,
             rate_limit: a.rate_limit,
-            insecure_v1: true,
+            insecure_v1: false,
         },
         queues: (0..a.queues).collect(),
         cores: vec![None; a.queues as usize],
@@ -344,7 +368,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
         xsk: XskConfig::default(),
         handoff_capacity: 65_536,
         frames: Config { tick_hz: a.tick_hz, ..Config::default() },
-        sessions: None,
+        sessions: Some(sessions),
     };
     let done = AtomicBool::new(false);
     let hard_stop = Instant::now() + Duration::from_secs(a.seconds + 60);
@@ -363,7 +387,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
             a.clients, a.tick_hz, a.seconds, lab.rx_if, a.queues
         );
         let until = Instant::now() + Duration::from_secs(a.seconds);
-        let senders: Vec<_> = plans(a, impairments, game)
+        let senders: Vec<_> = plans(a, impairments, game, &session_plan)
             .into_iter()
             .map(|plan| {
                 s.spawn(move || -> Result<SendStats> {
@@ -503,6 +527,12 @@ fn print_summary(s: &DemoSummary) {
         c.inputs_generated, c.inputs_sent, c.commands_sent, s.config.redundancy
     );
     println!(
+        "            protocol v2: {} handshake packets, {} clients connected, {} could not connect",
+        c.handshake_packets,
+        u64::from(c.clients).saturating_sub(c.connect_failures),
+        c.connect_failures
+    );
+    println!(
         "            junk: {} bad-magic packets to port {}, {} packets to port {OTHER_PORT} (send errors {})",
         j.bad_magic, s.config.game_port, j.other_port, j.send_errors
     );
@@ -544,9 +574,10 @@ fn print_summary(s: &DemoSummary) {
     );
     let inputs_balance = match acc.inputs_unexplained {
         Some(_) => format!(
-            "commands {} = delivered {delivered} + rejected {} (duplicate {duplicates})",
+            "commands {} = delivered {delivered} + rejected {} (duplicate {duplicates}) + in replayed copies {}",
             c.commands_sent,
-            sum(&|q| q.dropped_inputs.values().sum())
+            sum(&|q| q.dropped_inputs.values().sum()),
+            c.duplicate_commands
         ),
         None => format!(
             "{} game packets not decoded (shed, no socket or dropped: see the counters), \
@@ -556,8 +587,10 @@ fn print_summary(s: &DemoSummary) {
     };
     println!(
         "            steered {} = workers {worker_received} + ring drops {ring_drops}; {inputs_balance}; \
-         delivered {delivered} = ordered {}",
-        x.steered, r.sequencer.inputs_ordered
+         delivered {delivered} + joins {} = ordered {}",
+        x.steered,
+        sum(&|q| q.events),
+        r.sequencer.inputs_ordered
     );
     println!("            unexplained {}", acc.unexplained);
     println!(
