@@ -264,3 +264,85 @@ fn client_request_shaped(rng: &mut fastrand::Rng) -> Vec<u8> {
     req[v2::HEADER_LEN + 24..v2::HEADER_LEN + 32].copy_from_slice(&(now_s() + 30).to_be_bytes());
     req
 }
+
+#[test]
+fn keepalives_hold_an_idle_player_and_silence_frees_its_session_and_xdp_entry() {
+    let lab = Lab::new(1);
+    let dir = run_dir(&lab);
+    let key = Key::from_bytes([0x3c; 32]);
+    let key_file = dir.join("backend.key");
+    std::fs::write(&key_file, key.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap();
+    let run = Run::start(
+        &lab,
+        &[
+            "--duration",
+            "9",
+            "--timestamps",
+            "xdp",
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--protocol-id",
+            &PROTOCOL.to_string(),
+        ],
+    );
+    let server: SocketAddr = (RX_IP4, 7777).into();
+    let (keepalives_heard, after_timeout) = in_netns(&lab.tx_ns, || {
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        // A 2-second timeout in the token.
+        let params = TokenParams {
+            protocol_id: PROTOCOL,
+            create_ts: now_s(),
+            expire_ts: now_s() + 60,
+            timeout_s: 2,
+            match_id: 5,
+            player_id: PLAYER,
+            user_data: vec![],
+            addresses: vec![server],
+            c2s_key: Key::random().unwrap(),
+            s2c_key: Key::random().unwrap(),
+        };
+        let mut client = Client::new(&token::parse(&token::mint_random(&key, &params).unwrap()).unwrap());
+        handshake(&sock, server, &mut client, &mut Seen::default());
+        // Idle for 4 s (twice the timeout) with nothing but keepalives both ways.
+        let mut heard = 0;
+        let mut buf = [0u8; 256];
+        let mut packet = Vec::new();
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            assert!(client.seal(Kind::Keepalive, &[], &mut packet));
+            sock.send_to(&packet, server).unwrap();
+            let listen = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < listen {
+                if let Ok((n, _)) = sock.recv_from(&mut buf)
+                    && client.receive(&buf[..n]) == Event::Keepalive
+                {
+                    heard += 1;
+                }
+            }
+        }
+        // Still connected: an input goes through.
+        assert!(client.seal(Kind::Input, &inputs(0), &mut packet));
+        sock.send_to(&packet, server).unwrap();
+        // Then silence past the timeout; a packet after it dies in XDP.
+        std::thread::sleep(Duration::from_millis(2_600));
+        assert!(client.seal(Kind::Input, &inputs(1), &mut packet));
+        sock.send_to(&packet, server).unwrap();
+        (heard, client.state())
+    });
+    assert!(keepalives_heard >= 2, "the server kept the idle session alive: {keepalives_heard} keepalives");
+    assert!(matches!(after_timeout, State::Connected { .. }), "the client never heard a disconnect");
+    let s = run.finish();
+    let v = &s["sessions"];
+    assert_eq!(
+        (v["joined"].as_u64(), v["closed"]["timeout"].as_u64(), v["open"].as_u64()),
+        (Some(1), Some(1), Some(0)),
+        "{v}"
+    );
+    assert_eq!(
+        s["counters"]["dropped"]["no_session"], 1,
+        "the packet after the timeout: {} {v} {}",
+        s["counters"], s["queues"][0]
+    );
+    assert_eq!(s["queues"][0]["delivered"], 1, "the input while connected: {}", s["queues"][0]);
+}
