@@ -309,6 +309,30 @@ pub(crate) mod examples {
         out
     }
 
+    /// The handshake of the token example (`session::token::tests::example`) from
+    /// 10.77.0.1:40001 to 10.77.0.2:7777 at Unix time 1800000000.000, against a server whose
+    /// run key is `99 × 32` and whose first challenge sequence is 1000: request, challenge and
+    /// response, byte for byte.
+    pub(crate) fn handshake() -> [Vec<u8>; 3] {
+        use crate::session::{
+            client::Client,
+            server::{Server, ServerConfig},
+            token,
+        };
+        let (key, params, nonce) = token::tests::example();
+        let minted = token::mint(&key, &params, nonce).expect("the example mints");
+        let mut client = Client::new(&token::parse(&minted).expect("the example parses"));
+        let config = ServerConfig::new(params.protocol_id, key, 8);
+        let mut server = Server::with_run_key(config, Key::from_bytes([0x99; 32]), 1000);
+        let src = "10.77.0.1:40001".parse().expect("an address");
+        let request = client.handshake_packet().expect("a request");
+        let challenge = server.on_request(src, params.addresses[0], &request, 1_800_000_000_000).expect("a challenge");
+        client.receive(&challenge.bytes);
+        let response = client.handshake_packet().expect("a response");
+        assert!(server.on_response(src, &response, 1_800_000_000_000, 1).is_ok());
+        [request, challenge.bytes, response]
+    }
+
     #[test]
     fn the_protocol_doc_shows_these_bytes() {
         let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md"));
@@ -318,7 +342,15 @@ pub(crate) mod examples {
         }
         let token = crate::session::token::tests::example();
         let minted = crate::session::token::mint(&token.0, &token.1, token.2).unwrap();
-        let dump = dump(&minted[..96]);
-        assert!(doc.contains(&dump), "docs/protocol.md lacks the token example's first 96 bytes:\n{dump}");
+        let token_dump = dump(&minted[..96]);
+        assert!(doc.contains(&token_dump), "docs/protocol.md lacks the token example's first 96 bytes:\n{token_dump}");
+        let [request, challenge, response] = handshake();
+        assert_eq!((request.len(), challenge.len(), response.len()), (1088, 460, 460));
+        for (name, bytes) in [("request", &request[..64]), ("challenge", &challenge[..48]), ("response", &response[..48])] {
+            let shown = dump(bytes);
+            assert!(doc.contains(&shown), "docs/protocol.md lacks the {name} example's first bytes:\n{shown}");
+        }
+        let proof = dump(&response[response.len() - 16..]);
+        assert!(doc.contains(&proof), "docs/protocol.md lacks the response's proof:\n{proof}");
     }
 }
