@@ -152,8 +152,20 @@ fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
             v2::seal(&wrong, Kind::Input, rng.u32(..), u64::from(n), b"x", &mut packet);
             other.send_to(&packet, server).unwrap();
         }
-        // Garbage connection requests of the right size, from another source address (over
-        // IPv6), so that the per-source handshake budget they exhaust is not the players'.
+        // A second player joins over IPv6 (its challenge and keepalive are IPv6 frames that
+        // tickgate wrote, checksums included, or this client's kernel would drop them).
+        let second_sock = UdpSocket::bind("[::]:0").unwrap();
+        second_sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let server6: SocketAddr = (RX_IP6, 7777).into();
+        let mut second = Client::new(&token::parse(&token(&key, server6, PLAYER + 1)).unwrap());
+        let mut second_seen = Seen::default();
+        handshake(&second_sock, server6, &mut second, &mut second_seen);
+        assert!(second.seal(Kind::Input, &inputs(0), &mut packet));
+        second_sock.send_to(&packet, server6).unwrap();
+
+        // Garbage connection requests of the right size, from another source address than
+        // player 1's (over IPv6, after player 2 connected from it), so that the per-source
+        // handshake budget they exhaust is not a connecting player's.
         let flooder = UdpSocket::bind("[::]:0").unwrap();
         for _ in 0..300 {
             let mut req = client_request_shaped(&mut rng);
@@ -166,15 +178,6 @@ fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
             sock.send_to(&packet, server).unwrap();
             std::thread::sleep(Duration::from_micros(300));
         }
-        // A second player joins despite everything above.
-        let second_sock = UdpSocket::bind("0.0.0.0:0").unwrap();
-        second_sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        let mut second = Client::new(&token::parse(&token(&key, server, PLAYER + 1)).unwrap());
-        let mut second_seen = Seen::default();
-        handshake(&second_sock, server, &mut second, &mut second_seen);
-        assert!(second.seal(Kind::Input, &inputs(0), &mut packet));
-        second_sock.send_to(&packet, server).unwrap();
-
         // Goodbye, then a packet after it: the XDP entry is gone.
         std::thread::sleep(Duration::from_millis(50));
         for p in client.disconnect(3) {

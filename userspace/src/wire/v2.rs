@@ -326,7 +326,8 @@ pub(crate) mod examples {
         let mut server = Server::with_run_key(config, Key::from_bytes([0x99; 32]), 1000);
         let src = "10.77.0.1:40001".parse().expect("an address");
         let request = client.handshake_packet().expect("a request");
-        let challenge = server.on_request(src, params.addresses[0], &request, 1_800_000_000_000).expect("a challenge");
+        let challenge =
+            server.on_request(src, params.addresses[0], &request, 1_800_000_000_000).expect("a challenge");
         client.receive(&challenge.bytes);
         let response = client.handshake_packet().expect("a response");
         assert!(server.on_response(src, &response, 1_800_000_000_000, 1).is_ok());
@@ -343,12 +344,20 @@ pub(crate) mod examples {
         let token = crate::session::token::tests::example();
         let minted = crate::session::token::mint(&token.0, &token.1, token.2).unwrap();
         let token_dump = dump(&minted[..96]);
-        assert!(doc.contains(&token_dump), "docs/protocol.md lacks the token example's first 96 bytes:\n{token_dump}");
+        assert!(
+            doc.contains(&token_dump),
+            "docs/protocol.md lacks the token example's first 96 bytes:\n{token_dump}"
+        );
         let [request, challenge, response] = handshake();
         assert_eq!((request.len(), challenge.len(), response.len()), (1088, 460, 460));
-        for (name, bytes) in [("request", &request[..64]), ("challenge", &challenge[..48]), ("response", &response[..48])] {
+        for (name, bytes) in
+            [("request", &request[..64]), ("challenge", &challenge[..48]), ("response", &response[..48])]
+        {
             let shown = dump(bytes);
-            assert!(doc.contains(&shown), "docs/protocol.md lacks the {name} example's first bytes:\n{shown}");
+            assert!(
+                doc.contains(&shown),
+                "docs/protocol.md lacks the {name} example's first bytes:\n{shown}"
+            );
         }
         let proof = dump(&response[response.len() - 16..]);
         assert!(doc.contains(&proof), "docs/protocol.md lacks the response's proof:\n{proof}");
