@@ -43,6 +43,7 @@ mod live;
 mod load;
 mod replay;
 mod run;
+mod sink;
 mod token;
 
 /// Kernel-bypass ingress for lockstep game servers: steers game UDP ports into AF_XDP.

@@ -3,8 +3,7 @@
 //! dies anyway, the kernel closes its bpf_link and the program detaches.
 
 use std::{
-    fs::{self, File},
-    io::{self, BufWriter, Write},
+    fs,
     path::PathBuf,
     sync::{
         Arc,
@@ -30,6 +29,7 @@ use tickgate::{
 };
 
 use super::SteerArgs;
+use crate::sink::Sink;
 
 /// Late-input policy.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -155,16 +155,6 @@ impl SessionArgs {
     }
 }
 
-fn output(spec: Option<&str>) -> Result<Option<Box<dyn Write>>> {
-    Ok(match spec {
-        None => None,
-        Some("-") => Some(Box::new(BufWriter::new(io::stdout()))),
-        Some(path) => {
-            Some(Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {path}"))?)))
-        }
-    })
-}
-
 impl RunArgs {
     /// The interface, from the command line or the config file.
     pub fn iface(&self) -> &str {
@@ -265,14 +255,9 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
         ingress.attachment().mode(),
         a.steer.port
     );
-    let mut inputs_out = output(a.inputs_out.as_deref())?;
-    let mut frames_out = output(a.frames_out.as_deref())?;
-    let mut write_error = None;
-    let mut emit = |frame: &Frame| {
-        if let Err(e) = write_frame(frame, frames_out.as_mut(), inputs_out.as_mut()) {
-            write_error.get_or_insert(e);
-        }
-    };
+    let inputs_out = Sink::open("inputs-out", a.inputs_out.as_deref())?;
+    let frames_out = Sink::open("frames-out", a.frames_out.as_deref())?;
+    let emit = |frame: &Frame| write_frame(frame, frames_out.as_ref(), inputs_out.as_ref());
     let started = Instant::now();
     let deadline = a.duration.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
     let live = crate::live::path(a.iface());
@@ -291,9 +276,11 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
             frames_seen += 1;
         }
         if last_live.elapsed() >= Duration::from_secs(1) {
+            let frames_overflowed = ingress.frames().overflowed();
             let report = ingress.report(Stats {
                 frames: frames_seen,
                 inputs_ordered: inputs_seen,
+                frames_overflowed,
                 ..Stats::default()
             });
             if a.metrics.is_some()
@@ -311,11 +298,8 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     }
     let (report, recorder) = ingress.stop(|frame| emit(&frame))?;
     let _ = fs::remove_file(&live);
-    for out in [inputs_out.as_mut(), frames_out.as_mut()].into_iter().flatten() {
-        out.flush().context("flushing the outputs")?;
-    }
-    if let Some(e) = write_error {
-        return Err(e.context("writing frames or inputs"));
+    for sink in [inputs_out, frames_out].into_iter().flatten() {
+        sink.finish()?;
     }
     print_summary(&report);
     if let Some(path) = &a.summary_json {
@@ -332,28 +316,39 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     Ok(recorder)
 }
 
-fn write_frame(
-    frame: &Frame,
-    frames_out: Option<&mut Box<dyn Write>>,
-    inputs_out: Option<&mut Box<dyn Write>>,
-) -> Result<()> {
+/// Hands a frame (and its inputs) to the outputs as JSON lines; never blocks.
+fn write_frame(frame: &Frame, frames_out: Option<&Sink>, inputs_out: Option<&Sink>) {
+    let line = |value: &dyn erased::Line| {
+        let mut bytes = value.json();
+        bytes.push(b'\n');
+        bytes
+    };
     if let Some(out) = frames_out {
-        serde_json::to_writer(&mut *out, frame)?;
-        out.write_all(b"\n")?;
+        out.push(line(frame));
     }
     if let Some(out) = inputs_out {
         for input in &frame.inputs {
-            serde_json::to_writer(
-                &mut *out,
-                &serde_json::json!({
-                    "client": input.client_id, "seq": input.seq, "frame": input.client_frame,
-                    "rx_ts_ns": input.rx.ns, "ts_source": input.rx.clock, "queue": input.queue,
-                }),
-            )?;
-            out.write_all(b"\n")?;
+            out.push(line(&serde_json::json!({
+                "client": input.client_id, "seq": input.seq, "frame": input.client_frame,
+                "rx_ts_ns": input.rx.ns, "ts_source": input.rx.clock, "queue": input.queue,
+                "kind": input.kind.as_str(),
+            })));
         }
     }
-    Ok(())
+}
+
+mod erased {
+    /// Something serializable to a JSON line (a frame or an input's object).
+    pub(super) trait Line {
+        fn json(&self) -> Vec<u8>;
+    }
+
+    impl<T: serde::Serialize> Line for T {
+        fn json(&self) -> Vec<u8> {
+            // Serializing these values to memory cannot fail: no maps with non-string keys.
+            serde_json::to_vec(self).unwrap_or_default()
+        }
+    }
 }
 
 pub fn print_summary(r: &IngressReport) {

@@ -344,3 +344,87 @@ fn replay_of_a_recorded_run_reproduces_its_frames_and_hashes() {
     let partial = std::fs::read_to_string(&torn_frames).unwrap();
     assert!(live.starts_with(&partial), "the frames before the damage are the live run's");
 }
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A `--frames-out` reader that opens its pipe and never reads: the run goes on (duration,
+/// signals, live status), its memory stays flat, and what it could not write is counted.
+fn stalled_reader_run(stop_by_signal: bool) {
+    let lab = Lab::new(1);
+    let fifo = run_dir(&lab).join(if stop_by_signal { "stalled-term.fifo" } else { "stalled.fifo" });
+    let _ = std::fs::remove_file(&fifo);
+    support::sh(&["mkfifo", fifo.to_str().unwrap()]);
+    // The reader: opens (which lets the writer's open return) and then holds the pipe unread.
+    let reader_path = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        let file = std::fs::File::open(reader_path).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(14));
+        drop(file);
+    });
+    let started = std::time::Instant::now();
+    let duration = if stop_by_signal { "60" } else { "5" };
+    let mut run = Run::start_v1(
+        &lab,
+        &[
+            "--duration",
+            duration,
+            "--tick-hz",
+            "1000",
+            "--timestamps",
+            "xdp",
+            "--frames-out",
+            fifo.to_str().unwrap(),
+        ],
+    );
+    let pid = run.child.id();
+    // A first input starts the tick grid; from then on 1000 frames a second are sealed.
+    play(&lab, 1, 5, false);
+    let live = std::path::Path::new("/run/tickgate").join(format!("{}.json", lab.rx_if));
+    let uptime = || -> f64 {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&live).unwrap()).unwrap();
+        v["uptime_s"].as_f64().unwrap()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let (rss_early, uptime_early) = (rss_kib(pid), uptime());
+    std::thread::sleep(std::time::Duration::from_millis(2_000));
+    let (rss_late, uptime_late) = (rss_kib(pid), uptime());
+    assert!(uptime_late > uptime_early + 1.0, "the live status froze: {uptime_early} then {uptime_late}");
+    // 2 s at 1000 frames/s with nobody reading: bounded queues, so no growth worth the name.
+    assert!(rss_late < rss_early + 16 * 1024, "memory grew from {rss_early} KiB to {rss_late} KiB");
+    if stop_by_signal {
+        // SAFETY: kill on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    }
+    let (exited, out) = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+        loop {
+            if let Ok(Some(_)) = run.child.try_wait() {
+                break (true, ());
+            }
+            if std::time::Instant::now() > deadline {
+                break (false, ());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let _ = out;
+    assert!(exited, "the run did not stop with its reader stalled ({:?} after start)", started.elapsed());
+    let s = run.finish();
+    assert!(s["sequencer"]["frames"].as_u64().unwrap() > 3_000, "{}", s["sequencer"]);
+    reader.join().unwrap();
+}
+
+#[test]
+fn a_frames_out_reader_that_never_reads_does_not_hold_the_run_at_its_duration() {
+    stalled_reader_run(false);
+}
+
+#[test]
+fn a_frames_out_reader_that_never_reads_does_not_hold_the_run_against_sigterm() {
+    stalled_reader_run(true);
+}

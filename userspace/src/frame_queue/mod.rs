@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 pub use frame::{Frame, GENESIS_HASH, JsonLines, chain_hash, encode_frame, frame_order, hex};
-pub use sequencer_thread::{FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn};
+pub use sequencer_thread::{
+    FRAME_QUEUE_CAPACITY, FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn,
+};
 pub use tick::{MAX_TICKS_AHEAD, TickClock};
 
 use crate::input::{Clock, Input};
@@ -151,6 +153,10 @@ pub struct Stats {
     pub restamped_clock: u64,
     /// Inputs stamped by the other clock before their queue had a floor, dropped.
     pub dropped_no_floor: u64,
+    /// Frames dropped because the game's end held [`FRAME_QUEUE_CAPACITY`] frames (a game that
+    /// stopped taking them); set by the sequencer thread, 0 in replay.
+    #[serde(default)]
+    pub frames_overflowed: u64,
 }
 
 /// Sees every state change of a [`Pipeline`], in order: the record log implements it.
@@ -319,6 +325,7 @@ impl<R: Recorder> Pipeline<R> {
             clock_jumps: tick.clock_jumps,
             ticks_skipped: tick.ticks_skipped,
             far_future_dropped: tick.far_future_dropped,
+            frames_overflowed: 0,
         }
     }
 

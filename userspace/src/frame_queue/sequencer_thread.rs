@@ -4,7 +4,11 @@
 //! The thread applies items in the order it pops them; that order is the only thing thread
 //! timing decides, and the recorder logs exactly it, so a replay makes the same decisions.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+    mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError},
+};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -59,14 +63,16 @@ pub fn spawn<R: Recorder + Send + 'static>(
 ) -> Result<Running<R>, SpawnError> {
     let pipeline = Pipeline::with_recorder(config, queues, recorder)?;
     let (producers, consumers): (Vec<_>, Vec<_>) = (0..queues).map(|_| sequencer::channel(capacity)).unzip();
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(FRAME_QUEUE_CAPACITY);
+    let overflowed = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&overflowed);
     let handle = thread::Builder::new()
         .name("tickgate-seq".into())
-        .spawn(move || run(pipeline, consumers, tx))
+        .spawn(move || run(pipeline, consumers, tx, &counter))
         .map_err(SpawnError::Thread)?;
     Ok(Running {
         producers,
-        frames: FrameQueue { rx, finished: false },
+        frames: FrameQueue { rx, finished: false, overflowed },
         sequencer: SequencerThread { handle },
     })
 }
@@ -74,7 +80,8 @@ pub fn spawn<R: Recorder + Send + 'static>(
 fn run<R: Recorder>(
     mut pipeline: Pipeline<R>,
     mut consumers: Vec<Consumer>,
-    frames: Sender<Frame>,
+    frames: SyncSender<Frame>,
+    overflowed: &AtomicU64,
 ) -> RunOutcome<R> {
     let mut idle_rounds = 0u32;
     while !pipeline.is_finished() {
@@ -89,9 +96,12 @@ fn run<R: Recorder>(
             }
         }
         for frame in pipeline.drain_frames() {
-            // The game may have stopped listening; the run still goes on so that the recorder
-            // sees every item up to the close.
-            let _ = frames.send(frame);
+            // A game that stopped taking frames never stalls the sequencer or grows its memory:
+            // past the bound, frames are dropped and counted (the game sees the tick gap). A
+            // game that is gone: the run still goes on so that the recorder sees every item.
+            if let Err(TrySendError::Full(_)) = frames.try_send(frame) {
+                overflowed.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if fed > 0 {
             idle_rounds = 0;
@@ -107,18 +117,30 @@ fn run<R: Recorder>(
             thread::sleep(IDLE_SLEEP);
         }
     }
-    RunOutcome { stats: pipeline.stats(), recorder: pipeline.into_recorder() }
+    let mut stats = pipeline.stats();
+    stats.frames_overflowed = overflowed.load(Ordering::Relaxed);
+    RunOutcome { stats, recorder: pipeline.into_recorder() }
 }
 
-/// The game's end: sealed frames in tick order. Unbounded, so a slow game never stalls the
-/// sequencer; at 60 frames a second the backlog grows slowly and visibly.
+/// Frames the game's end holds before the sequencer drops new ones: 68 s at 60 Hz, 4 s at 1 kHz.
+pub const FRAME_QUEUE_CAPACITY: usize = 4096;
+
+/// The game's end: sealed frames in tick order, at most [`FRAME_QUEUE_CAPACITY`] waiting. A game
+/// that falls that far behind loses the newest frames, counted ([`FrameQueue::overflowed`]) and
+/// visible as a gap in the ticks; the sequencer never waits for it.
 #[derive(Debug)]
 pub struct FrameQueue {
     rx: Receiver<Frame>,
     finished: bool,
+    overflowed: Arc<AtomicU64>,
 }
 
 impl FrameQueue {
+    /// Frames dropped so far because the queue was full.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
     /// The next frame, waiting up to `timeout`; `None` on timeout or once the run has ended.
     pub fn next_frame(&mut self, timeout: Duration) -> Option<Frame> {
         match self.rx.recv_timeout(timeout) {
@@ -230,5 +252,29 @@ mod tests {
         assert!(running.frames.is_finished());
         let outcome = running.sequencer.join().expect("sequencer thread");
         assert_eq!((outcome.stats.frames, outcome.stats.inputs_ordered), (50, 100));
+    }
+
+    #[test]
+    fn a_game_that_stops_taking_frames_loses_the_newest_counted_and_never_stalls_the_run() {
+        let config = Config {
+            tick_hz: 1_000,
+            grace_us: 0,
+            late: Late::Drop,
+            time_base: Clock::Nic,
+            epoch: Epoch::At(0),
+        };
+        let mut running = spawn(&config, 1, 16, ()).expect("spawn");
+        let mut producer = running.producers.pop().expect("one producer");
+        // One watermark seals FRAME_QUEUE_CAPACITY + 500 ticks; nobody takes a frame.
+        let ticks = FRAME_QUEUE_CAPACITY as u64 + 500;
+        producer.publish_watermark(ticks * 1_000_000);
+        producer.close();
+        let outcome = running.sequencer.join().expect("the sequencer ends without the game");
+        assert_eq!(outcome.stats.frames, ticks);
+        assert_eq!(outcome.stats.frames_overflowed, 500);
+        assert_eq!(running.frames.overflowed(), 500);
+        // The game gets the oldest frames, in order, and then sees the end.
+        let kept: Vec<u64> = running.frames.by_ref().map(|f| f.tick).collect();
+        assert_eq!(kept, (0..FRAME_QUEUE_CAPACITY as u64).collect::<Vec<_>>());
     }
 }
