@@ -400,19 +400,16 @@ fn stalled_reader_run(stop_by_signal: bool) {
         // SAFETY: kill on our own child's pid.
         assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
     }
-    let (exited, out) = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
-        loop {
-            if let Ok(Some(_)) = run.child.try_wait() {
-                break (true, ());
-            }
-            if std::time::Instant::now() > deadline {
-                break (false, ());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    let exited = loop {
+        if let Ok(Some(_)) = run.child.try_wait() {
+            break true;
         }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let _ = out;
     assert!(exited, "the run did not stop with its reader stalled ({:?} after start)", started.elapsed());
     let s = run.finish();
     assert!(s["sequencer"]["frames"].as_u64().unwrap() > 3_000, "{}", s["sequencer"]);
