@@ -13,6 +13,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use tickgate::{
     frame_queue::{Config, Frame, Late, Recorder, Stats},
@@ -332,6 +333,7 @@ fn write_frame(frame: &Frame, frames_out: Option<&Sink>, inputs_out: Option<&Sin
                 "client": input.client_id, "seq": input.seq, "frame": input.client_frame,
                 "rx_ts_ns": input.rx.ns, "ts_source": input.rx.clock, "queue": input.queue,
                 "kind": input.kind.as_str(),
+                "payload": base64::engine::general_purpose::STANDARD.encode(&input.payload),
             })));
         }
     }

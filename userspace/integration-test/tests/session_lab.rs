@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use base64::Engine as _;
 use prost::Message as _;
 use support::{Lab, RX_IP4, RX_IP6, Run, in_netns, run_dir};
 use tickgate::{
@@ -226,9 +227,24 @@ fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
         let frame: serde_json::Value = serde_json::from_str(line).unwrap();
         for input in frame["inputs"].as_array().unwrap() {
             let (client, seq) = (input["client"].as_u64().unwrap(), input["seq"].as_u64().unwrap());
+            let payload =
+                base64::engine::general_purpose::STANDARD.decode(input["payload"].as_str().unwrap()).unwrap();
             match input["kind"].as_str().unwrap() {
-                "command" => *got.entry((client, seq)).or_default() += 1,
-                kind => events.push((kind.to_owned(), client, frame["tick"].as_u64().unwrap())),
+                "command" => {
+                    // The payload is the command as the player sent it, as a one-command frame.
+                    let frame = InputFrame::decode(payload.as_slice()).unwrap();
+                    assert_eq!((frame.first_seq, frame.commands.len()), (seq, 1), "{input}");
+                    assert_eq!(u64::from(frame.commands[0].client_frame), seq);
+                    *got.entry((client, seq)).or_default() += 1;
+                }
+                "join" => {
+                    assert_eq!(payload, b"lab", "a join carries the token's user data");
+                    events.push(("join".to_owned(), client, frame["tick"].as_u64().unwrap()));
+                }
+                kind => {
+                    assert_eq!(payload, b"disconnect", "a leave carries its reason");
+                    events.push((kind.to_owned(), client, frame["tick"].as_u64().unwrap()));
+                }
             }
         }
     }

@@ -18,6 +18,7 @@
 use std::cmp::Ordering;
 use std::io::{self, Write};
 
+use base64::Engine as _;
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
@@ -158,7 +159,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// The JSON shape of a frame: `{"tick":…,"hash":"<hex>","inputs":[{"client":…,"seq":…,
-/// "frame":…,"rx_ts_ns":…,"ts_source":"nic|xdp","queue":…}]}`. Payloads are left out.
+/// "frame":…,"rx_ts_ns":…,"ts_source":"nic|xdp","queue":…,"kind":…,"payload":"<base64>"}]}`.
 impl Serialize for Frame {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut frame = serializer.serialize_struct("Frame", 3)?;
@@ -182,7 +183,7 @@ struct JsonInput<'a>(&'a Input);
 impl Serialize for JsonInput<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let input = self.0;
-        let mut out = serializer.serialize_struct("Input", 7)?;
+        let mut out = serializer.serialize_struct("Input", 8)?;
         out.serialize_field("client", &input.client_id)?;
         out.serialize_field("seq", &input.seq)?;
         out.serialize_field("frame", &input.client_frame)?;
@@ -190,6 +191,7 @@ impl Serialize for JsonInput<'_> {
         out.serialize_field("ts_source", input.rx.clock.as_str())?;
         out.serialize_field("queue", &input.queue)?;
         out.serialize_field("kind", input.kind.as_str())?;
+        out.serialize_field("payload", &base64::engine::general_purpose::STANDARD.encode(&input.payload))?;
         out.end()
     }
 }
@@ -332,7 +334,7 @@ mod tests {
         let text = String::from_utf8(out.into_inner()).expect("JSON is UTF-8");
         let want = format!(
             "{{\"tick\":3,\"hash\":\"{}\",\"inputs\":[{{\"client\":7,\"seq\":2,\"frame\":9,\
-             \"rx_ts_ns\":10,\"ts_source\":\"nic\",\"queue\":1,\"kind\":\"command\"}}]}}\n\
+             \"rx_ts_ns\":10,\"ts_source\":\"nic\",\"queue\":1,\"kind\":\"command\",\"payload\":\"q80=\"}}]}}\n\
              {{\"tick\":4,\"hash\":\"{}\",\"inputs\":[]}}\n",
             "a5".repeat(32),
             "0".repeat(64)
