@@ -133,6 +133,9 @@ pub fn status(iface: Option<&str>, json: bool) -> Result<()> {
         if let Some(limit) = s.rate_limit {
             println!("  rate limit: {limit}");
         }
+        if s.insecure_v1 {
+            println!("  protocol v1: ON (--insecure-v1): unauthenticated inputs are admitted");
+        }
         println!("  counters: {}", s.counters);
     }
     for r in &running {
@@ -145,6 +148,21 @@ pub fn status(iface: Option<&str>, json: bool) -> Result<()> {
             r["uptime_s"].as_f64().unwrap_or(0.0)
         );
         println!("  counters: {}", r["counters"]);
+        match r.get("sessions").filter(|v| !v.is_null()) {
+            Some(v) => println!(
+                "  sessions (protocol v2, replies via {}): open {}, joined {}, closed {}, refused {}, dropped {}",
+                r["replies"].as_str().unwrap_or("?"),
+                v["open"],
+                v["joined"],
+                v["closed"],
+                v["refused"],
+                v["dropped"]
+            ),
+            None => println!("  sessions: off"),
+        }
+        if r["insecure_v1"] == true {
+            println!("  protocol v1: ON (--insecure-v1): unauthenticated inputs are admitted");
+        }
         for q in r["queues"].as_array().into_iter().flatten() {
             println!("  queue {}: received {}, delivered {}", q["queue"], q["received"], q["delivered"]);
         }
