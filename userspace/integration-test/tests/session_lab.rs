@@ -62,6 +62,23 @@ fn inputs(newest: u64) -> Vec<u8> {
     InputFrame { first_seq: first, commands }.encode_to_vec()
 }
 
+/// Starts `tickgate run` serving protocol v2 with `key` (written to a key file) and `extra` flags.
+fn start_v2(lab: &Lab, key: &Key, extra: &[&str]) -> Run {
+    let key_file = run_dir(lab).join("backend.key");
+    std::fs::write(&key_file, key.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap();
+    let protocol = PROTOCOL.to_string();
+    let base = ["--timestamps", "xdp", "--key-file", key_file.to_str().unwrap(), "--protocol-id", &protocol];
+    Run::start(lab, &[&base[..], extra].concat())
+}
+
+/// A breath every 16 packets of an attack burst, so that the lab's veth (a 256-packet queue)
+/// carries every packet and the counts can be exact.
+fn pace(n: u64) {
+    if n % 16 == 15 {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 /// What the client side saw.
 #[derive(Debug, Default)]
 struct Seen {
@@ -93,26 +110,9 @@ fn handshake(sock: &UdpSocket, server: SocketAddr, client: &mut Client, seen: &m
 #[test]
 fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
     let lab = Lab::new(1);
-    let dir = run_dir(&lab);
     let key = Key::from_bytes([0x5e; 32]);
-    let key_file = dir.join("backend.key");
-    std::fs::write(&key_file, key.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap();
-    let frames_path = dir.join("frames.jsonl");
-    let run = Run::start(
-        &lab,
-        &[
-            "--duration",
-            "6",
-            "--timestamps",
-            "xdp",
-            "--key-file",
-            key_file.to_str().unwrap(),
-            "--protocol-id",
-            &PROTOCOL.to_string(),
-            "--frames-out",
-            frames_path.to_str().unwrap(),
-        ],
-    );
+    let frames_path = run_dir(&lab).join("frames.jsonl");
+    let run = start_v2(&lab, &key, &["--duration", "6", "--frames-out", frames_path.to_str().unwrap()]);
     let server: SocketAddr = (RX_IP4, 7777).into();
     let seen = in_netns(&lab.tx_ns, || {
         let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -136,22 +136,26 @@ fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
         for seq in 0..200u64 {
             v2::seal(&wrong, Kind::Input, seen.session, 50_000 + seq, &inputs(50_000 + seq), &mut packet);
             other.send_to(&packet, server).unwrap();
+            pace(seq);
         }
         // The same forgery from the player's own address and port: XDP lets it through, the
         // AEAD does not.
         for seq in 0..50u64 {
             v2::seal(&wrong, Kind::Input, seen.session, 60_000 + seq, &inputs(60_000 + seq), &mut packet);
             sock.send_to(&packet, server).unwrap();
+            pace(seq);
         }
         // Replays of real packets.
-        for p in sent_real.iter().take(50) {
+        for (n, p) in sent_real.iter().take(50).enumerate() {
             sock.send_to(p, server).unwrap();
+            pace(n as u64);
         }
         // 5 000 invented identities from other ports.
         let mut rng = fastrand::Rng::with_seed(3);
         for n in 0..5_000u32 {
             v2::seal(&wrong, Kind::Input, rng.u32(..), u64::from(n), b"x", &mut packet);
             other.send_to(&packet, server).unwrap();
+            pace(u64::from(n));
         }
         // A second player joins over IPv6 (its challenge and keepalive are IPv6 frames that
         // tickgate wrote, checksums included, or this client's kernel would drop them).
@@ -168,10 +172,11 @@ fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
         // player 1's (over IPv6, after player 2 connected from it), so that the per-source
         // handshake budget they exhaust is not a connecting player's.
         let flooder = UdpSocket::bind("[::]:0").unwrap();
-        for _ in 0..300 {
+        for n in 0..300 {
             let mut req = client_request_shaped(&mut rng);
             req[v2::HEADER_LEN + 50] ^= 0xff;
             flooder.send_to(&req, (RX_IP6, 7777)).unwrap();
+            pace(n);
         }
         // The player goes on.
         for seq in 100..200 {
@@ -208,10 +213,14 @@ fn a_player_with_a_token_plays_while_forgeries_replays_and_floods_go_nowhere() {
     let limited = s["counters"]["dropped"]["handshake_limited"].as_u64().unwrap();
     assert_eq!(refused + limited, 300, "every garbage request refused or shed: {sessions} {}", s["counters"]);
     let no_session = s["counters"]["dropped"]["no_session"].as_u64().unwrap();
-    // 200 forged, 5 000 invented and 1 after the goodbye; the veth may lose a few of a burst.
+    // 200 forged, 5 000 invented, 1 after the goodbye, and the goodbye's 2 extra copies: those die
+    // in XDP if the session's entry is already gone, else in the gate as unknown_session. The
+    // veth may lose a few of a burst.
+    let unknown = sessions["dropped"]["unknown_session"].as_u64().unwrap();
+    assert!(unknown <= 2, "{sessions}");
     assert!(
-        (5_000..=5_201).contains(&no_session),
-        "forged, invented and after-disconnect packets die in XDP: {no_session}"
+        (5_000..=5_203).contains(&(no_session + unknown)),
+        "forged, invented and after-disconnect packets die in XDP: {no_session} + {unknown}"
     );
     assert!(
         s["queues"][0]["tx"]["tx_queued"].as_u64().unwrap() >= 4,
@@ -287,23 +296,8 @@ fn client_request_shaped(rng: &mut fastrand::Rng) -> Vec<u8> {
 #[test]
 fn keepalives_hold_an_idle_player_and_silence_frees_its_session_and_xdp_entry() {
     let lab = Lab::new(1);
-    let dir = run_dir(&lab);
     let key = Key::from_bytes([0x3c; 32]);
-    let key_file = dir.join("backend.key");
-    std::fs::write(&key_file, key.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap();
-    let run = Run::start(
-        &lab,
-        &[
-            "--duration",
-            "9",
-            "--timestamps",
-            "xdp",
-            "--key-file",
-            key_file.to_str().unwrap(),
-            "--protocol-id",
-            &PROTOCOL.to_string(),
-        ],
-    );
+    let run = start_v2(&lab, &key, &["--duration", "9"]);
     let server: SocketAddr = (RX_IP4, 7777).into();
     let (keepalives_heard, after_timeout) = in_netns(&lab.tx_ns, || {
         let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
