@@ -13,8 +13,15 @@ use std::{
 };
 
 use serde::Serialize;
+use tickgate::{
+    session::{
+        client::{Client, State},
+        token::{self, TokenParams},
+    },
+    wire::{crypto::Key, v2},
+};
 use tickgate::{sys::clock_monotonic_ns, sys::clock_tai_ns, wire};
-use tickgate_testkit::client::SyntheticClient;
+use tickgate_testkit::{client::SyntheticClient, traffic::SessionPlan};
 
 use crate::sys;
 
@@ -55,6 +62,10 @@ pub struct GenConfig {
     pub junk: bool,
     /// Receiver.
     pub dst: SocketAddrV4,
+    /// Protocol v2: each flow connects as its own player with a token minted with this plan's
+    /// key, and every packet of a flow is its player's, sealed; `None` sends v1.
+    #[serde(skip)]
+    pub sessions: Option<SessionPlan>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -68,6 +79,8 @@ pub struct GenReport {
     pub legit_packets: u64,
     /// Distinct inputs carried by those packets (each input counted once however often resent).
     pub inputs: u64,
+    /// Protocol v2 handshake packets (requests and responses, retries included).
+    pub handshake_packets: u64,
     /// Bad-magic packets to the game port.
     pub junk_game_port: u64,
     /// Packets to the other port.
@@ -94,7 +107,7 @@ pub struct GenReport {
 impl GenReport {
     /// Every packet that left the generator.
     pub fn total(&self) -> u64 {
-        self.legit_packets + self.junk_game_port + self.junk_other_port
+        self.legit_packets + self.handshake_packets + self.junk_game_port + self.junk_other_port
     }
 }
 
@@ -131,6 +144,92 @@ pub fn pad(packet: &mut Vec<u8>, size: usize) {
     packet[24..28].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Pads a v2 input body (an `InputFrame`) to `size` bytes with unknown fields, as [`pad`] does
+/// for v1 packets; never shrinks.
+fn pad_body(body: &mut Vec<u8>, size: usize) {
+    let mut need = size.saturating_sub(body.len());
+    if need == 1 {
+        need = 2;
+    }
+    while need > 0 {
+        let take = if need <= 129 {
+            need
+        } else if need - 129 == 1 {
+            128
+        } else {
+            129
+        };
+        body.push(0x7a);
+        body.push((take - 2) as u8);
+        body.resize(body.len() + take - 2, 0);
+        need -= take;
+    }
+}
+
+/// Connects every flow as its own player (token, request, challenge, response), retrying for up
+/// to 5 s; a flow that gets no session is an error (the run would measure nothing).
+fn connect(
+    flows: &[UdpSocket],
+    plan: &SessionPlan,
+    dst: SocketAddrV4,
+    sent: &mut u64,
+) -> std::io::Result<Vec<Client>> {
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut clients = Vec::with_capacity(flows.len());
+    for i in 0..flows.len() {
+        let params = TokenParams {
+            protocol_id: plan.protocol_id,
+            create_ts: now_s,
+            expire_ts: now_s + 3600,
+            timeout_s: plan.timeout_s,
+            match_id: 0,
+            player_id: i as u64 + 1,
+            user_data: Vec::new(),
+            addresses: vec![dst.into()],
+            c2s_key: Key::random().map_err(|e| std::io::Error::other(e.to_string()))?,
+            s2c_key: Key::random().map_err(|e| std::io::Error::other(e.to_string()))?,
+        };
+        let minted = token::mint_random(&plan.backend_key, &params)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let public = token::parse(&minted).map_err(|e| std::io::Error::other(e.to_string()))?;
+        clients.push(Client::new(&public));
+    }
+    for s in flows {
+        s.set_read_timeout(Some(Duration::from_millis(20)))?;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 2048];
+    loop {
+        let mut waiting = 0;
+        for (s, c) in flows.iter().zip(clients.iter_mut()) {
+            if let Some(p) = c.handshake_packet() {
+                waiting += 1;
+                s.send_to(&p, dst)?;
+                *sent += 1;
+            }
+        }
+        if waiting == 0 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::other(format!("{waiting} flows got no session in 5 s")));
+        }
+        for (s, c) in flows.iter().zip(clients.iter_mut()) {
+            while let Ok((n, _)) = s.recv_from(&mut buf) {
+                c.receive(&buf[..n]);
+            }
+        }
+    }
+    for s in flows {
+        // Keepalives from the server pile up unread; a short timeout keeps reads out of the way.
+        s.set_read_timeout(None)?;
+    }
+    if let Some(c) = clients.iter().find(|c| !matches!(c.state(), State::Connected { .. })) {
+        return Err(std::io::Error::other(format!("a flow was refused: {:?}", c.state())));
+    }
+    Ok(clients)
+}
+
 fn errno_name(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EAGAIN) => "EAGAIN".into(),
@@ -155,8 +254,16 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
         // A full send buffer blocks at most this long, so the deadline still holds.
         s.set_write_timeout(Some(Duration::from_millis(100)))?;
     }
+    // v2: one player per flow, each flow's packets its player's own.
+    let players = if config.sessions.is_some() { flows.len() as u32 } else { config.clients.max(1) };
     let mut clients: Vec<SyntheticClient> =
-        (1..=config.clients.max(1)).map(|id| SyntheticClient::new(id, config.redundancy)).collect();
+        (1..=players).map(|id| SyntheticClient::new(id, config.redundancy)).collect();
+    let mut handshake_packets = 0;
+    let mut sessions = match &config.sessions {
+        Some(plan) => connect(&flows, plan, config.dst, &mut handshake_packets)?,
+        None => Vec::new(),
+    };
+    let mut body = Vec::with_capacity(MAX_PACKET);
     let mut last_sent_seq = vec![0u64; clients.len()];
     let redundancy = u64::from(config.redundancy.clamp(1, wire::MAX_COMMANDS as u32));
 
@@ -175,7 +282,8 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
         .collect();
     let junk_refs: Vec<&[u8]> = junk_packets.iter().map(Vec::as_slice).collect();
 
-    let mut report = GenReport { size_min: usize::MAX, tid: sys::gettid(), ..GenReport::default() };
+    let mut report =
+        GenReport { size_min: usize::MAX, tid: sys::gettid(), handshake_packets, ..GenReport::default() };
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(MAX_PACKET)).collect();
     let mut owners: Vec<(usize, u64)> = Vec::with_capacity(BATCH);
     let legit_dsts = [config.dst; BATCH];
@@ -244,17 +352,29 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
             }
         }
         owners.clear();
+        let flow_no = batch_no % flows.len();
         for buf in bufs.iter_mut().take(n) {
-            let c = next_client;
-            next_client = (next_client + 1) % clients.len();
-            let seq = clients[c].next_packet(clock_tai_ns(), buf);
-            pad(buf, config.size);
+            let (c, seq) = match sessions.get_mut(flow_no) {
+                Some(session) => {
+                    let seq = clients[flow_no].next_body(clock_tai_ns(), &mut body);
+                    pad_body(&mut body, config.size.saturating_sub(v2::HEADER_LEN + v2::TAG_LEN));
+                    session.seal(v2::Kind::Input, &body, buf);
+                    (flow_no, seq)
+                }
+                None => {
+                    let c = next_client;
+                    next_client = (next_client + 1) % clients.len();
+                    let seq = clients[c].next_packet(clock_tai_ns(), buf);
+                    pad(buf, config.size);
+                    (c, seq)
+                }
+            };
             report.size_min = report.size_min.min(buf.len());
             report.size_max = report.size_max.max(buf.len());
             owners.push((c, seq));
         }
         let refs: Vec<&[u8]> = bufs[..n].iter().map(Vec::as_slice).collect();
-        let flow = &flows[batch_no % flows.len()];
+        let flow = &flows[flow_no];
         batch_no += 1;
         // A packet the kernel refuses is lost to the receiver: count it, skip it, send the rest.
         let mut accepted = vec![false; n];

@@ -35,9 +35,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tickgate::{
     frame_queue::{self, Late},
+    session::{
+        gate::{HandshakeLimit, SessionsConfig},
+        server::ServerConfig,
+    },
     steer::rate_limit::RateLimit,
+    wire::crypto::Key,
 };
-use tickgate_testkit::lab::Lab;
+use tickgate_testkit::{lab::Lab, traffic::SessionPlan};
 
 use crate::{
     generator::GenConfig,
@@ -89,6 +94,19 @@ impl FromStr for Rate {
     }
 }
 
+/// The wire protocol a run speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Protocol {
+    /// Unauthenticated inputs.
+    V1,
+    /// Sessions: tokens, handshake, AES-256-GCM.
+    V2,
+}
+
+/// The protocol id of the bench's tokens.
+const BENCH_PROTOCOL_ID: u64 = 0x7469_636b_6265_6e63;
+
 /// Benchmark tickgate against the kernel socket path in a veth lab (run as root).
 #[derive(Debug, Parser, Serialize)]
 #[command(name = "tickgate-bench", version)]
@@ -122,6 +140,11 @@ struct Args {
     /// Source ports (flows) the clients' packets leave from.
     #[arg(long, default_value_t = 64)]
     flows: u32,
+    /// Wire protocol of the whole run. v2: each flow is a session (a connect token, the
+    /// handshake, sealed inputs; --clients is then --flows), and the socket receivers run the same
+    /// session code; v1: unauthenticated inputs (--insecure-v1).
+    #[arg(long, value_enum, default_value_t = Protocol::V2)]
+    protocol: Protocol,
     /// Inputs per packet (1 = no resends; more makes the exact input accounting impossible).
     #[arg(long, default_value_t = 1)]
     redundancy: u32,
@@ -256,6 +279,28 @@ fn alternate(receivers: &[ReceiverKind], round: u32) -> Vec<ReceiverKind> {
 
 fn plan(a: &Args) -> Vec<Planned> {
     let dst = SocketAddrV4::new(tickgate_testkit::lab::RX_IP4, generator::GAME_PORT);
+    // Protocol v2: one backend key for the whole run; the generator mints every flow's token
+    // with it, as a game's backend would.
+    let backend_key = Key::random().unwrap_or_else(|_| Key::from_bytes([0x5b; 32]));
+    let (gen_sessions, rx_sessions) = match a.protocol {
+        Protocol::V1 => (None, None),
+        Protocol::V2 => {
+            // Every flow shares the sender's one address: the handshake budget must hold them all.
+            let burst = u64::from(a.flows.max(1)) * 4;
+            let budget = RateLimit::new(burst, burst).map(|r| RateLimit::config(Some(r))).unwrap_or_default();
+            (
+                Some(SessionPlan {
+                    backend_key: backend_key.clone(),
+                    protocol_id: BENCH_PROTOCOL_ID,
+                    timeout_s: 30,
+                }),
+                Some(SessionsConfig {
+                    server: ServerConfig::new(BENCH_PROTOCOL_ID, backend_key, a.flows as usize + 16),
+                    handshake_limit: HandshakeLimit { per_source: budget, global: budget },
+                }),
+            )
+        }
+    };
     let load = |rate: Option<u64>, duration: f64, junk: Option<Rate>| GenConfig {
         rate,
         junk_rate: match junk {
@@ -270,6 +315,7 @@ fn plan(a: &Args) -> Vec<Planned> {
         redundancy: a.redundancy,
         junk: junk.is_some(),
         dst,
+        sessions: gen_sessions.clone(),
     };
     let frames = |tick_hz: u32, grace_us: u64| frame_queue::Config {
         tick_hz,
@@ -286,6 +332,7 @@ fn plan(a: &Args) -> Vec<Planned> {
             frames,
             rate_limit,
             socket_rcvbuf: a.socket_rcvbuf,
+            sessions: rx_sessions.clone(),
         };
     let spec = |scenario: String, round: u32, receiver: ReceiverConfig, load: GenConfig| Spec {
         scenario,
@@ -391,7 +438,10 @@ fn plan(a: &Args) -> Vec<Planned> {
                             "ceiling".into(),
                             round,
                             receiver(ReceiverKind::TickgateWakeup, frames(a.tick_hz, a.grace_us), limit),
-                            load(None, a.duration, None),
+                            // The rate limit sheds handshakes too, so under v2 the ceiling's
+                            // packets come without sessions: XDP drops them all the same
+                            // (no_session or rate_limited), which is what the ceiling measures.
+                            GenConfig { sessions: None, ..load(None, a.duration, None) },
                         ),
                         sweep_step: None,
                     });

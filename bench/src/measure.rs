@@ -231,7 +231,8 @@ impl Sink {
     fn take(&mut self, frame: &Frame) {
         let now = clock_tai_ns();
         self.frames += 1;
-        for input in &frame.inputs {
+        // Joins (protocol v2) are events, not the generator's inputs.
+        for input in frame.inputs.iter().filter(|i| i.kind == tickgate::input::InputKind::Command) {
             self.inputs += 1;
             let Some(sent) = send_time_ns(input) else { continue };
             if sent < self.window.0 || sent >= self.window.1 {

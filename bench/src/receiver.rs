@@ -18,14 +18,27 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
 use serde::Serialize;
+use std::{
+    net::SocketAddr,
+    sync::Mutex,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
 use tickgate::{
     frame_queue::{self, Frame, FrameQueue, SequencerThread, Stats},
     ingress::{Ingress, IngressConfig, IngressReport},
+    input::InputKind,
     input::Timestamp,
     session::anti_replay::ClientsConfig,
+    session::{
+        gate::{SessionEvent, SessionsConfig},
+        server::{Data, Server},
+    },
     steer::rate_limit::RateLimit,
     steer::{LoadOptions, Mode, Timestamps},
+    sys::clock_monotonic_ns,
     sys::clock_tai_ns,
+    wire::v2,
     worker::{Ingest, QueueReport, QueueStats, WorkerConfig},
     xsk::{BindMode, XskConfig},
 };
@@ -99,6 +112,8 @@ pub struct ReceiverConfig {
     pub rate_limit: Option<RateLimit>,
     /// SO_RCVBUF of each socket, bytes.
     pub socket_rcvbuf: usize,
+    /// Protocol v2: tokens, handshake, sealed inputs, on both paths (`None`: v1).
+    pub sessions: Option<SessionsConfig>,
 }
 
 /// Final counters of a receiver.
@@ -137,7 +152,7 @@ impl Running {
                     timestamps: Timestamps::Xdp,
                     force: false,
                     rate_limit: config.rate_limit,
-                    insecure_v1: true,
+                    insecure_v1: config.sessions.is_none(),
                 },
                 queues: (0..config.queues).collect(),
                 cores: vec![config.core; config.queues as usize],
@@ -145,7 +160,7 @@ impl Running {
                 xsk: XskConfig::default(),
                 handoff_capacity: HANDOFF_CAPACITY,
                 frames: config.frames,
-                sessions: None,
+                sessions: config.sessions.clone(),
             };
             let ingress = Ingress::start(&ingress_config, ()).context("starting the tickgate ingress")?;
             Ok(Self::Tickgate(Box::new(ingress)))
@@ -207,6 +222,13 @@ impl SocketPath {
         }
         let running = frame_queue::spawn(&config.frames, queues, HANDOFF_CAPACITY, ())?;
         let stop = Arc::new(AtomicBool::new(false));
+        // The same session state machine as tickgate's workers, one for all sockets.
+        let sessions = match &config.sessions {
+            Some(s) => Some(Arc::new(Mutex::new(
+                Server::new(s.server.clone()).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?,
+            ))),
+            None => None,
+        };
         let mut threads = Vec::new();
         let mut stats = Vec::new();
         let mode = config.kind;
@@ -216,13 +238,15 @@ impl SocketPath {
             let ingest = Ingest::new(producer, ClientsConfig::default(), Arc::clone(&queue_stats));
             let stop = Arc::clone(&stop);
             let core = config.core;
+            let v2 = sessions.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("bench-sock-q{i}"))
                 .spawn(move || {
                     if let Some(core) = core {
                         core_affinity::set_for_current(core_affinity::CoreId { id: core });
                     }
-                    if let Err(e) = receive(mode, &sock, ingest, &stop) {
+                    let mut gate = SocketGate { server: v2, plain: vec![0; v2::MAX_PAYLOAD_LEN] };
+                    if let Err(e) = receive(mode, &sock, ingest, &mut gate, &stop) {
                         eprintln!("tickgate-bench: socket receiver {i} stopped: {e}");
                     }
                 })
@@ -261,6 +285,7 @@ fn receive(
     mode: ReceiverKind,
     sock: &UdpSocket,
     mut ingest: Ingest,
+    gate: &mut SocketGate,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     let slack = WorkerConfig::default().watermark_slack_ns;
@@ -270,10 +295,10 @@ fn receive(
         ReceiverKind::SocketRecv => {
             sock.set_read_timeout(Some(WAIT))?;
             while !stop.load(Ordering::Relaxed) {
-                match sock.recv(&mut buf) {
-                    Ok(n) => {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, src)) => {
                         let ts = clock_tai_ns();
-                        ingest.packet(&buf[..n], Timestamp::xdp(ts));
+                        gate.packet(sock, &mut ingest, &buf[..n], src, ts);
                         ingest.publish_watermark(ts.saturating_sub(slack));
                     }
                     Err(e) if is_timeout(&e) => {
@@ -293,9 +318,9 @@ fn receive(
                     if got == BATCH {
                         break false;
                     }
-                    match sock.recv(&mut buf) {
-                        Ok(n) => {
-                            ingest.packet(&buf[..n], Timestamp::xdp(clock_tai_ns()));
+                    match sock.recv_from(&mut buf) {
+                        Ok((n, src)) => {
+                            gate.packet(sock, &mut ingest, &buf[..n], src, clock_tai_ns());
                             got += 1;
                         }
                         Err(e) if is_timeout(&e) => break true,
@@ -320,7 +345,7 @@ fn receive(
                     Ok(n) => {
                         let ts = clock_tai_ns();
                         for i in 0..n {
-                            ingest.packet(batch.datagram(i), Timestamp::xdp(ts));
+                            gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
                         }
                         if n < batch.capacity() {
                             ingest.publish_watermark(ts.saturating_sub(slack));
@@ -344,7 +369,7 @@ fn receive(
             Ok(n) => {
                 let ts = clock_tai_ns();
                 for i in 0..n {
-                    ingest.packet(batch.datagram(i), Timestamp::xdp(ts));
+                    gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
                 }
             }
             Err(_) => break,
@@ -353,6 +378,60 @@ fn receive(
     ingest.publish_watermark(clock_tai_ns().saturating_sub(slack));
     ingest.close();
     Ok(())
+}
+
+/// The socket path's session layer: the same `Server` as tickgate's gate, replies by `send_to`.
+struct SocketGate {
+    server: Option<Arc<Mutex<Server>>>,
+    plain: Vec<u8>,
+}
+
+impl SocketGate {
+    /// One datagram from `src`, received at `ts` (CLOCK_TAI).
+    fn packet(&mut self, sock: &UdpSocket, ingest: &mut Ingest, payload: &[u8], src: SocketAddr, ts: u64) {
+        let rx = Timestamp::xdp(ts);
+        let Some(server) = &self.server else {
+            return ingest.packet(payload, rx);
+        };
+        if payload.get(v2::VERSION_OFFSET) != Some(&v2::VERSION) {
+            return ingest.packet(payload, rx);
+        }
+        ingest.received();
+        let Ok(mut server) = server.lock() else { return };
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let local: SocketAddr = SocketAddrV4::new(tickgate_testkit::lab::RX_IP4, GAME_PORT).into();
+        let reply = match v2::parse_header(payload, payload.len()).map(|h| h.kind) {
+            Ok(v2::Kind::Request) => server.on_request(src, local, payload, now_ms).ok(),
+            Ok(v2::Kind::Response) => match server.on_response(src, payload, now_ms, clock_monotonic_ns()) {
+                Ok(accepted) => {
+                    ingest.event(
+                        SessionEvent {
+                            kind: InputKind::Join,
+                            player: accepted.joined.player_id as u32,
+                            session: accepted.joined.session,
+                            data: accepted.joined.user_data,
+                        },
+                        rx,
+                    );
+                    Some(accepted.reply)
+                }
+                Err((_, denied)) => denied,
+            },
+            Ok(_) => {
+                if let Ok(Data::Input { player_id, plain, .. }) =
+                    server.open_data(src, payload, clock_monotonic_ns(), &mut self.plain)
+                {
+                    return ingest.input_v2(player_id as u32, plain, rx);
+                }
+                None
+            }
+            Err(_) => None,
+        };
+        ingest.session_packet();
+        if let Some(reply) = reply {
+            let _ = sock.send_to(&reply.bytes, reply.to);
+        }
+    }
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {

@@ -91,12 +91,19 @@ pub fn force_rcvbuf(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
 pub struct RecvBatch {
     bufs: Vec<[u8; MAX_DATAGRAM]>,
     lens: Vec<usize>,
+    names: Vec<libc::sockaddr_in>,
 }
 
 impl RecvBatch {
     /// Room for `batch` datagrams.
     pub fn new(batch: usize) -> Self {
-        Self { bufs: vec![[0; MAX_DATAGRAM]; batch.max(1)], lens: vec![0; batch.max(1)] }
+        // SAFETY: all-zero is a valid sockaddr_in.
+        let name: libc::sockaddr_in = unsafe { mem::zeroed() };
+        Self {
+            bufs: vec![[0; MAX_DATAGRAM]; batch.max(1)],
+            lens: vec![0; batch.max(1)],
+            names: vec![name; batch.max(1)],
+        }
     }
 
     /// Datagrams one call can return.
@@ -114,12 +121,15 @@ impl RecvBatch {
             .collect();
         // SAFETY: all-zero is a valid mmsghdr (null name and control, no iovecs yet).
         let mut headers: Vec<libc::mmsghdr> = (0..iovecs.len()).map(|_| unsafe { mem::zeroed() }).collect();
-        for (h, iov) in headers.iter_mut().zip(iovecs.iter_mut()) {
+        for ((h, iov), name) in headers.iter_mut().zip(iovecs.iter_mut()).zip(self.names.iter_mut()) {
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
+            h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         }
-        // SAFETY: every header points at one live iovec over a live buffer of MAX_DATAGRAM bytes;
-        // all of them outlive the call; vlen equals the number of headers.
+        // SAFETY: every header points at one live iovec over a live buffer of MAX_DATAGRAM bytes
+        // and at one live sockaddr_in for the source; all of them outlive the call; vlen equals
+        // the number of headers.
         let n = check(unsafe {
             libc::recvmmsg(
                 sock.as_raw_fd(),
@@ -138,6 +148,13 @@ impl RecvBatch {
     /// Datagram `i` of the last call.
     pub fn datagram(&self, i: usize) -> &[u8] {
         &self.bufs[i][..self.lens[i]]
+    }
+
+    /// The source address of datagram `i` of the last call (IPv4: the lab's sockets are).
+    pub fn source(&self, i: usize) -> std::net::SocketAddr {
+        let n = &self.names[i];
+        let ip = std::net::Ipv4Addr::from(u32::from_be(n.sin_addr.s_addr));
+        std::net::SocketAddr::new(ip.into(), u16::from_be(n.sin_port))
     }
 }
 
