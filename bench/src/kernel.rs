@@ -63,7 +63,7 @@ pub fn snmp() -> Result<Mib> {
     for pair in lines.chunks(2) {
         let [names, values] = pair else { continue };
         let Some((proto, names)) = names.split_once(':') else { continue };
-        if proto != "Ip" && proto != "Udp" {
+        if proto != "Ip" && proto != "Udp" && proto != "Icmp" {
             continue;
         }
         let values = values.split_once(':').map_or("", |(_, v)| v);
