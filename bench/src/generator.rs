@@ -111,14 +111,26 @@ impl GenReport {
     }
 }
 
-/// Pads a tickgate packet to `size` bytes with unknown protobuf fields (which the server skips,
-/// see docs/protocol.md) and rewrites its length and checksum. Never shrinks; a pad of one byte
-/// is impossible (a field takes at least two), so such a packet gets two.
+/// Pads a v1 tickgate packet to `size` bytes with unknown protobuf fields (which the server
+/// skips, see docs/protocol.md) and rewrites its length and checksum. Never shrinks; a pad of
+/// one byte is impossible (a field takes at least two), so such a packet gets two.
 pub fn pad(packet: &mut Vec<u8>, size: usize) {
-    let size = size.min(MAX_PACKET);
-    let mut need = size.saturating_sub(packet.len());
-    if need == 0 {
+    if !pad_fields(packet, size.min(MAX_PACKET)) {
         return;
+    }
+    let payload_len = (packet.len() - HEADER_LEN) as u16;
+    packet[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    let Some((head, payload)) = packet.split_first_chunk::<HEADER_LEN>() else { return };
+    let crc = wire::checksum(head, payload);
+    packet[24..28].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Appends unknown protobuf fields to `bytes` until it is `size` long (two more when one would
+/// do); `false` if it was that long already.
+fn pad_fields(bytes: &mut Vec<u8>, size: usize) -> bool {
+    let mut need = size.saturating_sub(bytes.len());
+    if need == 0 {
+        return false;
     }
     if need == 1 {
         need = 2;
@@ -132,38 +144,12 @@ pub fn pad(packet: &mut Vec<u8>, size: usize) {
         } else {
             129
         };
-        packet.push(0x7a);
-        packet.push((take - 2) as u8);
-        packet.resize(packet.len() + take - 2, 0);
+        bytes.push(0x7a);
+        bytes.push((take - 2) as u8);
+        bytes.resize(bytes.len() + take - 2, 0);
         need -= take;
     }
-    let payload_len = (packet.len() - HEADER_LEN) as u16;
-    packet[4..6].copy_from_slice(&payload_len.to_be_bytes());
-    let Some((head, payload)) = packet.split_first_chunk::<HEADER_LEN>() else { return };
-    let crc = wire::checksum(head, payload);
-    packet[24..28].copy_from_slice(&crc.to_be_bytes());
-}
-
-/// Pads a v2 input body (an `InputFrame`) to `size` bytes with unknown fields, as [`pad`] does
-/// for v1 packets; never shrinks.
-fn pad_body(body: &mut Vec<u8>, size: usize) {
-    let mut need = size.saturating_sub(body.len());
-    if need == 1 {
-        need = 2;
-    }
-    while need > 0 {
-        let take = if need <= 129 {
-            need
-        } else if need - 129 == 1 {
-            128
-        } else {
-            129
-        };
-        body.push(0x7a);
-        body.push((take - 2) as u8);
-        body.resize(body.len() + take - 2, 0);
-        need -= take;
-    }
+    true
 }
 
 /// Connects every flow as its own player (token, request, challenge, response), retrying for up
@@ -365,7 +351,8 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
             let (c, seq) = match sessions.get_mut(flow_no) {
                 Some(session) => {
                     let seq = clients[flow_no].next_body(clock_tai_ns(), &mut body);
-                    pad_body(&mut body, config.size.saturating_sub(v2::HEADER_LEN + v2::TAG_LEN));
+                    // The sealed packet is the body plus the header and the tag: pad the body to fit `size`.
+                    pad_fields(&mut body, config.size.saturating_sub(v2::HEADER_LEN + v2::TAG_LEN));
                     session.seal(v2::Kind::Input, &body, buf);
                     (flow_no, seq)
                 }

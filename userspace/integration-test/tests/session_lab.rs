@@ -34,11 +34,16 @@ fn now_s() -> u64 {
 }
 
 fn token(key: &Key, server: SocketAddr, player: u64) -> Vec<u8> {
+    token_with_timeout(key, server, player, 10)
+}
+
+/// A token for `player` at `server` whose session times out after `timeout_s` of silence.
+fn token_with_timeout(key: &Key, server: SocketAddr, player: u64, timeout_s: u32) -> Vec<u8> {
     let params = TokenParams {
         protocol_id: PROTOCOL,
         create_ts: now_s(),
         expire_ts: now_s() + 60,
-        timeout_s: 10,
+        timeout_s,
         match_id: 5,
         player_id: player,
         user_data: b"lab".to_vec(),
@@ -303,19 +308,7 @@ fn keepalives_hold_an_idle_player_and_silence_frees_its_session_and_xdp_entry() 
         let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         // A 2-second timeout in the token.
-        let params = TokenParams {
-            protocol_id: PROTOCOL,
-            create_ts: now_s(),
-            expire_ts: now_s() + 60,
-            timeout_s: 2,
-            match_id: 5,
-            player_id: PLAYER,
-            user_data: vec![],
-            addresses: vec![server],
-            c2s_key: Key::random().unwrap(),
-            s2c_key: Key::random().unwrap(),
-        };
-        let mut client = Client::new(&token::parse(&token::mint_random(&key, &params).unwrap()).unwrap());
+        let mut client = Client::new(&token::parse(&token_with_timeout(&key, server, PLAYER, 2)).unwrap());
         handshake(&sock, server, &mut client, &mut Seen::default());
         // Idle for 4 s (twice the timeout) with nothing but keepalives both ways.
         let mut heard = 0;
