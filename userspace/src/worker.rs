@@ -509,7 +509,7 @@ mod tests {
     fn every_packet_and_input_lands_in_exactly_one_named_counter() {
         let stats = Arc::new(QueueStats::new(3, BindMode::Copy, None));
         // Room for two inputs: the third new one finds the hand-off full.
-        let (producer, mut consumer) = channel(2);
+        let (producer, mut consumer) = channel(2, &Arc::default());
         let mut ingest = Ingest::new(producer, ClientsConfig::default(), Arc::clone(&stats));
         ingest.packet(&packet(7, 0, 2), Timestamp::xdp(10));
         // Resends seq 0 and 1 (duplicates) with seq 2, which does not fit in the hand-off.

@@ -13,15 +13,11 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::{Config, ConfigError, Frame, Pipeline, Recorder, Stats};
-use crate::sequencer::{self, Consumer, Producer};
+use crate::sequencer::{self, Consumer, Doorbell, Producer};
 
 /// Items taken from one queue before looking at the next, so a busy queue cannot starve the
 /// watermarks of the others.
 const BATCH: usize = 256;
-/// Empty rounds spent yielding before sleeping: sealing waits on watermarks, so a short nap
-/// costs latency only, never correctness.
-const SPINS: u32 = 64;
-const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 /// The sequencer thread could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +48,8 @@ pub struct RunOutcome<R> {
     pub stats: Stats,
     /// The recorder, to flush and check for a write error.
     pub recorder: R,
+    /// Times a push woke the parked sequencer thread (it parks whenever every queue is empty).
+    pub wakeups: u64,
 }
 
 /// Starts a sequencer thread over `queues` hand-off queues of `capacity` items each.
@@ -62,13 +60,15 @@ pub fn spawn<R: Recorder + Send + 'static>(
     recorder: R,
 ) -> Result<Running<R>, SpawnError> {
     let pipeline = Pipeline::with_recorder(config, queues, recorder)?;
-    let (producers, consumers): (Vec<_>, Vec<_>) = (0..queues).map(|_| sequencer::channel(capacity)).unzip();
+    let bell = Arc::new(Doorbell::default());
+    let (producers, consumers): (Vec<_>, Vec<_>) =
+        (0..queues).map(|_| sequencer::channel(capacity, &bell)).unzip();
     let (tx, rx) = mpsc::sync_channel(FRAME_QUEUE_CAPACITY);
     let overflowed = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&overflowed);
     let handle = thread::Builder::new()
         .name("tickgate-seq".into())
-        .spawn(move || run(pipeline, consumers, tx, &counter))
+        .spawn(move || run(pipeline, consumers, &bell, tx, &counter))
         .map_err(SpawnError::Thread)?;
     Ok(Running {
         producers,
@@ -80,10 +80,10 @@ pub fn spawn<R: Recorder + Send + 'static>(
 fn run<R: Recorder>(
     mut pipeline: Pipeline<R>,
     mut consumers: Vec<Consumer>,
+    bell: &Doorbell,
     frames: SyncSender<Frame>,
     overflowed: &AtomicU64,
 ) -> RunOutcome<R> {
-    let mut idle_rounds = 0u32;
     while !pipeline.is_finished() {
         let mut fed = 0usize;
         for (slot, consumer) in consumers.iter_mut().enumerate() {
@@ -103,23 +103,16 @@ fn run<R: Recorder>(
                 overflowed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if fed > 0 {
-            idle_rounds = 0;
+        if fed > 0 || pipeline.is_finished() {
             continue;
         }
-        if idle_rounds == 0 {
-            pipeline.recorder_mut().idle();
-        }
-        idle_rounds = idle_rounds.saturating_add(1);
-        if idle_rounds < SPINS {
-            thread::yield_now();
-        } else {
-            thread::sleep(IDLE_SLEEP);
-        }
+        // Nothing to do until a worker pushes: only a push can release or seal anything.
+        pipeline.recorder_mut().idle();
+        bell.wait(|| consumers.iter().any(Consumer::has_items));
     }
     let mut stats = pipeline.stats();
     stats.frames_overflowed = overflowed.load(Ordering::Relaxed);
-    RunOutcome { stats, recorder: pipeline.into_recorder() }
+    RunOutcome { stats, recorder: pipeline.into_recorder(), wakeups: bell.rings() }
 }
 
 /// Frames the game's end holds before the sequencer drops new ones: 68 s at 60 Hz, 4 s at 1 kHz.
@@ -242,6 +235,8 @@ mod tests {
             })
             .collect();
         let first = running.frames.next_frame(Duration::from_secs(10)).expect("tick 0 arrives");
+        // The sequencer was parked when the run began (no producer had pushed), so at least
+        // one push had to wake it before tick 0 could seal.
         assert_eq!((first.tick, first.inputs.len()), (0, 2));
         for worker in workers {
             worker.join().expect("worker");
@@ -252,6 +247,34 @@ mod tests {
         assert!(running.frames.is_finished());
         let outcome = running.sequencer.join().expect("sequencer thread");
         assert_eq!((outcome.stats.frames, outcome.stats.inputs_ordered), (50, 100));
+        assert!(outcome.wakeups > 0, "{outcome:?}");
+    }
+
+    /// Pushes that each come after the sequencer has gone idle: every one must wake it, with no
+    /// polling to fall back on (a lost wake-up hangs the run, and the test fails on its timeout).
+    #[test]
+    fn a_parked_sequencer_wakes_for_every_late_push() {
+        let config = Config {
+            tick_hz: 1_000,
+            grace_us: 0,
+            late: Late::Drop,
+            time_base: Clock::Nic,
+            epoch: Epoch::At(0),
+        };
+        let mut running = spawn(&config, 1, 16, ()).expect("spawn");
+        let mut producer = running.producers.pop().expect("one producer");
+        for tick in 1..=20u64 {
+            producer.publish_watermark(tick * 1_000_000);
+            let frame =
+                running.frames.next_frame(Duration::from_secs(30)).expect("the watermark woke the sequencer");
+            assert_eq!(frame.tick, tick - 1);
+            // Give the sequencer time to find its queue empty and park again.
+            thread::sleep(Duration::from_millis(2));
+        }
+        producer.close();
+        let outcome = running.sequencer.join().expect("sequencer thread");
+        assert_eq!(outcome.stats.frames, 20);
+        assert!(outcome.wakeups > 0, "the pushes found it parked: {outcome:?}");
     }
 
     #[test]

@@ -2,25 +2,28 @@
 //!
 //! The queue holds one slot more than its nominal capacity, and the producer never lets inputs
 //! or watermarks use that slot: the final [`Item::Close`] therefore always fits, so closing never
-//! blocks and never loses the close. No atomics of our own: the queue is crossbeam's `ArrayQueue`.
+//! blocks and never loses the close. The queue is crossbeam's `ArrayQueue`; every push rings the
+//! sequencer's [`Doorbell`] so that an idle sequencer can sleep instead of polling.
 
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::Item;
+use super::{Doorbell, Item};
 use crate::input::Input;
 
 /// The smallest advance worth a watermark: far below any tick grace, far above the cost of one
 /// queue slot per spin of a busy-polling worker.
 pub const WATERMARK_STEP_NS: u64 = 10_000;
 
-/// Creates a hand-off queue that holds up to `capacity` inputs and watermarks (at least 1).
-pub fn channel(capacity: usize) -> (Producer, Consumer) {
+/// Creates a hand-off queue that holds up to `capacity` inputs and watermarks (at least 1) and
+/// rings `bell` on every push.
+pub fn channel(capacity: usize, bell: &Arc<Doorbell>) -> (Producer, Consumer) {
     let capacity = capacity.max(1);
     let queue = Arc::new(ArrayQueue::new(capacity + 1));
     let producer = Producer {
         queue: Arc::clone(&queue),
+        bell: Arc::clone(bell),
         capacity,
         room: capacity,
         last_watermark: None,
@@ -35,6 +38,7 @@ pub fn channel(capacity: usize) -> (Producer, Consumer) {
 #[derive(Debug)]
 pub struct Producer {
     queue: Arc<ArrayQueue<Item>>,
+    bell: Arc<Doorbell>,
     capacity: usize,
     /// A lower bound on the free slots (the consumer only ever frees more), so the shared head
     /// index is read once per `capacity` pushes rather than on every push.
@@ -60,6 +64,7 @@ impl Producer {
                 return Err(input);
             }
         }
+        self.bell.ring();
         Ok(())
     }
 
@@ -80,6 +85,7 @@ impl Producer {
         }
         if self.reserve() && self.queue.push(Item::Watermark(watermark)).is_ok() {
             self.last_watermark = Some(watermark);
+            self.bell.ring();
         } else {
             self.watermarks_dropped += 1;
         }
@@ -123,6 +129,7 @@ impl Producer {
             // Cannot fail: inputs and watermarks never occupy the last slot.
             let pushed = self.queue.push(Item::Close).is_ok();
             debug_assert!(pushed, "the close slot was taken");
+            self.bell.ring();
         }
     }
 }
@@ -151,6 +158,11 @@ impl Consumer {
         Some(item)
     }
 
+    /// Whether an item is waiting.
+    pub fn has_items(&self) -> bool {
+        !self.finished && !self.queue.is_empty()
+    }
+
     /// Whether the close has been popped: the producer is gone and everything it sent was read.
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -176,9 +188,13 @@ mod tests {
 
     const S: u64 = WATERMARK_STEP_NS;
 
+    fn bell() -> Arc<Doorbell> {
+        Arc::default()
+    }
+
     #[test]
     fn full_queue_rejects_and_counts_but_close_still_fits() {
-        let (mut p, mut c) = channel(2);
+        let (mut p, mut c) = channel(2, &bell());
         assert_eq!(p.try_push_input(input(1)), Ok(()));
         assert_eq!(p.try_push_input(input(2)), Ok(()));
         assert_eq!(p.try_push_input(input(6)), Err(input(6)));
@@ -194,7 +210,7 @@ mod tests {
 
     #[test]
     fn watermarks_never_take_the_room_inputs_need() {
-        let (mut p, mut c) = channel(4);
+        let (mut p, mut c) = channel(4, &bell());
         for w in 1..=100 {
             p.publish_watermark(w * S);
         }
@@ -219,7 +235,7 @@ mod tests {
 
     #[test]
     fn room_is_refreshed_after_the_consumer_drains() {
-        let (mut p, mut c) = channel(3);
+        let (mut p, mut c) = channel(3, &bell());
         for round in 0..10u64 {
             for i in 0..3 {
                 assert_eq!(p.try_push_input(input(round * 3 + i)), Ok(()), "round {round}");
@@ -234,7 +250,7 @@ mod tests {
 
     #[test]
     fn watermarks_coalesce_to_steps_of_at_least_watermark_step() {
-        let (mut p, mut c) = channel(16);
+        let (mut p, mut c) = channel(16, &bell());
         for w in [10 * S, 10 * S, 5 * S, 10 * S + 1, 11 * S - 1, 11 * S, 20 * S] {
             p.publish_watermark(w);
         }
@@ -248,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_dropped_watermark_can_be_retried() {
-        let (mut p, mut c) = channel(2);
+        let (mut p, mut c) = channel(2, &bell());
         assert_eq!(p.try_push_input(input(1)), Ok(()));
         p.publish_watermark(4 * S);
         assert_eq!(p.watermarks_dropped(), 1);
@@ -260,7 +276,7 @@ mod tests {
 
     #[test]
     fn items_cross_threads_in_order() {
-        let (mut p, mut c) = channel(16);
+        let (mut p, mut c) = channel(16, &bell());
         let worker = std::thread::spawn(move || {
             let mut rejected = 0u64;
             for ts in 0..10_000u64 {

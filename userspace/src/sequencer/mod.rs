@@ -10,9 +10,11 @@
 //! replay path both drive this one implementation, so a recorded item sequence replays to the
 //! same output, whatever the thread timing was.
 
+mod doorbell;
 mod handoff;
 mod merge;
 
+pub use doorbell::Doorbell;
 pub use handoff::{Consumer, Producer, channel};
 pub use merge::{Frontier, Merge, MergeStats, Released};
 
