@@ -277,6 +277,44 @@ mod tests {
         assert!(outcome.wakeups > 0, "the pushes found it parked: {outcome:?}");
     }
 
+    /// Inputs do not ring the doorbell one by one; the watermark call that ends a worker's
+    /// batch does, even when the watermark itself is coalesced away and never enters the queue.
+    #[test]
+    fn a_coalesced_watermark_still_wakes_the_sequencer_for_the_inputs_before_it() {
+        let config = Config {
+            tick_hz: 1_000,
+            grace_us: 0,
+            late: Late::Drop,
+            time_base: Clock::Nic,
+            epoch: Epoch::At(0),
+        };
+        let mut running = spawn(&config, 1, 64, ()).expect("spawn");
+        let mut producer = running.producers.pop().expect("one producer");
+        producer.publish_watermark(10_000_000);
+        let sealed: Vec<u64> = (0..10)
+            .map(|_| running.frames.next_frame(Duration::from_secs(30)).expect("ticks 0-9 seal").tick)
+            .collect();
+        assert_eq!(sealed, (0..10).collect::<Vec<_>>());
+        // An input at 12.5 ms bounds the queue past the ends of ticks 10 and 11.
+        let input = Input {
+            kind: crate::input::InputKind::Command,
+            rx: Timestamp { ns: 12_500_000, clock: Clock::Nic },
+            queue: 0,
+            client_id: 1,
+            seq: 0,
+            client_frame: 0,
+            payload: vec![],
+        };
+        assert_eq!(producer.try_push_input(input), Ok(()));
+        // Less than a watermark step above the last one: coalesced, but it rings for the input.
+        producer.publish_watermark(10_000_001);
+        let frame = running.frames.next_frame(Duration::from_secs(30)).expect("the watermark call woke it");
+        assert_eq!((frame.tick, frame.inputs.len()), (10, 0));
+        drop(producer);
+        let outcome = running.sequencer.join().expect("sequencer thread");
+        assert_eq!(outcome.stats.inputs_ordered, 1);
+    }
+
     #[test]
     fn a_game_that_stops_taking_frames_loses_the_newest_counted_and_never_stalls_the_run() {
         let config = Config {

@@ -1,9 +1,9 @@
 //! How an idle sequencer thread sleeps without missing a hand-off push.
 //!
-//! The sequencer parks when every hand-off queue is empty; a producer that pushes while it is
-//! parked unparks it. There is no timeout and no polling nap: nothing but a push (an input, a
-//! watermark or a close) can let the sequencer release or seal anything, so it has nothing to
-//! do until one arrives.
+//! The sequencer parks when every hand-off queue is empty; a producer that rings while it is
+//! parked unparks it (when producers ring: see the hand-off queue). There is no timeout and no
+//! polling nap: nothing but a push (an input, a watermark or a close) can let the sequencer
+//! release or seal anything, so it has nothing to do until one arrives.
 //!
 //! The handshake is the classic store-then-check on both sides. The sequencer announces
 //! `parked`, then looks at the queues once more; a producer pushes, then looks at `parked`. With
@@ -28,7 +28,7 @@ pub struct Doorbell {
 }
 
 impl Doorbell {
-    /// Called by a producer after every push: wakes the sequencer if it is parked.
+    /// Called by a producer after it pushed: wakes the sequencer if it is parked.
     pub fn ring(&self) {
         fence(Ordering::SeqCst);
         if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {

@@ -2,8 +2,13 @@
 //!
 //! The queue holds one slot more than its nominal capacity, and the producer never lets inputs
 //! or watermarks use that slot: the final [`Item::Close`] therefore always fits, so closing never
-//! blocks and never loses the close. The queue is crossbeam's `ArrayQueue`; every push rings the
-//! sequencer's [`Doorbell`] so that an idle sequencer can sleep instead of polling.
+//! blocks and never loses the close. The queue is crossbeam's `ArrayQueue`.
+//!
+//! The producer rings the sequencer's [`Doorbell`] so that an idle sequencer sleeps instead of
+//! polling, once per batch rather than once per item: a watermark call (pushed or coalesced), the
+//! close, and an input that finds the queue a quarter full ring it; other inputs wait for the
+//! next of those. A worker calls [`Producer::publish_watermark`] after every batch, so nothing
+//! it pushes waits longer than the batch.
 
 use std::sync::Arc;
 
@@ -30,6 +35,7 @@ pub fn channel(capacity: usize, bell: &Arc<Doorbell>) -> (Producer, Consumer) {
         handoff_full: 0,
         watermarks_dropped: 0,
         closed: false,
+        unrung: false,
     };
     (producer, Consumer { queue, finished: false })
 }
@@ -47,6 +53,8 @@ pub struct Producer {
     handoff_full: u64,
     watermarks_dropped: u64,
     closed: bool,
+    /// Items pushed since the last ring of the doorbell.
+    unrung: bool,
 }
 
 impl Producer {
@@ -64,7 +72,11 @@ impl Producer {
                 return Err(input);
             }
         }
-        self.bell.ring();
+        // A watermark or the close rings for it; only a filling queue needs the sequencer now.
+        self.unrung = true;
+        if self.queue.len() >= self.capacity / 4 {
+            self.ring();
+        }
         Ok(())
     }
 
@@ -75,7 +87,17 @@ impl Producer {
     /// [`watermarks_dropped`](Self::watermarks_dropped)): both are harmless because a later
     /// watermark supersedes it, and they keep a busy-polling worker, which publishes on every
     /// empty spin, from filling the queue with watermarks and starving its own inputs.
+    ///
+    /// Inputs pushed since the last ring are signalled here, whether or not the watermark itself
+    /// goes into the queue.
     pub fn publish_watermark(&mut self, watermark: u64) {
+        self.push_watermark(watermark);
+        if self.unrung {
+            self.ring();
+        }
+    }
+
+    fn push_watermark(&mut self, watermark: u64) {
         if self.last_watermark.is_some_and(|last| watermark < last.saturating_add(WATERMARK_STEP_NS)) {
             return;
         }
@@ -85,10 +107,15 @@ impl Producer {
         }
         if self.reserve() && self.queue.push(Item::Watermark(watermark)).is_ok() {
             self.last_watermark = Some(watermark);
-            self.bell.ring();
+            self.unrung = true;
         } else {
             self.watermarks_dropped += 1;
         }
+    }
+
+    fn ring(&mut self) {
+        self.unrung = false;
+        self.bell.ring();
     }
 
     /// Finishes the stream: once drained, the sequencer treats this queue as a watermark of +∞.
@@ -129,7 +156,7 @@ impl Producer {
             // Cannot fail: inputs and watermarks never occupy the last slot.
             let pushed = self.queue.push(Item::Close).is_ok();
             debug_assert!(pushed, "the close slot was taken");
-            self.bell.ring();
+            self.ring();
         }
     }
 }
