@@ -299,12 +299,18 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     }
     let (report, recorder) = ingress.stop(|frame| emit(&frame))?;
     let _ = fs::remove_file(&live);
-    for sink in [inputs_out, frames_out].into_iter().flatten() {
-        sink.finish()?;
+    let mut outputs = serde_json::Map::new();
+    for (name, sink) in [("inputs_out", inputs_out), ("frames_out", frames_out)] {
+        if let Some(sink) = sink {
+            outputs.insert(name.into(), serde_json::to_value(sink.finish()?)?);
+        }
     }
     print_summary(&report);
     if let Some(path) = &a.summary_json {
-        fs::write(path, serde_json::to_string_pretty(&report)?)
+        // The report, plus what became of the JSON-lines outputs (`{}` without any).
+        let mut summary = serde_json::to_value(&report)?;
+        summary["outputs"] = serde_json::Value::Object(outputs);
+        fs::write(path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if lost_link {

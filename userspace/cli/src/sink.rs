@@ -22,9 +22,22 @@ pub const SINK_CAPACITY: usize = 1024;
 /// One output's counts.
 #[derive(Debug, Default)]
 struct Counts {
+    accepted: AtomicU64,
     written: AtomicU64,
     dropped: AtomicU64,
     error: std::sync::Mutex<Option<String>>,
+}
+
+/// What became of one output's lines, for the run's summary: every line the run produced is
+/// `written + dropped + unwritten`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SinkReport {
+    /// Lines the reader was given (written into its file or pipe).
+    pub written: u64,
+    /// Lines dropped because the writer was [`SINK_CAPACITY`] lines behind, or had failed.
+    pub dropped: u64,
+    /// Lines queued for a reader that was still not reading when the run ended (not written).
+    pub unwritten: u64,
 }
 
 /// A JSON-lines output fed without ever blocking.
@@ -92,7 +105,9 @@ impl Sink {
     pub fn push(&self, line: Vec<u8>) {
         let Some(tx) = &self.tx else { return };
         match tx.try_send(line) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.counts.accepted.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.counts.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -107,7 +122,7 @@ impl Sink {
     /// Closes the queue, lets the writer drain it into a reader that reads (bounded), and says
     /// what happened. A reader that never reads keeps the writer blocked: it is not waited for,
     /// and the lines it still holds are reported as not written.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(mut self) -> Result<SinkReport> {
         self.tx = None;
         let deadline = Instant::now() + DRAIN;
         while self.writer.as_ref().is_some_and(|w| !w.is_finished()) && Instant::now() < deadline {
@@ -127,7 +142,10 @@ impl Sink {
         }
         match self.counts.error.lock().ok().and_then(|e| e.clone()) {
             Some(e) => anyhow::bail!("writing --{}: {e}", self.name),
-            None => Ok(()),
+            None => {
+                let accepted = self.counts.accepted.load(Ordering::Relaxed);
+                Ok(SinkReport { written, dropped, unwritten: accepted.saturating_sub(written) })
+            }
         }
     }
 }

@@ -412,7 +412,14 @@ fn stalled_reader_run(stop_by_signal: bool) {
     };
     assert!(exited, "the run did not stop with its reader stalled ({:?} after start)", started.elapsed());
     let s = run.finish();
-    assert!(s["sequencer"]["frames"].as_u64().unwrap() > 3_000, "{}", s["sequencer"]);
+    let frames = s["sequencer"]["frames"].as_u64().unwrap();
+    assert!(frames > 3_000, "{}", s["sequencer"]);
+    // Every frame line is accounted for in the summary, and most of them were not written.
+    let out = &s["outputs"]["frames_out"];
+    let count = |k: &str| out[k].as_u64().unwrap_or_else(|| panic!("outputs.frames_out.{k}: {s}"));
+    let handed = frames - s["sequencer"]["frames_overflowed"].as_u64().unwrap();
+    assert_eq!(count("written") + count("dropped") + count("unwritten"), handed, "{out}");
+    assert!(count("dropped") > 0, "{out}");
     reader.join().unwrap();
 }
 
