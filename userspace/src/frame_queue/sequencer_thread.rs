@@ -197,17 +197,29 @@ impl<R> SequencerThread<R> {
 mod tests {
     use super::*;
     use crate::frame_queue::{Epoch, Late};
-    use crate::input::{Clock, Input, Timestamp};
+    use crate::input::{Clock, Input, InputKind, Timestamp};
+
+    /// 1 ms ticks from time 0, no grace: a watermark or an input at `t` seals every tick that
+    /// ends at or before `t`.
+    fn one_ms_ticks() -> Config {
+        Config { tick_hz: 1_000, grace_us: 0, late: Late::Drop, time_base: Clock::Nic, epoch: Epoch::At(0) }
+    }
+
+    fn input(ns: u64, queue: u16, seq: u64) -> Input {
+        Input {
+            kind: InputKind::Command,
+            rx: Timestamp { ns, clock: Clock::Nic },
+            queue,
+            client_id: u32::from(queue),
+            seq,
+            client_frame: 0,
+            payload: vec![],
+        }
+    }
 
     #[test]
     fn frames_flow_from_producer_threads_to_the_blocking_consumer() {
-        let config = Config {
-            tick_hz: 1_000,
-            grace_us: 0,
-            late: Late::Drop,
-            time_base: Clock::Nic,
-            epoch: Epoch::At(0),
-        };
+        let config = one_ms_ticks();
         let mut running = spawn(&config, 2, 4, ()).expect("spawn");
         assert_eq!(running.frames.try_next_frame(), None);
         let workers: Vec<_> = running
@@ -217,15 +229,7 @@ mod tests {
             .map(|(queue, mut producer)| {
                 thread::spawn(move || {
                     for ms in 0..50u64 {
-                        let mut input = Input {
-                            kind: crate::input::InputKind::Command,
-                            rx: Timestamp { ns: ms * 1_000_000 + queue as u64, clock: Clock::Nic },
-                            queue: queue as u16,
-                            client_id: queue as u32,
-                            seq: ms,
-                            client_frame: 0,
-                            payload: vec![],
-                        };
+                        let mut input = input(ms * 1_000_000 + queue as u64, queue as u16, ms);
                         while let Err(back) = producer.try_push_input(input) {
                             input = back;
                             thread::yield_now();
@@ -254,13 +258,7 @@ mod tests {
     /// polling to fall back on (a lost wake-up hangs the run, and the test fails on its timeout).
     #[test]
     fn a_parked_sequencer_wakes_for_every_late_push() {
-        let config = Config {
-            tick_hz: 1_000,
-            grace_us: 0,
-            late: Late::Drop,
-            time_base: Clock::Nic,
-            epoch: Epoch::At(0),
-        };
+        let config = one_ms_ticks();
         let mut running = spawn(&config, 1, 16, ()).expect("spawn");
         let mut producer = running.producers.pop().expect("one producer");
         for tick in 1..=20u64 {
@@ -277,17 +275,33 @@ mod tests {
         assert!(outcome.wakeups > 0, "the pushes found it parked: {outcome:?}");
     }
 
+    /// Inputs with no watermark after them still wake the sequencer, once every quarter of the
+    /// queue: a worker receiving full batches publishes no watermark until it drains its ring.
+    #[test]
+    fn inputs_alone_wake_the_sequencer_every_quarter_queue() {
+        let mut running = spawn(&one_ms_ticks(), 1, 64, ()).expect("spawn");
+        let mut producer = running.producers.pop().expect("one producer");
+        producer.publish_watermark(1_000_000);
+        let first = running.frames.next_frame(Duration::from_secs(30)).expect("the watermark woke it");
+        assert_eq!(first.tick, 0);
+        // Let it find the queue empty and park.
+        thread::sleep(Duration::from_millis(5));
+        // 16 inputs (a quarter of 64), 1 ms apart: the last one bounds the queue at 17 ms.
+        for ms in 2..=17u64 {
+            assert_eq!(producer.try_push_input(input(ms * 1_000_000, 0, ms)), Ok(()));
+        }
+        let frame = running.frames.next_frame(Duration::from_secs(30)).expect("the 16th input woke it");
+        assert_eq!(frame.tick, 1);
+        drop(producer);
+        let outcome = running.sequencer.join().expect("sequencer thread");
+        assert_eq!(outcome.stats.inputs_ordered, 16);
+    }
+
     /// Inputs do not ring the doorbell one by one; the watermark call that ends a worker's
     /// batch does, even when the watermark itself is coalesced away and never enters the queue.
     #[test]
     fn a_coalesced_watermark_still_wakes_the_sequencer_for_the_inputs_before_it() {
-        let config = Config {
-            tick_hz: 1_000,
-            grace_us: 0,
-            late: Late::Drop,
-            time_base: Clock::Nic,
-            epoch: Epoch::At(0),
-        };
+        let config = one_ms_ticks();
         let mut running = spawn(&config, 1, 64, ()).expect("spawn");
         let mut producer = running.producers.pop().expect("one producer");
         producer.publish_watermark(10_000_000);
@@ -296,16 +310,7 @@ mod tests {
             .collect();
         assert_eq!(sealed, (0..10).collect::<Vec<_>>());
         // An input at 12.5 ms bounds the queue past the ends of ticks 10 and 11.
-        let input = Input {
-            kind: crate::input::InputKind::Command,
-            rx: Timestamp { ns: 12_500_000, clock: Clock::Nic },
-            queue: 0,
-            client_id: 1,
-            seq: 0,
-            client_frame: 0,
-            payload: vec![],
-        };
-        assert_eq!(producer.try_push_input(input), Ok(()));
+        assert_eq!(producer.try_push_input(input(12_500_000, 0, 0)), Ok(()));
         // Less than a watermark step above the last one: coalesced, but it rings for the input.
         producer.publish_watermark(10_000_001);
         let frame = running.frames.next_frame(Duration::from_secs(30)).expect("the watermark call woke it");
@@ -317,13 +322,7 @@ mod tests {
 
     #[test]
     fn a_game_that_stops_taking_frames_loses_the_newest_counted_and_never_stalls_the_run() {
-        let config = Config {
-            tick_hz: 1_000,
-            grace_us: 0,
-            late: Late::Drop,
-            time_base: Clock::Nic,
-            epoch: Epoch::At(0),
-        };
+        let config = one_ms_ticks();
         let mut running = spawn(&config, 1, 16, ()).expect("spawn");
         let mut producer = running.producers.pop().expect("one producer");
         // One watermark seals FRAME_QUEUE_CAPACITY + 500 ticks; nobody takes a frame.

@@ -6,7 +6,7 @@
 //!
 //! The producer rings the sequencer's [`Doorbell`] so that an idle sequencer sleeps instead of
 //! polling, once per batch rather than once per item: a watermark call (pushed or coalesced), the
-//! close, and an input that finds the queue a quarter full ring it; other inputs wait for the
+//! close, and every `capacity / 4`-th item pushed without a ring; other inputs wait for the
 //! next of those. A worker calls [`Producer::publish_watermark`] after every batch, so nothing
 //! it pushes waits longer than the batch.
 
@@ -35,7 +35,7 @@ pub fn channel(capacity: usize, bell: &Arc<Doorbell>) -> (Producer, Consumer) {
         handoff_full: 0,
         watermarks_dropped: 0,
         closed: false,
-        unrung: false,
+        unrung: 0,
     };
     (producer, Consumer { queue, finished: false })
 }
@@ -54,7 +54,7 @@ pub struct Producer {
     watermarks_dropped: u64,
     closed: bool,
     /// Items pushed since the last ring of the doorbell.
-    unrung: bool,
+    unrung: usize,
 }
 
 impl Producer {
@@ -72,9 +72,10 @@ impl Producer {
                 return Err(input);
             }
         }
-        // A watermark or the close rings for it; only a filling queue needs the sequencer now.
-        self.unrung = true;
-        if self.queue.len() >= self.capacity / 4 {
+        // A watermark or the close rings for it; only a queue filling up needs the sequencer
+        // now. Counted here, so the hot path reads no shared index for it.
+        self.unrung += 1;
+        if self.unrung >= (self.capacity / 4).max(1) {
             self.ring();
         }
         Ok(())
@@ -92,7 +93,7 @@ impl Producer {
     /// goes into the queue.
     pub fn publish_watermark(&mut self, watermark: u64) {
         self.push_watermark(watermark);
-        if self.unrung {
+        if self.unrung > 0 {
             self.ring();
         }
     }
@@ -107,14 +108,14 @@ impl Producer {
         }
         if self.reserve() && self.queue.push(Item::Watermark(watermark)).is_ok() {
             self.last_watermark = Some(watermark);
-            self.unrung = true;
+            self.unrung += 1;
         } else {
             self.watermarks_dropped += 1;
         }
     }
 
     fn ring(&mut self) {
-        self.unrung = false;
+        self.unrung = 0;
         self.bell.ring();
     }
 

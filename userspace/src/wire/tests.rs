@@ -486,7 +486,15 @@ f1 f2 01 01 00 1a 00 00 00 00 00 2a 00 00 03 e9
 09 20 03 30 e9 07";
 
 pub(crate) fn worked_example() -> Vec<u8> {
-    let frame = InputFrame {
+    let mut out = Vec::new();
+    encode_input(42, 1001, &worked_example_frame(), &mut out).unwrap();
+    out
+}
+
+/// The example's `InputFrame`: player 42's inputs 4 (entity 7 moves, client frame 1000) and 5
+/// (entity 7 attacks entity 9, frame 1001). Protocol v2's data example carries the same frame.
+pub(crate) fn worked_example_frame() -> InputFrame {
+    InputFrame {
         first_seq: 4,
         commands: vec![
             PlayerCommand {
@@ -506,10 +514,7 @@ pub(crate) fn worked_example() -> Vec<u8> {
                 client_frame: 1001,
             },
         ],
-    };
-    let mut out = Vec::new();
-    encode_input(42, 1001, &frame, &mut out).unwrap();
-    out
+    }
 }
 
 /// Lowercase hex, 16 bytes per line, as the doc shows packets.

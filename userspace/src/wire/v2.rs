@@ -258,7 +258,6 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod examples {
     use prost::Message as _;
-    use tickgate_proto::{Action, InputFrame, PlayerCommand};
 
     use super::*;
     use crate::wire::crypto::Key;
@@ -276,26 +275,7 @@ pub(crate) mod examples {
     /// 7 moves, frame 1000), in session 3's 9th packet, sealed with the client → server key
     /// `11 11 … 11`.
     pub(crate) fn input_packet() -> Vec<u8> {
-        let frame = InputFrame {
-            first_seq: 4,
-            commands: vec![
-                PlayerCommand {
-                    command_id: 1,
-                    entity_id: 7,
-                    action: Action::Move as i32,
-                    client_frame: 1000,
-                    ..Default::default()
-                },
-                PlayerCommand {
-                    command_id: 2,
-                    entity_id: 7,
-                    target_id: 9,
-                    action: Action::Attack as i32,
-                    client_frame: 1001,
-                    ..Default::default()
-                },
-            ],
-        };
+        let frame = crate::wire::tests::worked_example_frame();
         let mut out = Vec::new();
         seal(&Key::from_bytes([0x11; 32]).cipher(), Kind::Input, 3, 9, &frame.encode_to_vec(), &mut out);
         out

@@ -30,18 +30,10 @@ pub const CHALLENGE_TOKEN_LEN: usize = 400 + TAG_LEN;
 /// tag proving the client holds its client → server key.
 pub const RESPONSE_PAYLOAD_LEN: usize = 8 + CHALLENGE_TOKEN_LEN + TAG_LEN;
 
-/// Byte offsets of the header fields.
+/// Byte offsets of the header fields. The first 8 bytes (magic, version, kind, payload length,
+/// reserved) are laid out as in v1, so that one read of the version tells the two apart.
 pub mod offset {
-    /// `u16` magic.
-    pub const MAGIC: usize = 0;
-    /// `u8` version, [`super::VERSION`].
-    pub const VERSION: usize = 2;
-    /// `u8` kind, [`super::Kind`].
-    pub const KIND: usize = 3;
-    /// `u16` payload length.
-    pub const PAYLOAD_LEN: usize = 4;
-    /// `u16` reserved, 0.
-    pub const RESERVED: usize = 6;
+    pub use crate::wire::offset::{KIND, MAGIC, PAYLOAD_LEN, RESERVED, VERSION};
     /// `u32` session id.
     pub const SESSION: usize = 8;
     /// `u64` packet sequence number.
