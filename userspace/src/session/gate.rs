@@ -18,7 +18,7 @@ use std::{
 use serde::Serialize;
 pub use tickgate_common::session::HandshakeLimit;
 
-use super::server::{Accepted, Closed, Data, DataDrop, Outgoing, Refused, Server, ServerConfig};
+use super::server::{Accepted, CloseReason, Closed, Data, DataDrop, Outgoing, Refused, Server, ServerConfig};
 use crate::{
     input::InputKind,
     steer::SessionMap,
@@ -93,7 +93,7 @@ pub struct Gate {
     map: SessionMap,
     endpoints: Mutex<HashMap<SocketAddr, Endpoints>>,
     joined: AtomicU64,
-    closed: [AtomicU64; 4],
+    closed: [AtomicU64; CloseReason::ALL.len()],
     challenges: AtomicU64,
     refused: [AtomicU64; Refused::ALL.len()],
     dropped: [AtomicU64; DataDrop::ALL.len()],
@@ -151,13 +151,9 @@ impl Gate {
             session: c.session,
             data: c.reason.name().as_bytes().to_vec(),
         });
-        let i = match c.reason {
-            super::server::CloseReason::Timeout => 0,
-            super::server::CloseReason::Disconnect => 1,
-            super::server::CloseReason::Replaced => 2,
-            super::server::CloseReason::Server => 3,
-        };
-        bump(&self.closed[i]);
+        if let Some(i) = CloseReason::ALL.iter().position(|&x| x == c.reason) {
+            bump(&self.closed[i]);
+        }
         if self.map.remove(c.addr).is_err() {
             bump(&self.map_errors);
         }
@@ -269,10 +265,7 @@ impl Gate {
         SessionsReport {
             open: self.server.lock().map_or(0, |s| s.len() as u64),
             joined: load(&self.joined),
-            closed: ["timeout", "disconnect", "replaced", "server"]
-                .into_iter()
-                .zip(self.closed.iter().map(load))
-                .collect(),
+            closed: CloseReason::ALL.iter().map(|c| c.name()).zip(self.closed.iter().map(load)).collect(),
             challenges: load(&self.challenges),
             refused: Refused::ALL.iter().map(|r| r.name()).zip(self.refused.iter().map(load)).collect(),
             dropped: DataDrop::ALL.iter().map(|d| d.name()).zip(self.dropped.iter().map(load)).collect(),

@@ -200,6 +200,9 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, in the order of the counters.
+    pub const ALL: [Self; 4] = [Self::Timeout, Self::Disconnect, Self::Replaced, Self::Server];
+
     /// The name in counters and events.
     pub const fn name(self) -> &'static str {
         match self {
