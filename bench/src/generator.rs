@@ -435,7 +435,8 @@ mod tests {
             match wire::decode(&out) {
                 Ok(Packet::Input(p)) => {
                     assert_eq!(p.commands().map(|c| c.seq).collect::<Vec<_>>(), before);
-                    let input = p.commands().last().unwrap().to_input(tickgate::input::Timestamp::xdp(0), 0);
+                    let input =
+                        p.commands().last().unwrap().to_input(tickgate::input::Timestamp::xdp(0), 0, 0);
                     assert_eq!(tickgate_testkit::client::send_time_ns(&input), Some(123_456_789_000));
                 }
                 other => panic!("size {size}: {other:?}"),

@@ -408,6 +408,7 @@ impl SocketGate {
                         SessionEvent {
                             kind: InputKind::Join,
                             player: accepted.joined.player_id as u32,
+                            match_id: accepted.joined.match_id,
                             session: accepted.joined.session,
                             data: accepted.joined.user_data,
                         },
@@ -418,10 +419,10 @@ impl SocketGate {
                 Err((_, denied)) => denied,
             },
             Ok(_) => {
-                if let Ok(Data::Input { player_id, plain, .. }) =
+                if let Ok(Data::Input { player_id, match_id, plain, .. }) =
                     server.open_data(src, payload, clock_monotonic_ns(), &mut self.plain)
                 {
-                    return ingest.input_v2(player_id as u32, plain, rx);
+                    return ingest.input_v2(player_id as u32, match_id, plain, rx);
                 }
                 None
             }

@@ -32,6 +32,7 @@ fn workload(queues: usize) -> Vec<(usize, Item)> {
             rx: Timestamp { ns: rx_ts_ns, clock: Clock::Xdp },
             queue: slot as u16,
             client_id: (n % 1_000) as u32,
+            match_id: 0,
             seq: (n / 1_000) as u64,
             client_frame: (n / 1_000) as u32,
             payload: vec![n as u8; 16],

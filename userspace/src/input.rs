@@ -126,8 +126,10 @@ pub struct Input {
     pub rx: Timestamp,
     /// RX queue the packet arrived on.
     pub queue: u16,
-    /// Client id from the wire header.
+    /// Client id from the wire header (protocol v1), or the session's player id (v2).
     pub client_id: u32,
+    /// The match the input belongs to: its session's token names it (protocol v2); `0` for v1.
+    pub match_id: u64,
     /// Per-client input sequence number: the command's own (`first_seq + i` of its `InputFrame`).
     pub seq: u64,
     /// The client's frame id for this command.

@@ -287,16 +287,16 @@ impl Ingest {
     pub fn packet(&mut self, payload: &[u8], rx: Timestamp) {
         self.stats.add(Counter::Received, 1);
         match wire::decode(payload) {
-            Ok(Packet::Input(packet)) => self.deliver(&packet, rx),
+            Ok(Packet::Input(packet)) => self.deliver(&packet, rx, 0),
             Ok(Packet::Sync(_)) => self.stats.add(Counter::SyncPackets, 1),
             Err(e) => bump(&self.stats.wire[e.counter_index()], 1),
         }
     }
 
-    /// The plaintext of a protocol v2 input packet from `player`'s session.
-    pub fn input_v2(&mut self, player: u32, plain: &[u8], rx: Timestamp) {
+    /// The plaintext of a protocol v2 input packet from `player`'s session in `match_id`.
+    pub fn input_v2(&mut self, player: u32, match_id: u64, plain: &[u8], rx: Timestamp) {
         match wire::decode_input_v2(player, plain) {
-            Ok(packet) => self.deliver(&packet, rx),
+            Ok(packet) => self.deliver(&packet, rx, match_id),
             Err(e) => bump(&self.stats.wire[e.counter_index()], 1),
         }
     }
@@ -308,6 +308,7 @@ impl Ingest {
             rx,
             queue: self.queue,
             client_id: event.player,
+            match_id: event.match_id,
             seq: u64::from(event.session),
             client_frame: 0,
             payload: event.data,
@@ -328,7 +329,7 @@ impl Ingest {
         self.stats.add(Counter::Received, 1);
     }
 
-    fn deliver(&mut self, packet: &wire::InputPacket<'_>, rx: Timestamp) {
+    fn deliver(&mut self, packet: &wire::InputPacket<'_>, rx: Timestamp, match_id: u64) {
         self.stats.add(Counter::InputPackets, 1);
         let now = sys::clock_monotonic_ns();
         for command in packet.commands() {
@@ -336,7 +337,7 @@ impl Ingest {
                 bump(&self.stats.rejected[reject.counter_index()], 1);
                 continue;
             }
-            match self.producer.try_push_input(command.to_input(rx, self.queue)) {
+            match self.producer.try_push_input(command.to_input(rx, self.queue, match_id)) {
                 Ok(()) => self.stats.add(Counter::Delivered, 1),
                 Err(_) => self.stats.add(Counter::HandoffFull, 1),
             }
@@ -402,7 +403,9 @@ pub fn spawn(
                         ingest.received();
                         let now = sys::clock_monotonic_ns();
                         match s.gate.packet(r.frame, payload, now, &mut plain, &mut replies, &mut events) {
-                            Outcome::Input { player, plain } => ingest.input_v2(player, plain, rx),
+                            Outcome::Input { player, match_id, plain } => {
+                                ingest.input_v2(player, match_id, plain, rx);
+                            }
                             Outcome::Handled => ingest.session_packet(),
                         }
                         for event in events.drain(..) {

@@ -84,7 +84,7 @@ fn oracle_frames(placed: Vec<(u64, Input)>, last: Option<u64>) -> Vec<Frame> {
             hasher.update(&prev);
             hasher.update(&encode(tick, &inputs));
             prev = hasher.finalize().into();
-            Frame { tick, inputs, hash: prev }
+            Frame { match_id: 0, tick, inputs, hash: prev, absent: Vec::new(), last: false }
         })
         .collect()
 }
@@ -155,6 +155,7 @@ fn make_input(index: usize, spec: &InSpec, slot: usize, rx_ts_ns: u64) -> Input 
         rx: Timestamp { ns: rx_ts_ns, clock: Clock::Xdp },
         queue: slot as u16,
         client_id: spec.client,
+        match_id: 0,
         seq: index as u64,
         client_frame: (index * 7) as u32,
         payload: vec![index as u8; usize::from(spec.payload)],
@@ -546,6 +547,7 @@ fn threaded_late_decisions_replay_exactly() {
                             rx: Timestamp { ns: rx_ts_ns, clock: Clock::Nic },
                             queue: q as u16,
                             client_id: (n % 5) as u32,
+                            match_id: 0,
                             seq: n,
                             client_frame: round as u32,
                             payload: vec![],
@@ -585,6 +587,7 @@ fn input(ts: u64, source: Clock, client: u32, seq: u64, queue: u16) -> Input {
         rx: Timestamp { ns: ts, clock: source },
         queue,
         client_id: client,
+        match_id: 0,
         seq,
         client_frame: 0,
         payload: vec![],

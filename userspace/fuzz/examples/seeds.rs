@@ -193,6 +193,7 @@ fn record() -> Vec<(&'static str, Vec<u8>)> {
         rx: Timestamp { ns: ts, clock: Clock::Xdp },
         queue,
         client_id: client,
+        match_id: 0,
         seq,
         client_frame: seq as u32,
         payload: vec![client as u8; (seq % 3) as usize],
@@ -219,8 +220,8 @@ fn record() -> Vec<(&'static str, Vec<u8>)> {
         for record in [
             Record::Item { slot: 0, item: Item::Input(input(2_000, 1, 1, 3)) },
             Record::Item { slot: 1, item: Item::Watermark(3_000_000) },
-            Record::Epoch(1_000),
-            Record::Frame { tick: 0, hash: [7; 32] },
+            Record::Epoch { match_id: 0, epoch_ns: 1_000 },
+            Record::Frame { match_id: 0, tick: 0, hash: [7; 32] },
             Record::Item { slot: 1, item: Item::Close },
         ] {
             w.append(&record).expect("memory");

@@ -55,7 +55,7 @@ fn check(udp_payload: &[u8]) {
                 // The raw bytes kept for the game are the command as sent.
                 assert_eq!(PlayerCommand::decode(command.raw).as_ref(), Ok(command.command));
                 // What the sequencer gets is a one-command frame numbered with the command's seq.
-                let input = command.to_input(Timestamp::xdp(1), 0);
+                let input = command.to_input(Timestamp::xdp(1), 0, 0);
                 let single =
                     InputFrame::decode(input.payload.as_slice()).expect("to_input writes a valid frame");
                 assert_eq!(single, InputFrame { first_seq: command.seq, commands: vec![*command.command] });

@@ -27,16 +27,25 @@ use crate::input::Input;
 /// The hash before tick 0.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
-/// One sealed tick. Every tick gets a frame, empty or not.
+/// One sealed tick of one match. Every tick of a match gets a frame, empty or not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
-    /// Tick number, counted from the epoch.
+    /// The match (0 for protocol v1). Each match has its own ticks and hash chain.
+    pub match_id: u64,
+    /// Tick number, counted from the match's epoch.
     pub tick: u64,
     /// The tick's inputs in [`frame_order`]. A late input moved here by `Late::Next` keeps its
     /// real `rx_ts_ns`, so it sorts first.
     pub inputs: Vec<Input>,
     /// `BLAKE3(previous frame's hash || canonical encoding of this frame)`.
     pub hash: [u8; 32],
+    /// Players of the match who sent no command for this tick, ascending: members since an
+    /// earlier tick (joined, not left) with no command and no leave in this one. Not hashed: it
+    /// follows from the chain's joins, leaves and commands.
+    pub absent: Vec<u32>,
+    /// The match ended with this frame: its last player left. A later join of the same match id
+    /// starts it again from tick 0.
+    pub last: bool,
 }
 
 impl Frame {
@@ -143,7 +152,7 @@ impl HashChain {
         }
         let hash = hash_with(&self.prev, tick, &inputs, &mut self.scratch);
         self.prev = hash;
-        Frame { tick, inputs, hash }
+        Frame { match_id: 0, tick, inputs, hash, absent: Vec::new(), last: false }
     }
 }
 
@@ -158,14 +167,18 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The JSON shape of a frame: `{"tick":…,"hash":"<hex>","inputs":[{"client":…,"seq":…,
-/// "frame":…,"rx_ts_ns":…,"ts_source":"nic|xdp","queue":…,"kind":…,"payload":"<base64>"}]}`.
+/// The JSON shape of a frame: `{"match":…,"tick":…,"hash":"<hex>","inputs":[{"client":…,
+/// "seq":…,"frame":…,"rx_ts_ns":…,"ts_source":"nic|xdp","queue":…,"kind":…,
+/// "payload":"<base64>"}],"absent":[…],"last":false}`.
 impl Serialize for Frame {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut frame = serializer.serialize_struct("Frame", 3)?;
+        let mut frame = serializer.serialize_struct("Frame", 6)?;
+        frame.serialize_field("match", &self.match_id)?;
         frame.serialize_field("tick", &self.tick)?;
         frame.serialize_field("hash", &self.hash_hex())?;
         frame.serialize_field("inputs", &JsonInputs(&self.inputs))?;
+        frame.serialize_field("absent", &self.absent)?;
+        frame.serialize_field("last", &self.last)?;
         frame.end()
     }
 }
@@ -236,6 +249,7 @@ mod tests {
             rx: Timestamp { ns: ts, clock: Clock::Nic },
             queue,
             client_id: client,
+            match_id: 0,
             seq,
             client_frame: 9,
             payload: vec![0xab, 0xcd],
@@ -294,6 +308,7 @@ mod tests {
             rx: Timestamp { ns: 1_000, clock: Clock::Xdp },
             queue: 3,
             client_id: 7,
+            match_id: 0,
             seq: 42,
             client_frame: 9,
             payload: b"jump".to_vec(),
@@ -327,15 +342,24 @@ mod tests {
 
     #[test]
     fn json_lines_have_the_documented_shape() {
-        let frame = Frame { tick: 3, inputs: vec![input(10, 7, 2, 1)], hash: [0xa5; 32] };
+        let frame = Frame {
+            match_id: 5,
+            tick: 3,
+            inputs: vec![input(10, 7, 2, 1)],
+            hash: [0xa5; 32],
+            absent: vec![8, 9],
+            last: false,
+        };
         let mut out = JsonLines::new(Vec::new());
         out.write_frame(&frame).expect("write to a Vec");
-        out.write_frame(&Frame { tick: 4, inputs: vec![], hash: [0; 32] }).expect("write to a Vec");
+        let empty = Frame { match_id: 0, tick: 4, inputs: vec![], hash: [0; 32], absent: vec![], last: true };
+        out.write_frame(&empty).expect("write to a Vec");
         let text = String::from_utf8(out.into_inner()).expect("JSON is UTF-8");
         let want = format!(
-            "{{\"tick\":3,\"hash\":\"{}\",\"inputs\":[{{\"client\":7,\"seq\":2,\"frame\":9,\
-             \"rx_ts_ns\":10,\"ts_source\":\"nic\",\"queue\":1,\"kind\":\"command\",\"payload\":\"q80=\"}}]}}\n\
-             {{\"tick\":4,\"hash\":\"{}\",\"inputs\":[]}}\n",
+            "{{\"match\":5,\"tick\":3,\"hash\":\"{}\",\"inputs\":[{{\"client\":7,\"seq\":2,\"frame\":9,\
+             \"rx_ts_ns\":10,\"ts_source\":\"nic\",\"queue\":1,\"kind\":\"command\",\"payload\":\"q80=\"}}],\
+             \"absent\":[8,9],\"last\":false}}\n\
+             {{\"match\":0,\"tick\":4,\"hash\":\"{}\",\"inputs\":[],\"absent\":[],\"last\":true}}\n",
             "a5".repeat(32),
             "0".repeat(64)
         );

@@ -9,6 +9,7 @@
 //! every decision. See `docs/architecture.md` ("Sequencer and frame queue") for the rules.
 
 mod frame;
+mod matches;
 mod sequencer_thread;
 mod tick;
 
@@ -24,7 +25,7 @@ pub use tick::{MAX_TICKS_AHEAD, TickClock};
 
 use crate::input::{Clock, Input};
 use crate::sequencer::{Frontier, Item, Merge, SequencerError};
-use tick::Ticker;
+use matches::Matches;
 
 /// The most hand-off queues a run can have (the record log stores a queue as a `u16`).
 pub const MAX_QUEUES: usize = 1 << 16;
@@ -157,6 +158,10 @@ pub struct Stats {
     /// stopped taking them); set by the sequencer thread, 0 in replay.
     #[serde(default)]
     pub frames_overflowed: u64,
+    /// Matches started (at their first input; match 0 at the start with an explicit epoch).
+    pub matches_started: u64,
+    /// Matches ended (their last player left).
+    pub matches_ended: u64,
 }
 
 /// Sees every state change of a [`Pipeline`], in order: the record log implements it.
@@ -166,8 +171,8 @@ pub struct Stats {
 pub trait Recorder {
     /// `item` is about to be applied to queue `slot`.
     fn item(&mut self, slot: usize, item: &Item);
-    /// The epoch became known (only with [`Epoch::FirstInput`]).
-    fn epoch(&mut self, _epoch_ns: u64) {}
+    /// A match's epoch became known (at its first input).
+    fn epoch(&mut self, _match_id: u64, _epoch_ns: u64) {}
     /// A frame was sealed.
     fn frame(&mut self, _frame: &Frame) {}
     /// The sequencer thread has nothing to do: a good moment to flush.
@@ -183,8 +188,8 @@ impl<R: Recorder + ?Sized> Recorder for &mut R {
     fn item(&mut self, slot: usize, item: &Item) {
         (**self).item(slot, item);
     }
-    fn epoch(&mut self, epoch_ns: u64) {
-        (**self).epoch(epoch_ns);
+    fn epoch(&mut self, match_id: u64, epoch_ns: u64) {
+        (**self).epoch(match_id, epoch_ns);
     }
     fn frame(&mut self, frame: &Frame) {
         (**self).frame(frame);
@@ -200,7 +205,7 @@ impl<R: Recorder + ?Sized> Recorder for &mut R {
 pub struct Pipeline<R: Recorder = ()> {
     config: Config,
     merge: Merge,
-    ticker: Ticker,
+    matches: Matches,
     frames: VecDeque<Frame>,
     recorder: R,
     finished: bool,
@@ -223,7 +228,7 @@ impl<R: Recorder> Pipeline<R> {
         Ok(Self {
             config: *config,
             merge: Merge::new(queues, config.time_base),
-            ticker: Ticker::new(config),
+            matches: Matches::new(config),
             frames: VecDeque::new(),
             recorder,
             finished: false,
@@ -236,16 +241,19 @@ impl<R: Recorder> Pipeline<R> {
             return Ok(());
         }
         self.recorder.item(slot, &item);
-        let ticker = &mut self.ticker;
-        self.merge.push_release(slot, item, |released| ticker.place(released.input))?;
-        if let Some(epoch) = self.ticker.take_new_epoch() {
-            self.recorder.epoch(epoch);
-        }
+        let matches = &mut self.matches;
+        let recorder = &mut self.recorder;
+        self.merge.push_release(slot, item, |released| {
+            matches.place(released.input);
+            if let Some((id, epoch)) = matches.take_new_epoch() {
+                recorder.epoch(id, epoch);
+            }
+        })?;
         let before = self.frames.len();
         match self.merge.frontier() {
-            Frontier::At(watermark) => self.ticker.advance(watermark, &mut self.frames),
+            Frontier::At(watermark) => self.matches.advance(watermark, &mut self.frames),
             Frontier::End if !self.finished => {
-                self.ticker.finish(&mut self.frames);
+                self.matches.finish(&mut self.frames);
                 self.finished = true;
             }
             Frontier::End => {}
@@ -287,9 +295,25 @@ impl<R: Recorder> Pipeline<R> {
         self.finished
     }
 
-    /// Tick 0's start in the time base, once known.
+    /// Match 0's tick 0 start in the time base, once known (the v1 match).
     pub fn epoch(&self) -> Option<u64> {
-        self.ticker.epoch()
+        self.matches.epoch_of(0)
+    }
+
+    /// A match's tick 0 start in the time base, once known.
+    pub fn epoch_of(&self, match_id: u64) -> Option<u64> {
+        self.matches.epoch_of(match_id)
+    }
+
+    /// Matches live now.
+    pub fn live_matches(&self) -> usize {
+        self.matches.live()
+    }
+
+    /// Due-match advances so far: one per match whose deadline a watermark step passed. The
+    /// scaling benchmark reads it; it grows with matches due, not with matches live.
+    pub fn match_advances(&self) -> u64 {
+        self.matches.advances()
     }
 
     /// The merged watermark.
@@ -310,14 +334,15 @@ impl<R: Recorder> Pipeline<R> {
     /// The counters so far.
     pub fn stats(&self) -> Stats {
         let merge = self.merge.stats();
-        let tick = self.ticker.stats();
+        let tick = self.matches.stats();
+        let (matches_started, matches_ended) = self.matches.started_ended();
         Stats {
             frames: tick.frames,
             empty_frames: tick.empty_frames,
             inputs_ordered: tick.inputs_ordered,
             late_dropped: tick.late_dropped,
             late_next: tick.late_next,
-            late_by_client: tick.late_by_client.clone(),
+            late_by_client: tick.late_by_client,
             out_of_order: merge.out_of_order,
             backwards: merge.backwards,
             restamped_clock: merge.restamped_clock,
@@ -326,6 +351,8 @@ impl<R: Recorder> Pipeline<R> {
             ticks_skipped: tick.ticks_skipped,
             far_future_dropped: tick.far_future_dropped,
             frames_overflowed: 0,
+            matches_started,
+            matches_ended,
         }
     }
 
@@ -353,6 +380,7 @@ mod tests {
             rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue: 0,
             client_id: client,
+            match_id: 0,
             seq,
             client_frame: 0,
             payload: vec![client as u8],
@@ -487,7 +515,7 @@ mod tests {
             fn item(&mut self, _slot: usize, _item: &Item) {
                 self.1 += 1;
             }
-            fn epoch(&mut self, epoch_ns: u64) {
+            fn epoch(&mut self, _match_id: u64, epoch_ns: u64) {
                 self.0.push(epoch_ns);
             }
         }

@@ -211,6 +211,7 @@ mod tests {
             rx: Timestamp { ns, clock: Clock::Nic },
             queue,
             client_id: u32::from(queue),
+            match_id: 0,
             seq,
             client_frame: 0,
             payload: vec![],

@@ -60,7 +60,7 @@ impl TickClock {
 }
 
 /// Counters kept by the ticker.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct TickStats {
     pub(super) frames: u64,
     pub(super) empty_frames: u64,
@@ -71,6 +71,23 @@ pub(super) struct TickStats {
     pub(super) clock_jumps: u64,
     pub(super) ticks_skipped: u64,
     pub(super) far_future_dropped: u64,
+}
+
+impl TickStats {
+    /// Adds another match's counters to these.
+    pub(super) fn add(&mut self, other: &Self) {
+        self.frames += other.frames;
+        self.empty_frames += other.empty_frames;
+        self.inputs_ordered += other.inputs_ordered;
+        self.late_dropped += other.late_dropped;
+        self.late_next += other.late_next;
+        for (client, n) in &other.late_by_client {
+            *self.late_by_client.entry(*client).or_default() += n;
+        }
+        self.clock_jumps += other.clock_jumps;
+        self.ticks_skipped += other.ticks_skipped;
+        self.far_future_dropped += other.far_future_dropped;
+    }
 }
 
 /// The open ticks, from the oldest unsealed one on, and the hash chain of the sealed ones.
@@ -180,7 +197,14 @@ impl Ticker {
     }
 
     /// Seals every tick whose end plus the grace is at or below `watermark`, oldest first.
-    pub(super) fn advance(&mut self, watermark: u64, out: &mut VecDeque<Frame>) {
+    /// `on_seal` sees each frame as it is sealed and returns `true` to stop sealing (the match
+    /// ended with that frame).
+    pub(super) fn advance(
+        &mut self,
+        watermark: u64,
+        out: &mut VecDeque<Frame>,
+        on_seal: &mut impl FnMut(&mut Frame, &Self) -> bool,
+    ) -> bool {
         if let Some(clock) = self.clock
             && self.seal_at != u64::MAX
             && watermark >= self.seal_at
@@ -189,7 +213,9 @@ impl Ticker {
         {
             // A step in time: seal what is open, then resume just below the watermark's tick.
             while !self.open.is_empty() {
-                self.seal_first(out);
+                if self.seal_first(out, on_seal) {
+                    return true;
+                }
             }
             let resume = target.saturating_sub(1).max(self.first_open);
             self.stats.clock_jumps += 1;
@@ -199,16 +225,35 @@ impl Ticker {
         }
         // `seal_at` saturates at u64::MAX for a tick that never ends within the clock's range.
         while self.clock.is_some() && self.seal_at != u64::MAX && watermark >= self.seal_at {
-            self.seal_first(out);
+            if self.seal_first(out, on_seal) {
+                return true;
+            }
         }
+        false
     }
 
     /// Every queue is closed: seals every open tick. The newest one holds an input (a bucket is
     /// only created to hold one), so frames end at the last tick with an input.
-    pub(super) fn finish(&mut self, out: &mut VecDeque<Frame>) {
+    pub(super) fn finish(
+        &mut self,
+        out: &mut VecDeque<Frame>,
+        on_seal: &mut impl FnMut(&mut Frame, &Self) -> bool,
+    ) {
         while !self.open.is_empty() {
-            self.seal_first(out);
+            if self.seal_first(out, on_seal) {
+                return;
+            }
         }
+    }
+
+    /// The watermark that seals the oldest open tick (`u64::MAX` before the epoch is known).
+    pub(super) fn seal_at(&self) -> u64 {
+        if self.clock.is_some() { self.seal_at } else { u64::MAX }
+    }
+
+    /// Whether a tick not sealed yet holds an input.
+    pub(super) fn holds_inputs(&self) -> bool {
+        self.open.iter().any(|bucket| !bucket.inputs.is_empty())
     }
 
     fn start_clock(&mut self, clock: TickClock) {
@@ -243,10 +288,15 @@ impl Ticker {
         }
     }
 
-    fn seal_first(&mut self, out: &mut VecDeque<Frame>) {
-        let Some(clock) = self.clock else { return };
+    /// Seals the oldest open tick; `true` if `on_seal` says the match ended with it.
+    fn seal_first(
+        &mut self,
+        out: &mut VecDeque<Frame>,
+        on_seal: &mut impl FnMut(&mut Frame, &Self) -> bool,
+    ) -> bool {
+        let Some(clock) = self.clock else { return false };
         let Bucket { inputs, sorted } = self.open.pop_front().unwrap_or_default();
-        let frame = self.chain.seal(self.first_open, inputs, sorted);
+        let mut frame = self.chain.seal(self.first_open, inputs, sorted);
         let len = frame.inputs.len();
         self.stats.frames += 1;
         self.stats.empty_frames += u64::from(len == 0);
@@ -256,7 +306,9 @@ impl Ticker {
         }
         self.first_open += 1;
         self.seal_at = clock.start(self.first_open.saturating_add(1)).saturating_add(self.grace_ns);
+        let ended = on_seal(&mut frame, self);
         out.push_back(frame);
+        ended
     }
 }
 

@@ -37,6 +37,7 @@ pub(super) fn encode_item(body: &mut Vec<u8>, slot: u16, item: &Item) {
             body.push(input.rx.clock.code() | (input.kind.code() << 4));
             body.extend_from_slice(&input.queue.to_be_bytes());
             body.extend_from_slice(&input.client_id.to_be_bytes());
+            body.extend_from_slice(&input.match_id.to_be_bytes());
             body.extend_from_slice(&input.seq.to_be_bytes());
             body.extend_from_slice(&input.client_frame.to_be_bytes());
             body.extend_from_slice(&input.payload);
@@ -53,13 +54,15 @@ pub(super) fn encode_item(body: &mut Vec<u8>, slot: u16, item: &Item) {
     }
 }
 
-pub(super) fn encode_epoch(body: &mut Vec<u8>, epoch_ns: u64) {
+pub(super) fn encode_epoch(body: &mut Vec<u8>, match_id: u64, epoch_ns: u64) {
     body.push(KIND_EPOCH);
+    body.extend_from_slice(&match_id.to_be_bytes());
     body.extend_from_slice(&epoch_ns.to_be_bytes());
 }
 
-pub(super) fn encode_frame_check(body: &mut Vec<u8>, tick: u64, hash: &[u8; 32]) {
+pub(super) fn encode_frame_check(body: &mut Vec<u8>, match_id: u64, tick: u64, hash: &[u8; 32]) {
     body.push(KIND_FRAME);
+    body.extend_from_slice(&match_id.to_be_bytes());
     body.extend_from_slice(&tick.to_be_bytes());
     body.extend_from_slice(hash);
 }
@@ -121,8 +124,11 @@ pub(super) fn decode_config(body: &[u8]) -> Result<RunConfig, &'static str> {
     Ok(RunConfig { config: Config { tick_hz, grace_us, late, time_base, epoch }, queues })
 }
 
-pub(super) fn decode_record(body: &[u8], queues: usize) -> Result<Record, &'static str> {
+/// Decodes one record of a log in format `version` (1 has no match ids: match 0).
+pub(super) fn decode_record(body: &[u8], queues: usize, version: u16) -> Result<Record, &'static str> {
     let mut f = Fields(body);
+    let matches = version >= 2;
+    let match_id = |f: &mut Fields<'_>| if matches { f.u64() } else { Ok(0) };
     let kind = f.u8()?;
     let slot = |f: &mut Fields<'_>| {
         let slot = f.u16()?;
@@ -140,6 +146,7 @@ pub(super) fn decode_record(body: &[u8], queues: usize) -> Result<Record, &'stat
                 rx: Timestamp { ns: rx_ts_ns, clock: ts_source },
                 queue: f.u16()?,
                 client_id: f.u32()?,
+                match_id: match_id(&mut f)?,
                 seq: f.u64()?,
                 client_frame: f.u32()?,
                 payload: f.rest().to_vec(),
@@ -148,8 +155,8 @@ pub(super) fn decode_record(body: &[u8], queues: usize) -> Result<Record, &'stat
         }
         KIND_WATERMARK => Record::Item { slot: slot(&mut f)?, item: Item::Watermark(f.u64()?) },
         KIND_CLOSE => Record::Item { slot: slot(&mut f)?, item: Item::Close },
-        KIND_EPOCH => Record::Epoch(f.u64()?),
-        KIND_FRAME => Record::Frame { tick: f.u64()?, hash: f.take()? },
+        KIND_EPOCH => Record::Epoch { match_id: match_id(&mut f)?, epoch_ns: f.u64()? },
+        KIND_FRAME => Record::Frame { match_id: match_id(&mut f)?, tick: f.u64()?, hash: f.take()? },
         KIND_CONFIG => return Err("a second configuration record"),
         _ => return Err("unknown record kind"),
     };

@@ -12,17 +12,20 @@
 //! Format, all integers big-endian:
 //!
 //! ```text
-//! file     = "TGRECLOG" version:u16 (1) reserved:u16 (0) config record*
+//! file     = "TGRECLOG" version:u16 (2) reserved:u16 (0) config record*
 //! record   = len:u32 crc32c(body):u32 body            len ≤ 1 MiB
 //! config   = 1 tick_hz:u32 grace_us:u64 late:u8 (0 drop, 1 next) time_base:u8 (0 nic, 1 xdp)
 //!            epoch_kind:u8 (0 first input, 1 explicit) epoch_ns:u64 queues:u32 rx_queue:u16*queues
-//! input    = 2 slot:u16 rx_ts_ns:u64 clock_kind:u8 (as in frames) queue:u16 client_id:u32 seq:u64
-//!            client_frame:u32 payload (the rest of the body)
+//! input    = 2 slot:u16 rx_ts_ns:u64 clock_kind:u8 (as in frames) queue:u16 client_id:u32
+//!            match_id:u64 seq:u64 client_frame:u32 payload (the rest of the body)
 //! watermark= 3 slot:u16 watermark:u64
 //! close    = 4 slot:u16
-//! epoch    = 5 epoch_ns:u64
-//! frame    = 6 tick:u64 hash:[u8;32]
+//! epoch    = 5 match_id:u64 epoch_ns:u64
+//! frame    = 6 match_id:u64 tick:u64 hash:[u8;32]
 //! ```
+//!
+//! Version 1 (before matches) had no `match_id` fields; it is still read, every input and
+//! checkpoint in match 0.
 //!
 //! A crash can tear the last record; a disk can flip a bit. The reader stops at the first record
 //! that is cut short, too long, fails its checksum or does not decode, and says where (byte
@@ -50,8 +53,10 @@ pub use writer::RecordWriter;
 
 /// The first eight bytes of a record log.
 pub const MAGIC: [u8; 8] = *b"TGRECLOG";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes.
+pub const VERSION: u16 = 2;
+/// The oldest format version this build reads.
+pub const OLDEST_VERSION: u16 = 1;
 /// The longest record body accepted; anything longer is a corrupt length, not a record.
 pub const MAX_RECORD_LEN: u32 = 1 << 20;
 
@@ -84,10 +89,17 @@ pub enum Record {
         /// The item.
         item: Item,
     },
-    /// The epoch became known (checkpoint).
-    Epoch(u64),
+    /// A match's epoch became known (checkpoint).
+    Epoch {
+        /// The match.
+        match_id: u64,
+        /// Its tick 0's start.
+        epoch_ns: u64,
+    },
     /// A frame was sealed (checkpoint).
     Frame {
+        /// Its match.
+        match_id: u64,
         /// Its tick.
         tick: u64,
         /// Its hash.
@@ -133,7 +145,7 @@ pub enum RecordError {
     NotALog,
     /// The log was written in another format version.
     #[error(
-        "record log format version {found} is not supported (this build reads {VERSION}) - replay it with the tickgate release that wrote it"
+        "record log format version {found} is not supported (this build reads {OLDEST_VERSION} to {VERSION}) - replay it with the tickgate release that wrote it"
     )]
     Version {
         /// The version in the file.

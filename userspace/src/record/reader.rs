@@ -99,6 +99,8 @@ pub struct RecordReader<R: Read> {
     body: Vec<u8>,
     stop: Option<StopPoint>,
     done: bool,
+    /// The log's format version.
+    version: u16,
 }
 
 impl RecordReader<File> {
@@ -123,7 +125,7 @@ impl<R: Read> RecordReader<R> {
             return Err(RecordError::NotALog);
         }
         let found = u16::from_be_bytes([header[8], header[9]]);
-        if found != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&found) {
             return Err(RecordError::Version { found });
         }
         let mut reader = Self {
@@ -134,6 +136,7 @@ impl<R: Read> RecordReader<R> {
             body: Vec::new(),
             stop: None,
             done: false,
+            version: found,
         };
         let config_at = reader.offset;
         let run = match reader.next_body() {
@@ -174,7 +177,7 @@ impl<R: Read> RecordReader<R> {
             return None;
         }
         let result = self.next_body().and_then(|more| match more {
-            Some(()) => decode_record(&self.body, self.run.queues.len())
+            Some(()) => decode_record(&self.body, self.run.queues.len(), self.version)
                 .map(Some)
                 .map_err(|what| StopReason::Malformed { what }),
             None => Ok(None),

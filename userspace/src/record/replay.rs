@@ -23,8 +23,10 @@ pub struct Divergence {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DivergenceKind {
-    /// A frame's tick or hash.
+    /// A frame's match, tick or hash.
     Frame {
+        /// The recorded match.
+        match_id: u64,
         /// The recorded tick.
         tick: u64,
         /// The recorded hash.
@@ -34,8 +36,10 @@ pub enum DivergenceKind {
         #[serde(serialize_with = "hex_frame")]
         replayed: Option<(u64, [u8; 32])>,
     },
-    /// The epoch.
+    /// A match's epoch.
     Epoch {
+        /// The match.
+        match_id: u64,
         /// The recorded epoch.
         recorded: u64,
         /// The replay's epoch, if it had one.
@@ -100,7 +104,7 @@ fn replay_reader<R: Read>(
     let run = reader.run_config().clone();
     let mut pipeline = Pipeline::new(&run.config, run.queues.len())?;
     // Sealed frames whose checkpoint has not been read yet.
-    let mut unchecked: VecDeque<(u64, [u8; 32])> = VecDeque::new();
+    let mut unchecked: VecDeque<(u64, u64, [u8; 32])> = VecDeque::new();
     let (mut frames, mut verified_frames, mut divergence, mut stop) = (0, 0, None, None);
     loop {
         let (offset, record_index) = (reader.offset(), reader.records_read());
@@ -112,22 +116,24 @@ fn replay_reader<R: Read>(
                     break;
                 }
                 for frame in pipeline.drain_frames() {
-                    unchecked.push_back((frame.tick, frame.hash));
+                    unchecked.push_back((frame.match_id, frame.tick, frame.hash));
                     frames += 1;
                     on_frame(frame);
                 }
             }
-            Record::Epoch(recorded) => {
-                if pipeline.epoch() != Some(recorded) && divergence.is_none() {
-                    let kind = DivergenceKind::Epoch { recorded, replayed: pipeline.epoch() };
+            Record::Epoch { match_id, epoch_ns: recorded } => {
+                let replayed = pipeline.epoch_of(match_id);
+                if replayed != Some(recorded) && divergence.is_none() {
+                    let kind = DivergenceKind::Epoch { match_id, recorded, replayed };
                     divergence = Some(Divergence { record_index, kind });
                 }
             }
-            Record::Frame { tick, hash } => match unchecked.pop_front() {
-                Some(replayed) if replayed == (tick, hash) => verified_frames += 1,
+            Record::Frame { match_id, tick, hash } => match unchecked.pop_front() {
+                Some(replayed) if replayed == (match_id, tick, hash) => verified_frames += 1,
                 replayed => {
                     if divergence.is_none() {
-                        let kind = DivergenceKind::Frame { tick, recorded: hash, replayed };
+                        let replayed = replayed.map(|(_, tick, hash)| (tick, hash));
+                        let kind = DivergenceKind::Frame { match_id, tick, recorded: hash, replayed };
                         divergence = Some(Divergence { record_index, kind });
                     }
                 }

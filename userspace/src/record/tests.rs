@@ -14,6 +14,7 @@ fn input(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
         rx: Timestamp { ns: ts, clock: Clock::Xdp },
         queue,
         client_id: client,
+        match_id: 0,
         seq,
         client_frame: seq as u32,
         payload: vec![client as u8; (seq % 5) as usize],
@@ -92,8 +93,8 @@ fn records_round_trip() {
         Record::Item { slot: 1, item: Item::Input(input(5, 6, 7, 5)) },
         Record::Item { slot: 0, item: Item::Watermark(u64::MAX) },
         Record::Item { slot: 1, item: Item::Close },
-        Record::Epoch(42),
-        Record::Frame { tick: 9, hash: [7; 32] },
+        Record::Epoch { match_id: 3, epoch_ns: 42 },
+        Record::Frame { match_id: 3, tick: 9, hash: [7; 32] },
     ];
     let mut writer = RecordWriter::new(Vec::new(), &run).expect("memory");
     for record in &records {
@@ -192,10 +193,10 @@ fn a_checkpoint_the_replay_does_not_reproduce_is_reported() {
     let append = |w: &mut RecordWriter<Vec<u8>>, r| w.append(&r).expect("memory");
     append(&mut writer, Record::Item { slot: 1, item: Item::Watermark(5 * MS) });
     append(&mut writer, Record::Item { slot: 0, item: Item::Input(input(5 * MS, 1, 1, 3)) });
-    append(&mut writer, Record::Epoch(5 * MS));
+    append(&mut writer, Record::Epoch { match_id: 0, epoch_ns: 5 * MS });
     append(&mut writer, Record::Item { slot: 0, item: Item::Close });
     append(&mut writer, Record::Item { slot: 1, item: Item::Close });
-    append(&mut writer, Record::Frame { tick: 0, hash: [1; 32] });
+    append(&mut writer, Record::Frame { match_id: 0, tick: 0, hash: [1; 32] });
     let bytes = writer.finish().expect("memory");
     let report = replay_with(&bytes[..], |_| {}).expect("valid log");
     let divergence = report.divergence.expect("wrong hash detected");
@@ -226,8 +227,8 @@ fn unreadable_headers_are_errors() {
     bad[0] = b'X';
     assert!(matches!(RecordReader::new(&bad[..]), Err(RecordError::NotALog)));
     let mut bad = bytes.clone();
-    bad[9] = 2;
-    assert!(matches!(RecordReader::new(&bad[..]), Err(RecordError::Version { found: 2 })));
+    bad[9] = 3;
+    assert!(matches!(RecordReader::new(&bad[..]), Err(RecordError::Version { found: 3 })));
     let mut bad = bytes.clone();
     bad[HEADER_LEN as usize + 10] ^= 1;
     match RecordReader::new(&bad[..]) {
@@ -279,4 +280,39 @@ fn files_are_created_once_and_replayed_by_path() {
     drop(writer);
     assert_eq!(replay(&path).expect("valid log").report.records, 1);
     std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+/// The same log in format version 1: no match ids in inputs and checkpoints.
+fn as_version_1(v2: &[u8]) -> Vec<u8> {
+    let mut out = v2[..HEADER_LEN as usize].to_vec();
+    out[8..10].copy_from_slice(&1u16.to_be_bytes());
+    let mut at = HEADER_LEN as usize;
+    while at + 8 <= v2.len() {
+        let len = u32::from_be_bytes(v2[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let mut body = v2[at + 8..at + 8 + len].to_vec();
+        // The match id follows the client id in an input, the kind byte in a checkpoint.
+        match body[0] {
+            KIND_INPUT => drop(body.drain(18..26)),
+            KIND_EPOCH | KIND_FRAME => drop(body.drain(1..9)),
+            _ => {}
+        }
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        at += 8 + len;
+    }
+    out
+}
+
+#[test]
+fn a_version_1_log_replays_as_match_0() {
+    let (bytes, frames, _) = recorded_run();
+    let old = as_version_1(&bytes);
+    assert!(old.len() < bytes.len(), "match ids were removed");
+    let mut replayed = Vec::new();
+    let report = replay_with(&old[..], |f| replayed.push(f)).expect("a version 1 log opens");
+    assert_eq!(report.divergence, None);
+    assert_eq!(report.stop, None);
+    assert_eq!(replayed, frames);
+    assert_eq!(report.verified_frames, frames.len() as u64);
 }

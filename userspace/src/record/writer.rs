@@ -78,8 +78,8 @@ impl<W: Write> RecordWriter<W> {
         }
         self.write_record(|body| match record {
             Record::Item { slot, item } => encode_item(body, *slot, item),
-            Record::Epoch(epoch) => encode_epoch(body, *epoch),
-            Record::Frame { tick, hash } => encode_frame_check(body, *tick, hash),
+            Record::Epoch { match_id, epoch_ns } => encode_epoch(body, *match_id, *epoch_ns),
+            Record::Frame { match_id, tick, hash } => encode_frame_check(body, *match_id, *tick, hash),
         })
         .map_err(RecordError::Write)
     }
@@ -145,12 +145,12 @@ impl<W: Write> Recorder for RecordWriter<W> {
         self.log(|body| encode_item(body, slot as u16, item));
     }
 
-    fn epoch(&mut self, epoch_ns: u64) {
-        self.log(|body| encode_epoch(body, epoch_ns));
+    fn epoch(&mut self, match_id: u64, epoch_ns: u64) {
+        self.log(|body| encode_epoch(body, match_id, epoch_ns));
     }
 
     fn frame(&mut self, frame: &Frame) {
-        self.log(|body| encode_frame_check(body, frame.tick, &frame.hash));
+        self.log(|body| encode_frame_check(body, frame.match_id, frame.tick, &frame.hash));
     }
 
     fn idle(&mut self) {

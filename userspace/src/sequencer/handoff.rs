@@ -208,6 +208,7 @@ mod tests {
             rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue: 0,
             client_id: 1,
+            match_id: 0,
             seq: ts,
             client_frame: 0,
             payload: vec![],

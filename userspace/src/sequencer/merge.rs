@@ -357,6 +357,7 @@ mod tests {
             rx: Timestamp { ns: ts, clock: Clock::Xdp },
             queue: 0,
             client_id: client,
+            match_id: 0,
             seq: ts,
             client_frame: 0,
             payload: vec![],

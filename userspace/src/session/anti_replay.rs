@@ -730,7 +730,7 @@ mod tests {
             let Ok(Packet::Input(packet)) = wire::decode(bytes) else { panic!("valid packet rejected") };
             for command in packet.commands() {
                 match clients.check(command.client_id, command.seq, i as u64) {
-                    Ok(()) => delivered.push(command.to_input(Timestamp::xdp(i as u64), 0)),
+                    Ok(()) => delivered.push(command.to_input(Timestamp::xdp(i as u64), 0, 0)),
                     Err(r) => rejected[r.counter_index()] += 1,
                 }
             }

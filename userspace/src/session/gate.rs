@@ -46,6 +46,8 @@ pub enum Outcome<'a> {
     Input {
         /// The player (as the frames carry it).
         player: u32,
+        /// The player's match.
+        match_id: u64,
         /// The decrypted `InputFrame`.
         plain: &'a [u8],
     },
@@ -59,6 +61,8 @@ pub struct SessionEvent {
     pub kind: InputKind,
     /// The player.
     pub player: u32,
+    /// The player's match.
+    pub match_id: u64,
     /// The session.
     pub session: u32,
     /// Join: the token's user data. Leave: the reason's name.
@@ -148,6 +152,7 @@ impl Gate {
         events.push(SessionEvent {
             kind: InputKind::Leave,
             player: c.player_id as u32,
+            match_id: c.match_id,
             session: c.session,
             data: c.reason.name().as_bytes().to_vec(),
         });
@@ -213,6 +218,7 @@ impl Gate {
                         kind: InputKind::Join,
                         // Checked to fit 32 bits when the token was opened.
                         player: joined.player_id as u32,
+                        match_id: joined.match_id,
                         session: joined.session,
                         data: joined.user_data.clone(),
                     });
@@ -234,8 +240,8 @@ impl Gate {
             },
             Ok(_) => match server.open_data(endpoints.peer, payload, now_ns, plain) {
                 // Player ids were checked to fit 32 bits when the session was made.
-                Ok(Data::Input { player_id, plain, .. }) => {
-                    return Outcome::Input { player: player_id as u32, plain };
+                Ok(Data::Input { player_id, match_id, plain, .. }) => {
+                    return Outcome::Input { player: player_id as u32, match_id, plain };
                 }
                 Ok(Data::Sync { .. } | Data::Keepalive { .. }) => {}
                 Ok(Data::Disconnected(closed)) => self.closed(&closed, events),

@@ -28,7 +28,7 @@
 //!     let Ok(wire::Packet::Input(packet)) = wire::decode(udp_payload) else { continue };
 //!     for command in packet.commands() {
 //!         if clients.check(command.client_id, command.seq, now_ns).is_ok() {
-//!             inputs.push(command.to_input(Timestamp::xdp(now_ns), 0));
+//!             inputs.push(command.to_input(Timestamp::xdp(now_ns), 0, 0));
 //!         }
 //!     }
 //! }

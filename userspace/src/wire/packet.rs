@@ -87,7 +87,7 @@ impl Command<'_> {
     /// The [`Input`] handed to the sequencer. Its payload is a one-command `InputFrame`
     /// (`first_seq` = this seq) that embeds the client's bytes for the command unchanged, so
     /// fields this build does not know still reach the game.
-    pub fn to_input(&self, rx: Timestamp, queue: u16) -> Input {
+    pub fn to_input(&self, rx: Timestamp, queue: u16, match_id: u64) -> Input {
         // Key of first_seq (1) + varint (<= 10) + key of commands (1) + length (<= 2).
         let mut payload = Vec::with_capacity(14 + self.raw.len());
         // Omitted when zero, as prost does, so a canonical command re-encodes to prost's bytes.
@@ -103,6 +103,7 @@ impl Command<'_> {
             rx,
             queue,
             client_id: self.client_id,
+            match_id,
             seq: self.seq,
             client_frame: self.command.client_frame,
             payload,

@@ -161,7 +161,7 @@ fn to_input_is_a_one_command_frame() {
         };
         let bytes = input_packet(3, &frame);
         let Ok(Packet::Input(packet)) = decode(&bytes) else { panic!("valid packet rejected") };
-        let inputs: Vec<Input> = packet.commands().map(|c| c.to_input(Timestamp::nic(555), 4)).collect();
+        let inputs: Vec<Input> = packet.commands().map(|c| c.to_input(Timestamp::nic(555), 4, 0)).collect();
         assert_eq!(inputs.len(), 2);
         for (i, (input, command)) in inputs.iter().zip(&frame.commands).enumerate() {
             let seq = first_seq + i as u64;
@@ -190,7 +190,7 @@ fn unknown_fields_reach_the_game() {
     let c = packet.commands().next().unwrap();
     assert_eq!(*c.command, cmd(1, Action::Move, 5));
     assert_eq!(c.raw, &command[..]);
-    let input = c.to_input(Timestamp::xdp(0), 0);
+    let input = c.to_input(Timestamp::xdp(0), 0, 0);
     assert!(input.payload.ends_with(&[15 << 3, 99]));
     let decoded = InputFrame::decode(&input.payload[..]).unwrap();
     assert_eq!(decoded.commands, [cmd(1, Action::Move, 5)]);

@@ -98,7 +98,7 @@ mod tests {
             let seqs: Vec<u64> = packet.commands().map(|c| c.seq).collect();
             let first = expected.saturating_sub(2).max(1);
             assert_eq!(seqs, (first..=expected).collect::<Vec<_>>());
-            let newest = packet.commands().last().unwrap().to_input(Timestamp::xdp(0), 0);
+            let newest = packet.commands().last().unwrap().to_input(Timestamp::xdp(0), 0, 0);
             assert_eq!(send_time_ns(&newest), Some(expected * 1_000_000));
             assert_eq!(newest.client_id, 7);
         }
