@@ -161,6 +161,7 @@ impl Running {
                 handoff_capacity: HANDOFF_CAPACITY,
                 frames: config.frames,
                 sessions: config.sessions.clone(),
+                frame_redundancy: tickgate::broadcast::DEFAULT_REDUNDANCY,
             };
             let ingress = Ingress::start(&ingress_config, ()).context("starting the tickgate ingress")?;
             Ok(Self::Tickgate(Box::new(ingress)))

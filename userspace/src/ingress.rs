@@ -17,6 +17,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
+    broadcast::{BroadcastReport, Fanout, FanoutStats},
     frame_queue::{self, Config, Frame, FrameQueue, Recorder, SequencerThread, SpawnError, Stats},
     session::{
         gate::{Gate, SessionsConfig, SessionsReport},
@@ -48,6 +49,8 @@ pub struct IngressConfig {
     pub frames: Config,
     /// Protocol v2 sessions (tokens, handshake, XDP session map); `None` serves v1 only.
     pub sessions: Option<SessionsConfig>,
+    /// With sessions: older frames each frame packet repeats (see [`broadcast`](crate::broadcast)).
+    pub frame_redundancy: usize,
 }
 
 /// Why an ingress could not start or stop.
@@ -115,6 +118,8 @@ pub struct IngressReport {
     pub sequencer: Stats,
     /// Protocol v2: the session layer's counters (`null` when the run serves v1 only).
     pub sessions: Option<SessionsReport>,
+    /// Protocol v2: the frame broadcast's counters (`null` without sessions).
+    pub broadcast: Option<BroadcastReport>,
     /// Whether unauthenticated protocol v1 is served too (`--insecure-v1`).
     pub insecure_v1: bool,
     /// How replies (challenges, keepalives, denied, disconnects) leave: `af_xdp-tx` (each
@@ -183,6 +188,7 @@ pub struct Ingress<R> {
     sequencer: SequencerThread<R>,
     started: Instant,
     gate: Option<Arc<Gate>>,
+    fanout: Option<Arc<FanoutStats>>,
 }
 
 impl<R: Recorder + Send + 'static> Ingress<R> {
@@ -222,8 +228,23 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             log::info!("{ifname} queue {queue}: AF_XDP socket bound in {} mode", socket.bind_mode());
             sockets.push(socket);
         }
-        let running =
-            frame_queue::spawn(&config.frames, config.queues.len(), config.handoff_capacity, recorder)?;
+        // With sessions, every sealed frame goes back to the players of its match.
+        let (fanout, mut inboxes) = match &config.sessions {
+            Some(_) => {
+                let (fanout, inboxes) =
+                    Fanout::new(config.queues.len(), config.frame_redundancy, config.frames.tick_hz);
+                (Some(fanout), inboxes.into_iter().map(Some).collect())
+            }
+            None => (None, Vec::new()),
+        };
+        let fanout_stats = fanout.as_ref().map(Fanout::stats);
+        let running = frame_queue::spawn_with_fanout(
+            &config.frames,
+            config.queues.len(),
+            config.handoff_capacity,
+            recorder,
+            fanout,
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut stats = Vec::new();
         let mut workers = Vec::new();
@@ -233,7 +254,12 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             let queue_stats = Arc::new(QueueStats::new(socket.queue(), socket.bind_mode(), *core));
             let worker_config =
                 WorkerConfig { core: *core, busy_poll: config.busy_poll, ..WorkerConfig::default() };
-            let sessions = gate.as_ref().map(|g| Sessions { gate: Arc::clone(g), poller: i == 0 });
+            let sessions = match (&gate, inboxes.get_mut(i).and_then(Option::take)) {
+                (Some(g), Some(inbox)) => {
+                    Some(Sessions { gate: Arc::clone(g), poller: i == 0, slot: i, inbox })
+                }
+                _ => None,
+            };
             let handle = worker::spawn(
                 socket,
                 producer,
@@ -256,6 +282,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             sequencer: running.sequencer,
             started: Instant::now(),
             gate,
+            fanout: fanout_stats,
         })
     }
 
@@ -278,6 +305,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             self.started,
             sequencer,
             self.gate.as_deref(),
+            self.fanout.as_deref(),
         )
     }
 
@@ -304,6 +332,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
                 self.started,
                 outcome.stats,
                 self.gate.as_deref(),
+                self.fanout.as_deref(),
             )
         };
         Ok((report, outcome.recorder))
@@ -316,6 +345,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
         started: Instant,
         sequencer: Stats,
         gate: Option<&Gate>,
+        fanout: Option<&FanoutStats>,
     ) -> IngressReport {
         let (counters, timestamps) = attachment.counters().unwrap_or_default();
         let queues: Vec<QueueReport> = stats.iter().map(|s| s.report()).collect();
@@ -344,6 +374,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             queues,
             sequencer,
             sessions: gate.map(Gate::report),
+            broadcast: fanout.map(FanoutStats::report),
             insecure_v1: attachment.loaded().insecure_v1().unwrap_or(false),
             replies: if gate.is_some() { "af_xdp-tx" } else { "none" },
         }

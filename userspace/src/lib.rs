@@ -17,6 +17,7 @@
 //! - [`input`]: a decoded input and its receive [`input::Timestamp`].
 //! - [`sequencer`]: the per-queue hand-off and the timestamp-ordered merge.
 //! - [`frame_queue`]: ticks, hash-chained frames, the sequencer thread and the game's end.
+//! - [`broadcast`]: the way back: each sealed frame to every player of its match.
 //! - [`record`]: the record log of a run, and replay.
 //! - [`ingress`]: the whole receive path as one value.
 //! - [`metrics`]: the Prometheus endpoint.
@@ -33,6 +34,7 @@ pub mod session;
 pub mod input;
 pub mod sequencer;
 pub mod frame_queue;
+pub mod broadcast;
 pub mod record;
 pub mod ingress;
 pub mod metrics;

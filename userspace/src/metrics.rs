@@ -377,6 +377,7 @@ mod tests {
             sequencer: Default::default(),
             unexplained_steered: 0,
             sessions: None,
+            broadcast: None,
             replies: "none",
             insecure_v1: false,
         }

@@ -18,6 +18,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
+    broadcast::Inbox,
     input::{Input, Timestamp},
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
@@ -95,11 +96,17 @@ pub enum Counter {
     TxQueued,
     /// Reply frames not sent: the TX ring was full, no TX frame was free, or the frame too long.
     TxDropped,
+    /// Broadcasts (sealed frames of a match) taken from the worker's inbox.
+    Broadcasts,
+    /// Frame packets to players put in the TX ring.
+    FrameTxQueued,
+    /// Frame packets to players not sent: TX ring full, no free TX frame, or too long.
+    FrameTxDropped,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 15] = [
         Self::Received,
         Self::InputPackets,
         Self::SyncPackets,
@@ -112,6 +119,9 @@ impl Counter {
         Self::Events,
         Self::TxQueued,
         Self::TxDropped,
+        Self::Broadcasts,
+        Self::FrameTxQueued,
+        Self::FrameTxDropped,
     ];
 
     /// The name in reports, status output and metrics.
@@ -129,6 +139,9 @@ impl Counter {
             Self::Events => "events",
             Self::TxQueued => "tx_queued",
             Self::TxDropped => "tx_dropped",
+            Self::Broadcasts => "broadcasts",
+            Self::FrameTxQueued => "frame_tx_queued",
+            Self::FrameTxDropped => "frame_tx_dropped",
         }
     }
 }
@@ -220,10 +233,16 @@ impl QueueStats {
             dropped_inputs,
             decoded,
             xdp_statistics: self.xdp.lock().map(|s| *s).unwrap_or_default(),
-            tx: [Counter::TxQueued, Counter::TxDropped]
-                .into_iter()
-                .map(|c| (c.name(), self.get(c)))
-                .collect(),
+            tx: [
+                Counter::TxQueued,
+                Counter::TxDropped,
+                Counter::Broadcasts,
+                Counter::FrameTxQueued,
+                Counter::FrameTxDropped,
+            ]
+            .into_iter()
+            .map(|c| (c.name(), self.get(c)))
+            .collect(),
             events: self.get(Counter::Events),
         }
     }
@@ -246,7 +265,11 @@ impl QueueReport {
                 &self.dropped_packets
             }
             Counter::HandoffFull => &self.dropped_inputs,
-            Counter::TxQueued | Counter::TxDropped => &self.tx,
+            Counter::TxQueued
+            | Counter::TxDropped
+            | Counter::Broadcasts
+            | Counter::FrameTxQueued
+            | Counter::FrameTxDropped => &self.tx,
             Counter::Events => return self.events,
         };
         map.get(counter.name()).copied().unwrap_or(0)
@@ -319,6 +342,11 @@ impl Ingest {
         }
     }
 
+    /// The ack for `player`: one more than its newest input seq accepted here (0: none yet).
+    pub fn ack(&self, player: u32) -> u64 {
+        self.clients.newest(player).map_or(0, |n| n.saturating_add(1))
+    }
+
     /// Counts a protocol v2 packet the session layer took care of (handshake, keepalive, …).
     pub fn session_packet(&self) {
         self.stats.add(Counter::SessionPackets, 1);
@@ -384,6 +412,7 @@ pub fn spawn(
         let mut last_poll = Instant::now();
         let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
         let mut replies: Vec<Vec<u8>> = Vec::new();
+        let mut frames: Vec<Vec<u8>> = Vec::new();
         let mut events: Vec<SessionEvent> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if !config.busy_poll {
@@ -402,7 +431,15 @@ pub fn spawn(
                     Some(s) if payload.get(v2::VERSION_OFFSET) == Some(&v2::VERSION) => {
                         ingest.received();
                         let now = sys::clock_monotonic_ns();
-                        match s.gate.packet(r.frame, payload, now, &mut plain, &mut replies, &mut events) {
+                        match s.gate.packet(
+                            s.slot,
+                            r.frame,
+                            payload,
+                            now,
+                            &mut plain,
+                            &mut replies,
+                            &mut events,
+                        ) {
                             Outcome::Input { player, match_id, plain } => {
                                 ingest.input_v2(player, match_id, plain, rx);
                             }
@@ -439,7 +476,35 @@ pub fn spawn(
                 last_poll = Instant::now();
             }
             if !replies.is_empty() {
-                transmit(&mut socket, &mut replies, &stats);
+                transmit(&mut socket, &mut replies, &stats, [Counter::TxQueued, Counter::TxDropped]);
+            }
+            if let Some(s) = &sessions {
+                while let Some(outbound) = s.inbox.try_next() {
+                    stats.add(Counter::Broadcasts, 1);
+                    s.gate.broadcast(
+                        s.slot,
+                        &outbound,
+                        sys::clock_monotonic_ns(),
+                        |p| ingest.ack(p),
+                        &mut frames,
+                    );
+                    if frames.len() >= TX_BATCH {
+                        transmit(
+                            &mut socket,
+                            &mut frames,
+                            &stats,
+                            [Counter::FrameTxQueued, Counter::FrameTxDropped],
+                        );
+                    }
+                }
+                if !frames.is_empty() {
+                    transmit(
+                        &mut socket,
+                        &mut frames,
+                        &stats,
+                        [Counter::FrameTxQueued, Counter::FrameTxDropped],
+                    );
+                }
             }
             if last_stats.elapsed() >= Duration::from_millis(100) {
                 refresh_kernel_stats(&socket, &stats);
@@ -454,28 +519,42 @@ pub fn spawn(
 /// How often the polling worker sends due keepalives and closes silent sessions.
 const SESSION_POLL: Duration = Duration::from_millis(100);
 
+/// Frame packets put in the TX ring at once while a worker empties its inbox.
+const TX_BATCH: usize = 64;
+
 /// The session layer as one worker holds it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Sessions {
     /// The run's gate.
     pub gate: Arc<Gate>,
     /// Whether this worker sends the keepalives and closes timed-out sessions (one does).
     pub poller: bool,
+    /// This worker's index among the run's workers: sessions whose packets it receives are its
+    /// to send frames to.
+    pub slot: usize,
+    /// Sealed frames to send to the players of this worker's sessions.
+    pub inbox: Inbox,
 }
 
-/// Sends the reply frames through the socket's TX ring; what does not fit is counted, not kept.
-fn transmit(socket: &mut XskSocket, replies: &mut Vec<Vec<u8>>, stats: &QueueStats) {
-    match socket.transmit(replies.iter().map(Vec::as_slice)) {
+/// Sends frames through the socket's TX ring, counting them as `queued` or `dropped`; what does
+/// not fit is counted, not kept.
+fn transmit(
+    socket: &mut XskSocket,
+    frames: &mut Vec<Vec<u8>>,
+    stats: &QueueStats,
+    [queued, dropped]: [Counter; 2],
+) {
+    match socket.transmit(frames.iter().map(Vec::as_slice)) {
         Ok(batch) => {
-            stats.add(Counter::TxQueued, u64::from(batch.queued));
-            stats.add(Counter::TxDropped, u64::from(batch.ring_full + batch.no_frame + batch.too_long));
+            stats.add(queued, u64::from(batch.queued));
+            stats.add(dropped, u64::from(batch.ring_full + batch.no_frame + batch.too_long));
         }
         Err(e) => {
             log::debug!("queue {}: transmit failed: {e}", socket.queue());
-            stats.add(Counter::TxDropped, replies.len() as u64);
+            stats.add(dropped, frames.len() as u64);
         }
     }
-    replies.clear();
+    frames.clear();
 }
 
 fn refresh_kernel_stats(socket: &XskSocket, stats: &QueueStats) {

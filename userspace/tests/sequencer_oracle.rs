@@ -68,8 +68,9 @@ fn encode(tick: u64, inputs: &[Input]) -> Vec<u8> {
     out
 }
 
-/// Frames 0..=last with the inputs placed by tick, sorted and chained.
-fn oracle_frames(placed: Vec<(u64, Input)>, last: Option<u64>) -> Vec<Frame> {
+/// Frames 0..=last with the inputs placed by tick, sorted and chained; tick `t` starts at
+/// `start(epoch, hz, t)`.
+fn oracle_frames(placed: Vec<(u64, Input)>, last: Option<u64>, (epoch, hz): (u64, u32)) -> Vec<Frame> {
     let Some(last) = last else { return vec![] };
     let mut buckets: BTreeMap<u64, Vec<Input>> = BTreeMap::new();
     for (tick, input) in placed {
@@ -84,7 +85,15 @@ fn oracle_frames(placed: Vec<(u64, Input)>, last: Option<u64>) -> Vec<Frame> {
             hasher.update(&prev);
             hasher.update(&encode(tick, &inputs));
             prev = hasher.finalize().into();
-            Frame { match_id: 0, tick, inputs, hash: prev, absent: Vec::new(), last: false }
+            Frame {
+                match_id: 0,
+                tick,
+                start_ns: start(epoch, hz, tick),
+                inputs,
+                hash: prev,
+                absent: Vec::new(),
+                last: false,
+            }
         })
         .collect()
 }
@@ -281,7 +290,7 @@ fn expected_on_time(config: &Config, inputs: &[Input], watermark: u64) -> Vec<Fr
         inputs.iter().map(|i| (tick_of(epoch, hz, i.rx.ns).expect("after the epoch"), i.clone())).collect();
     let last_input = placed.iter().map(|(t, _)| *t).max();
     let last_sealed = sealed_through(epoch, hz, config.grace_ns(), watermark);
-    oracle_frames(placed, last_input.max(last_sealed))
+    oracle_frames(placed, last_input.max(last_sealed), (epoch, hz))
 }
 
 proptest! {
@@ -374,7 +383,7 @@ proptest! {
             placed.extend(stragglers.iter().map(|i| (first_open, i.clone())));
         }
         let last_input = placed.iter().map(|(t, _)| *t).max();
-        let expected = oracle_frames(placed, last_input.max(sealed_through(epoch, hz, grace_ns, watermark)).max(Some(first_open - 1)));
+        let expected = oracle_frames(placed, last_input.max(sealed_through(epoch, hz, grace_ns, watermark)).max(Some(first_open - 1)), (epoch, hz));
         prop_assert_eq!(&frames, &expected);
         let mut per_client = BTreeMap::new();
         for input in &stragglers {

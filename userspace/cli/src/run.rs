@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// Inputs the hand-off from each worker to the sequencer holds before dropping (handoff_full).
     #[arg(long, default_value_t = 65_536)]
     pub handoff_capacity: usize,
+    /// Protocol v2: older frames each frame packet to a player repeats besides the newest, so
+    /// that a player rides out that many lost packets in a row (fewer when they do not fit).
+    #[arg(long, default_value_t = tickgate::broadcast::DEFAULT_REDUNDANCY)]
+    pub frame_redundancy: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics (a bare PORT binds to 127.0.0.1).
     #[arg(long, value_name = "[HOST:]PORT")]
     pub metrics: Option<String>,
@@ -203,6 +207,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         frames,
         queues,
         sessions,
+        frame_redundancy: a.frame_redundancy,
     };
     match &a.record {
         Some(path) => {

@@ -1,37 +1,34 @@
 //! Protocol v2 on the veth lab, tried as an attacker would: a player connects with a connect
 //! token and plays while forged, replayed, spoofed and invented packets and a flood of garbage
 //! connection requests arrive beside it. Needs root; CI runs it as root.
-#![expect(clippy::unwrap_used, reason = "integration tests: a failed step should fail loudly")]
 
 mod support;
 
 use std::{
     collections::BTreeMap,
     net::{SocketAddr, UdpSocket},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use base64::Engine as _;
 use prost::Message as _;
-use support::{Lab, RX_IP4, RX_IP6, Run, in_netns, run_dir};
+use support::{
+    Lab, RX_IP4, RX_IP6, in_netns, run_dir,
+    v2::{PROTOCOL, Seen, handshake, inputs, mint, now_s, start_v2},
+};
 use tickgate::{
     session::{
         client::{Client, Event, State},
-        token::{self, TokenParams},
+        token,
     },
     wire::{
         crypto::Key,
         v2::{self, Kind},
     },
 };
-use tickgate_proto::{Action, InputFrame, PlayerCommand};
+use tickgate_proto::InputFrame;
 
-const PROTOCOL: u64 = 77;
 const PLAYER: u64 = 42;
-
-fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
 
 fn token(key: &Key, server: SocketAddr, player: u64) -> Vec<u8> {
     token_with_timeout(key, server, player, 10)
@@ -39,41 +36,7 @@ fn token(key: &Key, server: SocketAddr, player: u64) -> Vec<u8> {
 
 /// A token for `player` at `server` whose session times out after `timeout_s` of silence.
 fn token_with_timeout(key: &Key, server: SocketAddr, player: u64, timeout_s: u32) -> Vec<u8> {
-    let params = TokenParams {
-        protocol_id: PROTOCOL,
-        create_ts: now_s(),
-        expire_ts: now_s() + 60,
-        timeout_s,
-        match_id: 5,
-        player_id: player,
-        user_data: b"lab".to_vec(),
-        addresses: vec![server],
-        c2s_key: Key::random().unwrap(),
-        s2c_key: Key::random().unwrap(),
-    };
-    token::mint_random(key, &params).unwrap().to_vec()
-}
-
-/// The input packet body carrying inputs `newest - 2 ..= newest`.
-fn inputs(newest: u64) -> Vec<u8> {
-    let first = newest.saturating_sub(2);
-    let commands = (first..=newest)
-        .map(|seq| PlayerCommand {
-            action: Action::Move as i32,
-            client_frame: seq as u32,
-            ..Default::default()
-        })
-        .collect();
-    InputFrame { first_seq: first, commands }.encode_to_vec()
-}
-
-/// Starts `tickgate run` serving protocol v2 with `key` (written to a key file) and `extra` flags.
-fn start_v2(lab: &Lab, key: &Key, extra: &[&str]) -> Run {
-    let key_file = run_dir(lab).join("backend.key");
-    std::fs::write(&key_file, key.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap();
-    let protocol = PROTOCOL.to_string();
-    let base = ["--timestamps", "xdp", "--key-file", key_file.to_str().unwrap(), "--protocol-id", &protocol];
-    Run::start(lab, &[&base[..], extra].concat())
+    mint(key, server, player, 5, timeout_s)
 }
 
 /// A breath every 16 packets of an attack burst, so that the lab's veth (a 256-packet queue)
@@ -82,34 +45,6 @@ fn pace(n: u64) {
     if n % 16 == 15 {
         std::thread::sleep(Duration::from_micros(200));
     }
-}
-
-/// What the client side saw.
-#[derive(Debug, Default)]
-struct Seen {
-    request_len: usize,
-    largest_reply: usize,
-    session: u32,
-}
-
-/// Runs the handshake over `sock`, retrying every 100 ms for up to 5 s.
-fn handshake(sock: &UdpSocket, server: SocketAddr, client: &mut Client, seen: &mut Seen) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
-        if let Some(packet) = client.handshake_packet() {
-            seen.request_len = seen.request_len.max(packet.len());
-            sock.send_to(&packet, server).unwrap();
-        }
-        while let Ok((n, _)) = sock.recv_from(&mut buf) {
-            seen.largest_reply = seen.largest_reply.max(n);
-            if let Event::Connected(id) = client.receive(&buf[..n]) {
-                seen.session = id;
-                return;
-            }
-        }
-    }
-    panic!("no session after 5 s: client state {:?}", client.state());
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub struct Frame {
     pub match_id: u64,
     /// Tick number, counted from the match's epoch.
     pub tick: u64,
+    /// When the tick started, in the run's time base (the match's epoch plus `tick` ticks): the
+    /// server time clients align their sending to. Not hashed (it follows from the epoch).
+    pub start_ns: u64,
     /// The tick's inputs in [`frame_order`]. A late input moved here by `Late::Next` keeps its
     /// real `rx_ts_ns`, so it sorts first.
     pub inputs: Vec<Input>,
@@ -79,6 +82,13 @@ pub fn encode_frame(tick: u64, inputs: &[Input], out: &mut Vec<u8>) {
     let payloads: usize = inputs.iter().map(|i| i.payload.len()).sum();
     out.reserve(16 + inputs.len() * 29 + payloads);
     encode_head(tick, inputs.len(), out);
+    for input in inputs {
+        encode_input(input, out);
+    }
+}
+
+/// Appends the canonical encoding of each input (as inside a frame), without the frame's head.
+pub fn encode_inputs(inputs: &[Input], out: &mut Vec<u8>) {
     for input in inputs {
         encode_input(input, out);
     }
@@ -152,7 +162,7 @@ impl HashChain {
         }
         let hash = hash_with(&self.prev, tick, &inputs, &mut self.scratch);
         self.prev = hash;
-        Frame { match_id: 0, tick, inputs, hash, absent: Vec::new(), last: false }
+        Frame { match_id: 0, tick, start_ns: 0, inputs, hash, absent: Vec::new(), last: false }
     }
 }
 
@@ -167,14 +177,15 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The JSON shape of a frame: `{"match":…,"tick":…,"hash":"<hex>","inputs":[{"client":…,
+/// The JSON shape of a frame: `{"match":…,"tick":…,"start_ns":…,"hash":"<hex>","inputs":[{"client":…,
 /// "seq":…,"frame":…,"rx_ts_ns":…,"ts_source":"nic|xdp","queue":…,"kind":…,
 /// "payload":"<base64>"}],"absent":[…],"last":false}`.
 impl Serialize for Frame {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut frame = serializer.serialize_struct("Frame", 6)?;
+        let mut frame = serializer.serialize_struct("Frame", 7)?;
         frame.serialize_field("match", &self.match_id)?;
         frame.serialize_field("tick", &self.tick)?;
+        frame.serialize_field("start_ns", &self.start_ns)?;
         frame.serialize_field("hash", &self.hash_hex())?;
         frame.serialize_field("inputs", &JsonInputs(&self.inputs))?;
         frame.serialize_field("absent", &self.absent)?;
@@ -345,6 +356,7 @@ mod tests {
         let frame = Frame {
             match_id: 5,
             tick: 3,
+            start_ns: 3_000,
             inputs: vec![input(10, 7, 2, 1)],
             hash: [0xa5; 32],
             absent: vec![8, 9],
@@ -352,14 +364,22 @@ mod tests {
         };
         let mut out = JsonLines::new(Vec::new());
         out.write_frame(&frame).expect("write to a Vec");
-        let empty = Frame { match_id: 0, tick: 4, inputs: vec![], hash: [0; 32], absent: vec![], last: true };
+        let empty = Frame {
+            match_id: 0,
+            tick: 4,
+            start_ns: 4_000,
+            inputs: vec![],
+            hash: [0; 32],
+            absent: vec![],
+            last: true,
+        };
         out.write_frame(&empty).expect("write to a Vec");
         let text = String::from_utf8(out.into_inner()).expect("JSON is UTF-8");
         let want = format!(
-            "{{\"match\":5,\"tick\":3,\"hash\":\"{}\",\"inputs\":[{{\"client\":7,\"seq\":2,\"frame\":9,\
+            "{{\"match\":5,\"tick\":3,\"start_ns\":3000,\"hash\":\"{}\",\"inputs\":[{{\"client\":7,\"seq\":2,\"frame\":9,\
              \"rx_ts_ns\":10,\"ts_source\":\"nic\",\"queue\":1,\"kind\":\"command\",\"payload\":\"q80=\"}}],\
              \"absent\":[8,9],\"last\":false}}\n\
-             {{\"match\":0,\"tick\":4,\"hash\":\"{}\",\"inputs\":[],\"absent\":[],\"last\":true}}\n",
+             {{\"match\":0,\"tick\":4,\"start_ns\":4000,\"hash\":\"{}\",\"inputs\":[],\"absent\":[],\"last\":true}}\n",
             "a5".repeat(32),
             "0".repeat(64)
         );

@@ -194,6 +194,7 @@ fn settle(
     ticker: &Ticker,
 ) -> bool {
     frame.match_id = id;
+    frame.start_ns = ticker.tick_start(frame.tick);
     let before: Vec<u32> = members.keys().copied().collect();
     let mut spoke: Vec<u32> = Vec::new();
     for input in &frame.inputs {

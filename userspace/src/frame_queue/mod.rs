@@ -17,9 +17,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-pub use frame::{Frame, GENESIS_HASH, JsonLines, chain_hash, encode_frame, frame_order, hex};
+pub use frame::{Frame, GENESIS_HASH, JsonLines, chain_hash, encode_frame, encode_inputs, frame_order, hex};
 pub use sequencer_thread::{
     FRAME_QUEUE_CAPACITY, FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn,
+    spawn_with_fanout,
 };
 pub use tick::{MAX_TICKS_AHEAD, TickClock};
 

@@ -13,6 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::{Config, ConfigError, Frame, Pipeline, Recorder, Stats};
+use crate::broadcast::Fanout;
 use crate::sequencer::{self, Consumer, Doorbell, Producer};
 
 /// Items taken from one queue before looking at the next, so a busy queue cannot starve the
@@ -59,6 +60,17 @@ pub fn spawn<R: Recorder + Send + 'static>(
     capacity: usize,
     recorder: R,
 ) -> Result<Running<R>, SpawnError> {
+    spawn_with_fanout(config, queues, capacity, recorder, None)
+}
+
+/// [`spawn`], and every sealed frame also goes to `fanout` (the broadcast to the players).
+pub fn spawn_with_fanout<R: Recorder + Send + 'static>(
+    config: &Config,
+    queues: usize,
+    capacity: usize,
+    recorder: R,
+    fanout: Option<Fanout>,
+) -> Result<Running<R>, SpawnError> {
     let pipeline = Pipeline::with_recorder(config, queues, recorder)?;
     let bell = Arc::new(Doorbell::default());
     let (producers, consumers): (Vec<_>, Vec<_>) =
@@ -68,7 +80,7 @@ pub fn spawn<R: Recorder + Send + 'static>(
     let counter = Arc::clone(&overflowed);
     let handle = thread::Builder::new()
         .name("tickgate-seq".into())
-        .spawn(move || run(pipeline, consumers, &bell, tx, &counter))
+        .spawn(move || run(pipeline, consumers, &bell, tx, &counter, fanout))
         .map_err(SpawnError::Thread)?;
     Ok(Running {
         producers,
@@ -83,6 +95,7 @@ fn run<R: Recorder>(
     bell: &Doorbell,
     frames: SyncSender<Frame>,
     overflowed: &AtomicU64,
+    mut fanout: Option<Fanout>,
 ) -> RunOutcome<R> {
     while !pipeline.is_finished() {
         let mut fed = 0usize;
@@ -96,6 +109,9 @@ fn run<R: Recorder>(
             }
         }
         for frame in pipeline.drain_frames() {
+            if let Some(fanout) = fanout.as_mut() {
+                fanout.frame(&frame);
+            }
             // A game that stopped taking frames never stalls the sequencer or grows its memory:
             // past the bound, frames are dropped and counted (the game sees the tick gap). A
             // game that is gone: the run still goes on so that the recorder sees every item.

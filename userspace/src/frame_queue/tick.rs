@@ -251,6 +251,11 @@ impl Ticker {
         if self.clock.is_some() { self.seal_at } else { u64::MAX }
     }
 
+    /// When `tick` starts (0 before the epoch is known).
+    pub(super) fn tick_start(&self, tick: u64) -> u64 {
+        self.clock.map_or(0, |clock| clock.start(tick))
+    }
+
     /// Whether a tick not sealed yet holds an input.
     pub(super) fn holds_inputs(&self) -> bool {
         self.open.iter().any(|bucket| !bucket.inputs.is_empty())

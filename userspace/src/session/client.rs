@@ -6,6 +6,7 @@
 use super::token::PublicToken;
 use crate::wire::{
     crypto::Cipher,
+    frame_packet,
     v2::{self, Challenge, Kind, Request},
 };
 
@@ -28,7 +29,7 @@ pub enum State {
 }
 
 /// What a packet from the server meant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// Nothing (a duplicate, a stray, or a packet that did not open).
     None,
@@ -42,6 +43,8 @@ pub enum Event {
     Denied,
     /// The server ended the session.
     Disconnected,
+    /// Frames of the match (newest first) and the server's ack of this player's inputs.
+    Frames(Box<frame_packet::Body>),
 }
 
 /// One player's connection.
@@ -102,6 +105,17 @@ impl Client {
                         self.state = State::Responding;
                         Event::Challenged
                     }
+                    Err(_) => Event::None,
+                }
+            }
+            (Kind::Frame, State::Connected { .. }) => {
+                let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
+                let Ok(header) = v2::open_into(packet, &self.s2c, &mut plain) else {
+                    return Event::None;
+                };
+                let len = usize::from(header.payload_len).saturating_sub(crate::wire::crypto::TAG_LEN);
+                match frame_packet::decode(&plain[..len]) {
+                    Ok(body) => Event::Frames(Box::new(body)),
                     Err(_) => Event::None,
                 }
             }

@@ -20,9 +20,11 @@ pub use tickgate_common::session::HandshakeLimit;
 
 use super::server::{Accepted, CloseReason, Closed, Data, DataDrop, Outgoing, Refused, Server, ServerConfig};
 use crate::{
+    broadcast::Outbound,
     input::InputKind,
     steer::SessionMap,
     wire::{
+        frame_packet,
         udp::Endpoints,
         v2::{self, Kind},
     },
@@ -84,8 +86,12 @@ pub struct SessionsReport {
     pub refused: std::collections::BTreeMap<&'static str, u64>,
     /// Data packets dropped, by reason.
     pub dropped: std::collections::BTreeMap<&'static str, u64>,
-    /// Reply frames the gate produced (challenges, denied, keepalives, disconnects).
+    /// Reply frames the gate produced (challenges, denied, keepalives, disconnects, frames).
     pub replies: u64,
+    /// Frame packets sealed for players (each also counted in `replies`).
+    pub frame_packets: u64,
+    /// Frame packets not sent because not even the newest frame fits in one packet.
+    pub frame_too_large: u64,
     /// XDP session-map updates that failed (the session still works in userspace; its data
     /// packets are dropped by XDP until the next update).
     pub map_errors: u64,
@@ -96,12 +102,16 @@ pub struct Gate {
     server: Mutex<Server>,
     map: SessionMap,
     endpoints: Mutex<HashMap<SocketAddr, Endpoints>>,
+    /// Session → the worker slot that receives its packets and sends its frames.
+    homes: Mutex<HashMap<u32, usize>>,
     joined: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
     challenges: AtomicU64,
     refused: [AtomicU64; Refused::ALL.len()],
     dropped: [AtomicU64; DataDrop::ALL.len()],
     replies: AtomicU64,
+    frame_packets: AtomicU64,
+    frame_too_large: AtomicU64,
     map_errors: AtomicU64,
 }
 
@@ -126,12 +136,15 @@ impl Gate {
             server: Mutex::new(server),
             map,
             endpoints: Mutex::new(HashMap::new()),
+            homes: Mutex::new(HashMap::new()),
             joined: AtomicU64::new(0),
             closed: std::array::from_fn(|_| AtomicU64::new(0)),
             challenges: AtomicU64::new(0),
             refused: std::array::from_fn(|_| AtomicU64::new(0)),
             dropped: std::array::from_fn(|_| AtomicU64::new(0)),
             replies: AtomicU64::new(0),
+            frame_packets: AtomicU64::new(0),
+            frame_too_large: AtomicU64::new(0),
             map_errors: AtomicU64::new(0),
         }
     }
@@ -165,6 +178,9 @@ impl Gate {
         if let Ok(mut e) = self.endpoints.lock() {
             e.remove(&c.addr);
         }
+        if let Ok(mut homes) = self.homes.lock() {
+            homes.remove(&c.session);
+        }
     }
 
     fn frame_for(&self, out: &Outgoing, via: Option<&Endpoints>, frames: &mut Vec<Vec<u8>>) {
@@ -180,10 +196,12 @@ impl Gate {
         }
     }
 
-    /// Handles one v2 packet (`payload`, the UDP payload) of `frame`; reply frames are appended
-    /// to `frames`. `plain` holds the plaintext of an input packet.
+    /// Handles one v2 packet (`payload`, the UDP payload) of `frame`, received by worker `slot`;
+    /// reply frames are appended to `frames`. `plain` holds the plaintext of an input packet.
+    #[expect(clippy::too_many_arguments, reason = "a packet, its worker and the worker's reusable buffers")]
     pub fn packet<'a>(
         &self,
+        slot: usize,
         frame: &[u8],
         payload: &[u8],
         now_ns: u64,
@@ -225,6 +243,9 @@ impl Gate {
                     if let Ok(mut e) = self.endpoints.lock() {
                         e.insert(joined.addr, endpoints);
                     }
+                    if let Ok(mut homes) = self.homes.lock() {
+                        homes.insert(joined.session, slot);
+                    }
                     if self.map.insert(joined.addr, joined.session).is_err() {
                         bump(&self.map_errors);
                     }
@@ -265,6 +286,38 @@ impl Gate {
         }
     }
 
+    /// Seals `outbound` (a match's newest frames) for each player of its match whose session
+    /// worker `slot` serves, as `Frame` packets carrying the player's `ack`; the frames go to
+    /// `frames` for that worker's TX ring.
+    pub fn broadcast(
+        &self,
+        slot: usize,
+        outbound: &Outbound,
+        now_ns: u64,
+        ack: impl Fn(u32) -> u64,
+        frames: &mut Vec<Vec<u8>>,
+    ) {
+        // Lock order everywhere: server, then homes and endpoints.
+        let Ok(mut server) = self.server.lock() else { return };
+        let Ok(homes) = self.homes.lock() else { return };
+        let mine: Vec<(u32, u64)> =
+            server.match_sessions(outbound.match_id).filter(|(id, _)| homes.get(id) == Some(&slot)).collect();
+        drop(homes);
+        let records: Vec<&[u8]> = outbound.records.iter().map(|r| &r[..]).collect();
+        let mut body = Vec::with_capacity(frame_packet::MAX_BODY_LEN);
+        for (session, player) in mine {
+            // Player ids fit 32 bits (checked when the token was opened).
+            if frame_packet::body(outbound.tick_hz, ack(player as u32), &records, &mut body) == 0 {
+                bump(&self.frame_too_large);
+                continue;
+            }
+            if let Some(out) = server.seal_to(session, Kind::Frame, &body, now_ns) {
+                bump(&self.frame_packets);
+                self.frame_for(&out, None, frames);
+            }
+        }
+    }
+
     /// The counters now.
     pub fn report(&self) -> SessionsReport {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -276,6 +329,8 @@ impl Gate {
             refused: Refused::ALL.iter().map(|r| r.name()).zip(self.refused.iter().map(load)).collect(),
             dropped: DataDrop::ALL.iter().map(|d| d.name()).zip(self.dropped.iter().map(load)).collect(),
             replies: load(&self.replies),
+            frame_packets: load(&self.frame_packets),
+            frame_too_large: load(&self.frame_too_large),
             map_errors: load(&self.map_errors),
         }
     }

@@ -325,6 +325,8 @@ pub struct Server {
     sessions: HashMap<u32, Session>,
     by_player: HashMap<u64, u32>,
     by_addr: HashMap<SocketAddr, u32>,
+    /// The sessions of each match, for the frame broadcast.
+    by_match: HashMap<u64, Vec<u32>>,
     next_session: u32,
 }
 
@@ -353,6 +355,7 @@ impl Server {
             sessions: HashMap::new(),
             by_player: HashMap::new(),
             by_addr: HashMap::new(),
+            by_match: HashMap::new(),
             next_session: 1,
         }
     }
@@ -535,6 +538,7 @@ impl Server {
         );
         self.by_player.insert(c.player_id, id);
         self.by_addr.insert(src, id);
+        self.by_match.entry(c.match_id).or_default().push(id);
         let reply = self.keepalive(id, now_ns).ok_or(refuse(Refused::Malformed))?;
         Ok(Accepted {
             joined: Joined {
@@ -591,7 +595,7 @@ impl Server {
                 Some(closed) => Data::Disconnected(closed),
                 None => return Err(DataDrop::UnknownSession),
             },
-            Kind::Request | Kind::Response | Kind::Challenge | Kind::Denied => {
+            Kind::Request | Kind::Response | Kind::Challenge | Kind::Denied | Kind::Frame => {
                 return Err(DataDrop::Malformed);
             }
         })
@@ -633,6 +637,23 @@ impl Server {
         Some((out, closed))
     }
 
+    /// The sessions open in `match_id`, as (session, player).
+    pub fn match_sessions(&self, match_id: u64) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let ids = self.by_match.get(&match_id).map_or(&[][..], Vec::as_slice);
+        ids.iter().filter_map(|id| self.sessions.get(id).map(|s| (*id, s.player_id)))
+    }
+
+    /// Seals `body` as a `kind` packet to `session` with its s2c key and next sequence number.
+    /// A packet sent counts as traffic: no keepalive is due for a second after it.
+    pub fn seal_to(&mut self, session: u32, kind: Kind, body: &[u8], now_ns: u64) -> Option<Outgoing> {
+        let s = self.sessions.get_mut(&session)?;
+        let mut bytes = Vec::with_capacity(v2::HEADER_LEN + body.len() + TAG_LEN);
+        v2::seal(&s.s2c, kind, session, s.next_send_seq, body, &mut bytes);
+        s.next_send_seq += 1;
+        s.last_send_ns = now_ns;
+        Some(Outgoing { to: s.addr, bytes })
+    }
+
     fn keepalive(&mut self, id: u32, now_ns: u64) -> Option<Outgoing> {
         let s = self.sessions.get_mut(&id)?;
         let mut bytes = Vec::new();
@@ -649,6 +670,12 @@ impl Server {
         }
         if self.by_addr.get(&s.addr) == Some(&id) {
             self.by_addr.remove(&s.addr);
+        }
+        if let Some(ids) = self.by_match.get_mut(&s.match_id) {
+            ids.retain(|&other| other != id);
+            if ids.is_empty() {
+                self.by_match.remove(&s.match_id);
+            }
         }
         Some(Closed { session: id, player_id: s.player_id, match_id: s.match_id, addr: s.addr, reason })
     }

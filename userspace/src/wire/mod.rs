@@ -37,6 +37,7 @@
 //! ```
 
 pub mod crypto;
+pub mod frame_packet;
 mod decode;
 pub mod udp;
 mod encode;

@@ -345,6 +345,7 @@ mod tests {
             sequencer: Stats { inputs_ordered: delivered, ..Stats::default() },
             unexplained_steered: i128::from(steered) - i128::from(received),
             sessions: None,
+            broadcast: None,
             replies: "none",
             insecure_v1: true,
         }

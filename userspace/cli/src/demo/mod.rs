@@ -369,6 +369,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
         handoff_capacity: 65_536,
         frames: Config { tick_hz: a.tick_hz, ..Config::default() },
         sessions: Some(sessions),
+        frame_redundancy: tickgate::broadcast::DEFAULT_REDUNDANCY,
     };
     let done = AtomicBool::new(false);
     let hard_stop = Instant::now() + Duration::from_secs(a.seconds + 60);

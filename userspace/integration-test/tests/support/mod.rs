@@ -15,6 +15,8 @@ use std::{
 
 use tickgate_common::wire::{HEADER_LEN, Header, Kind, write_header};
 
+pub mod v2;
+
 /// Fails the test unless it runs as root. Root tests never skip: CI runs them as root.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.

@@ -60,6 +60,8 @@ pub enum Kind {
     Denied = 7,
     /// Both ways, sealed: the session ends.
     Disconnect = 8,
+    /// Server → client, sealed: the match's newest sealed frames, the player's ack.
+    Frame = 9,
 }
 
 impl Kind {
@@ -74,13 +76,14 @@ impl Kind {
             6 => Self::Keepalive,
             7 => Self::Denied,
             8 => Self::Disconnect,
+            9 => Self::Frame,
             _ => return None,
         })
     }
 
     /// Whether a client may send this kind to the server.
     pub const fn inbound(self) -> bool {
-        !matches!(self, Self::Challenge | Self::Denied)
+        !matches!(self, Self::Challenge | Self::Denied | Self::Frame)
     }
 
     /// Whether the kind belongs to the handshake, sent before the source has a session.
@@ -192,13 +195,13 @@ mod tests {
         let mut v1 = bytes;
         v1[offset::VERSION] = 1;
         assert_eq!(check_inbound(&v1, HEADER_LEN + 40), Err(HeaderError::BadVersion));
-        for kind in [Kind::Challenge, Kind::Denied] {
+        for kind in [Kind::Challenge, Kind::Denied, Kind::Frame] {
             let out = encode(&Header { kind, ..h });
             assert_eq!(parse(&out, HEADER_LEN + 40).map(|h| h.kind), Ok(kind));
             assert_eq!(check_inbound(&out, HEADER_LEN + 40), Err(HeaderError::BadKind), "{kind:?}");
         }
         let mut unknown = bytes;
-        unknown[offset::KIND] = 9;
+        unknown[offset::KIND] = 10;
         assert_eq!(check_inbound(&unknown, HEADER_LEN + 40), Err(HeaderError::BadKind));
     }
 
