@@ -162,6 +162,7 @@ impl Running {
                 frames: config.frames,
                 sessions: config.sessions.clone(),
                 frame_redundancy: tickgate::broadcast::DEFAULT_REDUNDANCY,
+                frame_history: tickgate::broadcast::DEFAULT_HISTORY,
             };
             let ingress = Ingress::start(&ingress_config, ()).context("starting the tickgate ingress")?;
             Ok(Self::Tickgate(Box::new(ingress)))

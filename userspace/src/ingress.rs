@@ -17,7 +17,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    broadcast::{BroadcastReport, Fanout, FanoutStats},
+    broadcast::{BroadcastReport, Fanout, FanoutStats, History, Mailer, SendError},
     frame_queue::{self, Config, Frame, FrameQueue, Recorder, SequencerThread, SpawnError, Stats},
     session::{
         gate::{Gate, SessionsConfig, SessionsReport},
@@ -51,6 +51,8 @@ pub struct IngressConfig {
     pub sessions: Option<SessionsConfig>,
     /// With sessions: older frames each frame packet repeats (see [`broadcast`](crate::broadcast)).
     pub frame_redundancy: usize,
+    /// With sessions: frames of each match kept for players who reconnect and catch up.
+    pub frame_history: usize,
 }
 
 /// Why an ingress could not start or stop.
@@ -189,6 +191,7 @@ pub struct Ingress<R> {
     started: Instant,
     gate: Option<Arc<Gate>>,
     fanout: Option<Arc<FanoutStats>>,
+    mailer: Option<Mailer>,
 }
 
 impl<R: Recorder + Send + 'static> Ingress<R> {
@@ -229,13 +232,17 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             sockets.push(socket);
         }
         // With sessions, every sealed frame goes back to the players of its match.
-        let (fanout, mut inboxes) = match &config.sessions {
+        let (fanout, mut inboxes, mailer, history) = match &config.sessions {
             Some(_) => {
-                let (fanout, inboxes) =
-                    Fanout::new(config.queues.len(), config.frame_redundancy, config.frames.tick_hz);
-                (Some(fanout), inboxes.into_iter().map(Some).collect())
+                let (fanout, inboxes, mailer, history) = Fanout::new(
+                    config.queues.len(),
+                    config.frame_redundancy,
+                    config.frame_history,
+                    config.frames.tick_hz,
+                );
+                (Some(fanout), inboxes.into_iter().map(Some).collect(), Some(mailer), history)
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None, History::default()),
         };
         let fanout_stats = fanout.as_ref().map(Fanout::stats);
         let running = frame_queue::spawn_with_fanout(
@@ -255,9 +262,13 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             let worker_config =
                 WorkerConfig { core: *core, busy_poll: config.busy_poll, ..WorkerConfig::default() };
             let sessions = match (&gate, inboxes.get_mut(i).and_then(Option::take)) {
-                (Some(g), Some(inbox)) => {
-                    Some(Sessions { gate: Arc::clone(g), poller: i == 0, slot: i, inbox })
-                }
+                (Some(g), Some(inbox)) => Some(Sessions {
+                    gate: Arc::clone(g),
+                    poller: i == 0,
+                    slot: i,
+                    inbox,
+                    history: history.clone(),
+                }),
                 _ => None,
             };
             let handle = worker::spawn(
@@ -283,12 +294,34 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             started: Instant::now(),
             gate,
             fanout: fanout_stats,
+            mailer,
         })
     }
 
     /// Sealed frames, oldest first.
     pub fn frames(&mut self) -> &mut FrameQueue {
         &mut self.frames
+    }
+
+    /// Sends `message` to every player of `match_id` with the match's next frame (repeated with
+    /// it, and part of it for players who catch up).
+    pub fn send_to_match(&self, match_id: u64, message: &[u8]) -> Result<(), SendError> {
+        self.mailer.as_ref().ok_or(SendError::NoSessions)?.to_match(match_id, message)
+    }
+
+    /// Sends `message` to one player now, as a `Message` packet (once: not repeated).
+    pub fn send_to_player(&self, player_id: u64, message: &[u8]) -> Result<(), SendError> {
+        let (Some(mailer), Some(gate)) = (&self.mailer, &self.gate) else {
+            return Err(SendError::NoSessions);
+        };
+        let (session, slot) = gate.home_of(player_id).ok_or(SendError::NoSession)?;
+        mailer.to_session(slot, session, message)
+    }
+
+    /// Ends a match: every player of it is disconnected; their leaves seal the match's last
+    /// frame (`Frame::last`).
+    pub fn end_match(&self, match_id: u64) -> Result<(), SendError> {
+        self.mailer.as_ref().ok_or(SendError::NoSessions)?.end_match(match_id)
     }
 
     /// The attached program.

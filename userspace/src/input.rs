@@ -84,6 +84,9 @@ pub enum InputKind {
     Join,
     /// A player's session ended; `seq` is the session id, the payload the reason's name.
     Leave,
+    /// A player asked to catch up from a tick older than the server still holds; `seq` is that
+    /// tick. The game must bring the player up to date another way (send it the state).
+    Resync,
 }
 
 impl InputKind {
@@ -93,6 +96,7 @@ impl InputKind {
             Self::Command => "command",
             Self::Join => "join",
             Self::Leave => "leave",
+            Self::Resync => "resync",
         }
     }
 
@@ -103,6 +107,7 @@ impl InputKind {
             Self::Command => 0,
             Self::Join => 1,
             Self::Leave => 2,
+            Self::Resync => 3,
         }
     }
 
@@ -112,6 +117,7 @@ impl InputKind {
             0 => Some(Self::Command),
             1 => Some(Self::Join),
             2 => Some(Self::Leave),
+            3 => Some(Self::Resync),
             _ => None,
         }
     }

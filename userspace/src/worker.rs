@@ -18,7 +18,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    broadcast::Inbox,
+    broadcast::{Egress, History, Inbox, MAX_CATCH_UP},
     input::{Input, Timestamp},
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
@@ -347,6 +347,25 @@ impl Ingest {
         self.clients.newest(player).map_or(0, |n| n.saturating_add(1))
     }
 
+    /// Tells the game that `player` of `match_id` asked to catch up from `from_tick`, which is no
+    /// longer held (an [`InputKind::Resync`](crate::input::InputKind::Resync) input at `rx`).
+    pub fn resync(&mut self, player: u32, match_id: u64, from_tick: u64, rx: Timestamp) {
+        let input = Input {
+            kind: crate::input::InputKind::Resync,
+            rx,
+            queue: self.queue,
+            client_id: player,
+            match_id,
+            seq: from_tick,
+            client_frame: 0,
+            payload: Vec::new(),
+        };
+        match self.producer.try_push_input(input) {
+            Ok(()) => self.stats.add(Counter::Events, 1),
+            Err(_) => self.stats.add(Counter::HandoffFull, 1),
+        }
+    }
+
     /// Counts a protocol v2 packet the session layer took care of (handshake, keepalive, …).
     pub fn session_packet(&self) {
         self.stats.add(Counter::SessionPackets, 1);
@@ -413,6 +432,7 @@ pub fn spawn(
         let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
         let mut replies: Vec<Vec<u8>> = Vec::new();
         let mut frames: Vec<Vec<u8>> = Vec::new();
+        let mut catch_ups: Vec<(u32, u32, u64, u64)> = Vec::new();
         let mut events: Vec<SessionEvent> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if !config.busy_poll {
@@ -442,6 +462,10 @@ pub fn spawn(
                         ) {
                             Outcome::Input { player, match_id, plain } => {
                                 ingest.input_v2(player, match_id, plain, rx);
+                            }
+                            Outcome::CatchUp { session, player, match_id, from_tick } => {
+                                ingest.session_packet();
+                                catch_ups.push((session, player, match_id, from_tick));
                             }
                             Outcome::Handled => ingest.session_packet(),
                         }
@@ -479,32 +503,7 @@ pub fn spawn(
                 transmit(&mut socket, &mut replies, &stats, [Counter::TxQueued, Counter::TxDropped]);
             }
             if let Some(s) = &sessions {
-                while let Some(outbound) = s.inbox.try_next() {
-                    stats.add(Counter::Broadcasts, 1);
-                    s.gate.broadcast(
-                        s.slot,
-                        &outbound,
-                        sys::clock_monotonic_ns(),
-                        |p| ingest.ack(p),
-                        &mut frames,
-                    );
-                    if frames.len() >= TX_BATCH {
-                        transmit(
-                            &mut socket,
-                            &mut frames,
-                            &stats,
-                            [Counter::FrameTxQueued, Counter::FrameTxDropped],
-                        );
-                    }
-                }
-                if !frames.is_empty() {
-                    transmit(
-                        &mut socket,
-                        &mut frames,
-                        &stats,
-                        [Counter::FrameTxQueued, Counter::FrameTxDropped],
-                    );
-                }
+                egress(s, &mut socket, &mut ingest, &mut catch_ups, &mut events, &mut frames, &stats);
             }
             if last_stats.elapsed() >= Duration::from_millis(100) {
                 refresh_kernel_stats(&socket, &stats);
@@ -519,6 +518,51 @@ pub fn spawn(
 /// How often the polling worker sends due keepalives and closes silent sessions.
 const SESSION_POLL: Duration = Duration::from_millis(100);
 
+/// Answers the catch-up requests of this round, then sends what the sequencer and the game left
+/// in the worker's inbox: frame broadcasts, direct messages, match ends.
+fn egress(
+    s: &Sessions,
+    socket: &mut XskSocket,
+    ingest: &mut Ingest,
+    catch_ups: &mut Vec<(u32, u32, u64, u64)>,
+    events: &mut Vec<SessionEvent>,
+    frames: &mut Vec<Vec<u8>>,
+    stats: &QueueStats,
+) {
+    const FRAME_TX: [Counter; 2] = [Counter::FrameTxQueued, Counter::FrameTxDropped];
+    let now = sys::clock_monotonic_ns();
+    for (session, player, match_id, from_tick) in catch_ups.drain(..) {
+        let found = s.history.since(match_id, from_tick, MAX_CATCH_UP);
+        if found.too_old {
+            // Not later than any watermark this worker has published (those trail now).
+            ingest.resync(player, match_id, from_tick, Timestamp::xdp(sys::clock_tai_ns()));
+        }
+        s.gate.catch_up(session, &found, ingest.ack(player), now, frames);
+    }
+    while let Some(item) = s.inbox.try_next() {
+        match item {
+            Egress::Frame(outbound) => {
+                stats.add(Counter::Broadcasts, 1);
+                s.gate.broadcast(s.slot, &outbound, now, |p| ingest.ack(p), frames);
+            }
+            Egress::Direct { session, body } => s.gate.direct(session, &body, now, frames),
+            Egress::End { match_id } => {
+                s.gate.end_match(match_id, frames, events);
+                let at = Timestamp::xdp(sys::clock_tai_ns());
+                for event in events.drain(..) {
+                    ingest.event(event, at);
+                }
+            }
+        }
+        if frames.len() >= TX_BATCH {
+            transmit(socket, frames, stats, FRAME_TX);
+        }
+    }
+    if !frames.is_empty() {
+        transmit(socket, frames, stats, FRAME_TX);
+    }
+}
+
 /// Frame packets put in the TX ring at once while a worker empties its inbox.
 const TX_BATCH: usize = 64;
 
@@ -532,8 +576,10 @@ pub struct Sessions {
     /// This worker's index among the run's workers: sessions whose packets it receives are its
     /// to send frames to.
     pub slot: usize,
-    /// Sealed frames to send to the players of this worker's sessions.
+    /// Sealed frames and game messages to send to the players of this worker's sessions.
     pub inbox: Inbox,
+    /// Each match's newest frames, for catch-up requests.
+    pub history: History,
 }
 
 /// Sends frames through the socket's TX ring, counting them as `queued` or `dropped`; what does

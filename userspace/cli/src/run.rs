@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// that a player rides out that many lost packets in a row (fewer when they do not fit).
     #[arg(long, default_value_t = tickgate::broadcast::DEFAULT_REDUNDANCY)]
     pub frame_redundancy: usize,
+    /// Protocol v2: frames of each match kept for players who reconnect and ask to catch up
+    /// (older ticks get a "too old" answer and the game a `resync` input).
+    #[arg(long, default_value_t = tickgate::broadcast::DEFAULT_HISTORY)]
+    pub frame_history: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics (a bare PORT binds to 127.0.0.1).
     #[arg(long, value_name = "[HOST:]PORT")]
     pub metrics: Option<String>,
@@ -208,6 +212,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         queues,
         sessions,
         frame_redundancy: a.frame_redundancy,
+        frame_history: a.frame_history,
     };
     match &a.record {
         Some(path) => {

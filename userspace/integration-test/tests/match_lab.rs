@@ -16,13 +16,19 @@ use support::{
     v2::{Seen, handshake, inputs, mint, start_v2},
 };
 use tickgate::{
-    frame_queue::chain_hash,
+    broadcast::SendError,
+    frame_queue::{Config, Frame, chain_hash},
+    ingress::{Ingress, IngressConfig},
     input::InputKind,
     session::{
         client::{Client, Event},
+        gate::{HandshakeLimit, SessionsConfig},
+        server::ServerConfig,
         token,
     },
-    wire::{crypto::Key, v2::Kind},
+    steer::{LoadOptions, Mode, Timestamps, rate_limit::RateLimit},
+    wire::{crypto::Key, frame_packet, v2::Kind},
+    xsk::XskConfig,
 };
 
 const MATCHES: u64 = 3;
@@ -216,4 +222,232 @@ fn every_player_gets_every_frame_of_its_own_match_and_nothing_of_another() {
     assert_eq!(summary["sequencer"]["matches_ended"], MATCHES, "{}", summary["sequencer"]);
     let got_packets: u64 = received.iter().map(|(_, _, g)| g.packets).sum();
     assert!(got_packets <= tx("frame_tx_queued"), "players cannot get more than was sent");
+}
+
+/// What the two clients of the catch-up test saw.
+#[derive(Debug, Default)]
+struct CatchUpSeen {
+    /// Player B's frames by tick (hash, messages).
+    b_frames: BTreeMap<u64, ([u8; 32], Vec<Vec<u8>>)>,
+    /// Player A's frames before it crashed, by tick (hash, messages).
+    a_before: BTreeMap<u64, ([u8; 32], Vec<Vec<u8>>)>,
+    /// Player A's frames after it reconnected, by tick (hash, messages).
+    a_frames: BTreeMap<u64, ([u8; 32], Vec<Vec<u8>>)>,
+    /// The tick A asked to catch up from, the ticks of the answer in the order they came, and
+    /// its flags.
+    asked_from: u64,
+    caught_up: Vec<u64>,
+    caught_up_flags: u8,
+    /// Flags and first tick of the answer to the catch-up from tick 0.
+    too_old: Option<(u8, Option<u64>)>,
+    /// Messages B received on its own.
+    b_direct: Vec<Vec<u8>>,
+    /// Whether each heard the server end its session.
+    ended: (bool, bool),
+}
+
+/// Records the frames and messages one client receives on `sock` (non-blocking).
+fn drain(
+    sock: &UdpSocket,
+    client: &mut Client,
+    frames: &mut BTreeMap<u64, ([u8; 32], Vec<Vec<u8>>)>,
+) -> Vec<Event> {
+    let mut buf = [0u8; 2048];
+    let mut other = Vec::new();
+    while let Ok((len, _)) = sock.recv_from(&mut buf) {
+        match client.receive(&buf[..len]) {
+            Event::Frames(body) if body.flags & frame_packet::FLAG_CATCH_UP == 0 => {
+                for r in body.records {
+                    frames.insert(r.tick, (r.hash, r.messages));
+                }
+            }
+            Event::None => {}
+            event => other.push(event),
+        }
+    }
+    other
+}
+
+#[test]
+fn a_reconnecting_player_catches_up_and_the_game_speaks_to_and_ends_its_match() {
+    const MATCH: u64 = 1;
+    const A: u64 = 11;
+    const B: u64 = 12;
+    let lab = Lab::new(1);
+    let key = Key::from_bytes([0x7b; 32]);
+    let handshakes = RateLimit::new(64, 64).unwrap();
+    let config = IngressConfig {
+        load: LoadOptions {
+            ifname: lab.rx_if.clone(),
+            ports: vec![7777],
+            mode: Mode::Native,
+            timestamps: Timestamps::Xdp,
+            force: false,
+            rate_limit: None,
+            insecure_v1: false,
+        },
+        queues: vec![0],
+        cores: vec![None],
+        busy_poll: false,
+        xsk: XskConfig::default(),
+        handoff_capacity: 4096,
+        frames: Config { tick_hz: 100, ..Config::default() },
+        sessions: Some(SessionsConfig {
+            server: ServerConfig::new(support::v2::PROTOCOL, key.clone(), 16),
+            handshake_limit: HandshakeLimit {
+                per_source: RateLimit::config(Some(handshakes)),
+                global: RateLimit::config(Some(handshakes)),
+            },
+        }),
+        frame_redundancy: 2,
+        // 32 frames: 320 ms at 100 Hz, so that tick 0 is soon too old.
+        frame_history: 32,
+    };
+    let server: SocketAddr = (RX_IP4, 7777).into();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (played_tx, played_rx) = std::sync::mpsc::channel();
+    let (lab_ref, config_ref) = (&lab, &config);
+    let (game_frames, report, seen) = std::thread::scope(|scope| {
+        let game = scope.spawn(move || {
+            tickgate_testkit::lab::enter(&lab_ref.rx_ns).unwrap();
+            let mut ingress = Ingress::start(config_ref, ()).unwrap();
+            ready_tx.send(()).unwrap();
+            let mut frames: Vec<Frame> = Vec::new();
+            let (mut spoke, mut ended) = (false, false);
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if !ended && played_rx.try_recv().is_ok() {
+                    ingress.end_match(MATCH).unwrap();
+                    ended = true;
+                }
+                let Some(frame) = ingress.frames().next_frame(Duration::from_millis(20)) else { continue };
+                if frame.match_id == MATCH && frame.tick >= 20 && !spoke {
+                    ingress.send_to_match(MATCH, b"checksum 20").unwrap();
+                    ingress.send_to_player(B, b"hello B").unwrap();
+                    assert_eq!(ingress.send_to_player(999, b"nobody"), Err(SendError::NoSession));
+                    spoke = true;
+                }
+                let last = frame.last;
+                frames.push(frame);
+                if last {
+                    break;
+                }
+            }
+            let (report, ()) = ingress.stop(|f| frames.push(f)).unwrap();
+            (frames, report)
+        });
+        ready_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let seen = in_netns(&lab.tx_ns, || {
+            let connect = |player: u64| {
+                let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                let mut client = Client::new(&token::parse(&mint(&key, server, player, MATCH, 10)).unwrap());
+                handshake(&sock, server, &mut client, &mut Seen::default());
+                sock.set_nonblocking(true).unwrap();
+                (sock, client)
+            };
+            let mut seen = CatchUpSeen::default();
+            let (mut a_sock, mut a) = connect(A);
+            let (b_sock, mut b) = connect(B);
+            let mut packet = Vec::new();
+            let mut scratch = BTreeMap::new();
+            for round in 0..200u64 {
+                if round == 60 {
+                    // A's game crashes; it comes back with a new token and asks for the frames
+                    // from a few ticks before the newest it had.
+                    let had = *seen.a_before.keys().last().expect("A had frames before it crashed");
+                    seen.asked_from = had - 5;
+                    (a_sock, a) = connect(A);
+                    assert!(a.catch_up(seen.asked_from, &mut packet));
+                    a_sock.send_to(&packet, server).unwrap();
+                }
+                if round == 120 {
+                    assert!(a.catch_up(0, &mut packet));
+                    a_sock.send_to(&packet, server).unwrap();
+                }
+                for (sock, client) in [(&a_sock, &mut a), (&b_sock, &mut b)] {
+                    assert!(client.seal(Kind::Input, &inputs(round), &mut packet));
+                    sock.send_to(&packet, server).unwrap();
+                }
+                let frames = if round < 60 { &mut seen.a_before } else { &mut seen.a_frames };
+                for event in drain(&a_sock, &mut a, frames) {
+                    if let Event::Frames(body) = event {
+                        let ticks = body.records.iter().map(|r| r.tick);
+                        if body.flags & frame_packet::FLAG_TOO_OLD != 0 {
+                            seen.too_old = Some((body.flags, body.records.first().map(|r| r.tick)));
+                        } else {
+                            seen.caught_up_flags |= body.flags;
+                            seen.caught_up.extend(ticks);
+                            for r in body.records {
+                                seen.a_frames.insert(r.tick, (r.hash, r.messages));
+                            }
+                        }
+                    }
+                }
+                for event in drain(&b_sock, &mut b, &mut seen.b_frames) {
+                    if let Event::Message(m) = event {
+                        seen.b_direct.push(m);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            played_tx.send(()).unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(3);
+            while std::time::Instant::now() < until && !(seen.ended.0 && seen.ended.1) {
+                seen.ended.0 |= drain(&a_sock, &mut a, &mut scratch).contains(&Event::Disconnected);
+                seen.ended.1 |= drain(&b_sock, &mut b, &mut scratch).contains(&Event::Disconnected);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        });
+        let (frames, report) = game.join().unwrap();
+        (frames, report, seen)
+    });
+
+    let by_tick: BTreeMap<u64, &Frame> =
+        game_frames.iter().filter(|f| f.match_id == MATCH).map(|f| (f.tick, f)).collect();
+    // The catch-up came oldest first, without a gap, with the game's hashes.
+    assert_eq!(seen.caught_up_flags, frame_packet::FLAG_CATCH_UP);
+    assert_eq!(seen.caught_up.first(), Some(&seen.asked_from), "{:?}", seen.caught_up);
+    assert!(seen.caught_up.windows(2).all(|w| w[1] == w[0] + 1), "{:?}", seen.caught_up);
+    assert!(seen.caught_up.len() > 5, "{:?}", seen.caught_up);
+    for (tick, (hash, _)) in seen.a_before.iter().chain(&seen.a_frames).chain(&seen.b_frames) {
+        assert_eq!(hash, &by_tick[tick].hash, "tick {tick}");
+    }
+    // From tick 0, after 32 frames of history: too old, and the game was told.
+    let (flags, first) = seen.too_old.expect("an answer to the catch-up from tick 0");
+    assert_eq!(flags, frame_packet::FLAG_CATCH_UP | frame_packet::FLAG_TOO_OLD);
+    assert!(first.is_some_and(|t| t > 0), "the oldest tick held comes back: {first:?}");
+    let resyncs: Vec<(u32, u64)> = game_frames
+        .iter()
+        .flat_map(|f| &f.inputs)
+        .filter(|i| i.kind == InputKind::Resync)
+        .map(|i| (i.client_id, i.seq))
+        .collect();
+    assert_eq!(resyncs, vec![(A as u32, 0)]);
+    // The game's message rode on one frame to both players; B's own message reached B only.
+    let with_message = |frames: &BTreeMap<u64, ([u8; 32], Vec<Vec<u8>>)>| {
+        frames
+            .iter()
+            .filter(|(_, (_, m))| !m.is_empty())
+            .map(|(t, (_, m))| (*t, m.clone()))
+            .collect::<Vec<_>>()
+    };
+    let b_messages = with_message(&seen.b_frames);
+    assert_eq!(b_messages.len(), 1, "{b_messages:?}");
+    assert_eq!(b_messages[0].1, vec![b"checksum 20".to_vec()]);
+    assert!(b_messages[0].0 > 20);
+    let mut a_all = seen.a_before.clone();
+    a_all.extend(seen.a_frames.clone());
+    assert_eq!(with_message(&a_all), b_messages, "A holds the same frame with it");
+    assert_eq!(seen.b_direct, vec![b"hello B".to_vec()]);
+    // The game ended the match: both players heard it, and the match's last frame says so.
+    assert_eq!(seen.ended, (true, true));
+    assert!(game_frames.iter().any(|f| f.match_id == MATCH && f.last));
+    assert_eq!(report.sequencer.matches_ended, 1);
+    let sessions = report.sessions.unwrap();
+    assert_eq!(sessions.closed["replaced"], 1);
+    assert_eq!(sessions.closed["server"], 2);
+    assert_eq!(sessions.direct_messages, 1);
+    assert!(sessions.catch_up_packets >= 2);
 }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! frame  = tick:u64  count:u64  input*count
-//! input  = rx_ts_ns:u64  clock_kind:u8 (low nibble: 0 nic, 1 xdp; high: 0 command, 1 join, 2 leave)
+//! input  = rx_ts_ns:u64  clock_kind:u8 (low nibble: 0 nic, 1 xdp; high: 0 command, 1 join,
+//!          2 leave, 3 resync)
 //!          client_id:u32  seq:u64
 //!          client_frame:u32  payload_len:u32  payload
 //! hash   = BLAKE3(prev_hash[32] || frame)     prev_hash of tick 0 = 32 zero bytes

@@ -204,6 +204,8 @@ fn settle(
                 members.insert(input.client_id, input.seq);
                 *had = true;
             }
+            // The game's business: nobody joined, left or spoke.
+            InputKind::Resync => {}
             InputKind::Leave => {
                 // A leave of a session the player already replaced changes nothing.
                 if members.get(&input.client_id) == Some(&input.seq) {

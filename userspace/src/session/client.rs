@@ -43,8 +43,10 @@ pub enum Event {
     Denied,
     /// The server ended the session.
     Disconnected,
-    /// Frames of the match (newest first) and the server's ack of this player's inputs.
+    /// Frames of the match and the server's ack of this player's inputs.
     Frames(Box<frame_packet::Body>),
+    /// A message from the game to this player.
+    Message(Vec<u8>),
 }
 
 /// One player's connection.
@@ -108,15 +110,18 @@ impl Client {
                     Err(_) => Event::None,
                 }
             }
-            (Kind::Frame, State::Connected { .. }) => {
+            (Kind::Frame | Kind::Message, State::Connected { .. }) => {
                 let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
                 let Ok(header) = v2::open_into(packet, &self.s2c, &mut plain) else {
                     return Event::None;
                 };
-                let len = usize::from(header.payload_len).saturating_sub(crate::wire::crypto::TAG_LEN);
-                match frame_packet::decode(&plain[..len]) {
-                    Ok(body) => Event::Frames(Box::new(body)),
-                    Err(_) => Event::None,
+                let plain =
+                    &plain[..usize::from(header.payload_len).saturating_sub(crate::wire::crypto::TAG_LEN)];
+                match header.kind {
+                    Kind::Message => Event::Message(plain.to_vec()),
+                    _ => {
+                        frame_packet::decode(plain).map_or(Event::None, |body| Event::Frames(Box::new(body)))
+                    }
                 }
             }
             (Kind::Keepalive | Kind::Denied | Kind::Disconnect, _) => {
@@ -154,6 +159,12 @@ impl Client {
         v2::seal(&self.c2s, kind, session, self.next_seq, body, out);
         self.next_seq += 1;
         true
+    }
+
+    /// Seals a catch-up request into `out`: "send me my match's frames from `from_tick` on" (after a
+    /// reconnect); `false` unless connected. The server answers at most one per 100 ms.
+    pub fn catch_up(&mut self, from_tick: u64, out: &mut Vec<u8>) -> bool {
+        self.seal(Kind::CatchUp, &from_tick.to_be_bytes(), out)
     }
 
     /// Ends the session: `copies` disconnect packets to send back to back (they are not

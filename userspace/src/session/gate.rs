@@ -20,11 +20,11 @@ pub use tickgate_common::session::HandshakeLimit;
 
 use super::server::{Accepted, CloseReason, Closed, Data, DataDrop, Outgoing, Refused, Server, ServerConfig};
 use crate::{
-    broadcast::Outbound,
+    broadcast::{CatchUp, Outbound},
     input::InputKind,
     steer::SessionMap,
     wire::{
-        frame_packet,
+        frame_packet::{self, FLAG_CATCH_UP, FLAG_TOO_OLD},
         udp::Endpoints,
         v2::{self, Kind},
     },
@@ -44,6 +44,17 @@ pub struct SessionsConfig {
 pub enum Outcome<'a> {
     /// Nothing for the sequencer (a handshake step, a keepalive, or a counted drop).
     Handled,
+    /// A reconnected player asks for its match's frames from `from_tick` on.
+    CatchUp {
+        /// The session to answer.
+        session: u32,
+        /// The player.
+        player: u32,
+        /// Its match.
+        match_id: u64,
+        /// The first tick wanted.
+        from_tick: u64,
+    },
     /// Inputs (an `InputFrame`'s plaintext) from `player`.
     Input {
         /// The player (as the frames carry it).
@@ -90,8 +101,12 @@ pub struct SessionsReport {
     pub replies: u64,
     /// Frame packets sealed for players (each also counted in `replies`).
     pub frame_packets: u64,
-    /// Frame packets not sent because not even the newest frame fits in one packet.
+    /// Frames not sent because one frame alone does not fit in a packet.
     pub frame_too_large: u64,
+    /// Frame packets that answered catch-up requests (also in `frame_packets`).
+    pub catch_up_packets: u64,
+    /// Game messages sealed to one player (`Message` packets; also in `replies`).
+    pub direct_messages: u64,
     /// XDP session-map updates that failed (the session still works in userspace; its data
     /// packets are dropped by XDP until the next update).
     pub map_errors: u64,
@@ -112,6 +127,8 @@ pub struct Gate {
     replies: AtomicU64,
     frame_packets: AtomicU64,
     frame_too_large: AtomicU64,
+    catch_up_packets: AtomicU64,
+    direct_messages: AtomicU64,
     map_errors: AtomicU64,
 }
 
@@ -145,6 +162,8 @@ impl Gate {
             replies: AtomicU64::new(0),
             frame_packets: AtomicU64::new(0),
             frame_too_large: AtomicU64::new(0),
+            catch_up_packets: AtomicU64::new(0),
+            direct_messages: AtomicU64::new(0),
             map_errors: AtomicU64::new(0),
         }
     }
@@ -264,6 +283,9 @@ impl Gate {
                 Ok(Data::Input { player_id, match_id, plain, .. }) => {
                     return Outcome::Input { player: player_id as u32, match_id, plain };
                 }
+                Ok(Data::CatchUp { session, player_id, match_id, from_tick }) => {
+                    return Outcome::CatchUp { session, player: player_id as u32, match_id, from_tick };
+                }
                 Ok(Data::Sync { .. } | Data::Keepalive { .. }) => {}
                 Ok(Data::Disconnected(closed)) => self.closed(&closed, events),
                 Err(d) => self.drop_data(d),
@@ -307,7 +329,7 @@ impl Gate {
         let mut body = Vec::with_capacity(frame_packet::MAX_BODY_LEN);
         for (session, player) in mine {
             // Player ids fit 32 bits (checked when the token was opened).
-            if frame_packet::body(outbound.tick_hz, ack(player as u32), &records, &mut body) == 0 {
+            if frame_packet::body(outbound.tick_hz, ack(player as u32), 0, &records, &mut body) == 0 {
                 bump(&self.frame_too_large);
                 continue;
             }
@@ -315,6 +337,64 @@ impl Gate {
                 bump(&self.frame_packets);
                 self.frame_for(&out, None, frames);
             }
+        }
+    }
+
+    /// Answers a catch-up request of `session`: `found` (the history from the tick asked for)
+    /// packed into as few `Frame` packets as hold it, oldest first, each with the player's `ack`.
+    pub fn catch_up(&self, session: u32, found: &CatchUp, ack: u64, now_ns: u64, frames: &mut Vec<Vec<u8>>) {
+        let Ok(mut server) = self.server.lock() else { return };
+        let flags = FLAG_CATCH_UP | if found.too_old { FLAG_TOO_OLD } else { 0 };
+        let mut records: Vec<&[u8]> = found.records.iter().map(|r| &r[..]).collect();
+        let mut body = Vec::with_capacity(frame_packet::MAX_BODY_LEN);
+        loop {
+            let taken = frame_packet::body(found.tick_hz, ack, flags, &records, &mut body);
+            if taken == 0 && !records.is_empty() {
+                bump(&self.frame_too_large);
+                records.remove(0);
+                continue;
+            }
+            if let Some(out) = server.seal_to(session, Kind::Frame, &body, now_ns) {
+                bump(&self.frame_packets);
+                bump(&self.catch_up_packets);
+                self.frame_for(&out, None, frames);
+            }
+            records.drain(..taken);
+            if records.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Where `player_id`'s session is: (session, worker slot).
+    pub fn home_of(&self, player_id: u64) -> Option<(u32, usize)> {
+        let server = self.server.lock().ok()?;
+        let session = server.session_of_player(player_id)?;
+        let slot = *self.homes.lock().ok()?.get(&session)?;
+        Some((session, slot))
+    }
+
+    /// Ends every session of `match_id` from the server's side: disconnect packets to `frames`,
+    /// leaves to `events`.
+    pub fn end_match(&self, match_id: u64, frames: &mut Vec<Vec<u8>>, events: &mut Vec<SessionEvent>) {
+        let Ok(mut server) = self.server.lock() else { return };
+        let sessions: Vec<u32> = server.match_sessions(match_id).map(|(id, _)| id).collect();
+        for id in sessions {
+            if let Some((out, closed)) = server.disconnect(id) {
+                for o in &out {
+                    self.frame_for(o, None, frames);
+                }
+                self.closed(&closed, events);
+            }
+        }
+    }
+
+    /// Seals a game message to `session` as a `Message` packet, into `frames`.
+    pub fn direct(&self, session: u32, body: &[u8], now_ns: u64, frames: &mut Vec<Vec<u8>>) {
+        let Ok(mut server) = self.server.lock() else { return };
+        if let Some(out) = server.seal_to(session, Kind::Message, body, now_ns) {
+            bump(&self.direct_messages);
+            self.frame_for(&out, None, frames);
         }
     }
 
@@ -331,6 +411,8 @@ impl Gate {
             replies: load(&self.replies),
             frame_packets: load(&self.frame_packets),
             frame_too_large: load(&self.frame_too_large),
+            catch_up_packets: load(&self.catch_up_packets),
+            direct_messages: load(&self.direct_messages),
             map_errors: load(&self.map_errors),
         }
     }

@@ -167,12 +167,24 @@ pub enum DataDrop {
     /// The sequence number was seen before, or is out of the replay window.
     #[error("replayed")]
     Replayed,
+    /// A catch-up request within [`CATCH_UP_INTERVAL_NS`] of the session's previous one.
+    #[error("catch-up request too soon")]
+    CatchUpLimited,
 }
+
+/// The shortest time between two catch-up requests of one session that are both served.
+pub const CATCH_UP_INTERVAL_NS: u64 = 100_000_000;
 
 impl DataDrop {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 5] =
-        [Self::Malformed, Self::UnknownSession, Self::WrongAddress, Self::Unauthentic, Self::Replayed];
+    pub const ALL: [Self; 6] = [
+        Self::Malformed,
+        Self::UnknownSession,
+        Self::WrongAddress,
+        Self::Unauthentic,
+        Self::Replayed,
+        Self::CatchUpLimited,
+    ];
 
     /// The counter's name.
     pub const fn name(self) -> &'static str {
@@ -182,6 +194,7 @@ impl DataDrop {
             Self::WrongAddress => "wrong_address",
             Self::Unauthentic => "unauthentic",
             Self::Replayed => "replayed",
+            Self::CatchUpLimited => "catch_up_limited",
         }
     }
 }
@@ -287,6 +300,17 @@ pub enum Data<'a> {
         /// The decrypted payload.
         plain: &'a [u8],
     },
+    /// A reconnected player asks for its match's frames from `from_tick` on.
+    CatchUp {
+        /// The session.
+        session: u32,
+        /// The player.
+        player_id: u64,
+        /// The player's match.
+        match_id: u64,
+        /// The first tick wanted.
+        from_tick: u64,
+    },
     /// A keepalive: the session is alive.
     Keepalive {
         /// The session.
@@ -307,6 +331,7 @@ struct Session {
     last_recv_ns: u64,
     last_send_ns: u64,
     timeout_ns: u64,
+    last_catch_up_ns: Option<u64>,
 }
 
 struct SeenToken {
@@ -534,6 +559,7 @@ impl Server {
                 last_recv_ns: now_ns,
                 last_send_ns: now_ns,
                 timeout_ns: u64::from(c.timeout_s.max(1)) * 1_000_000_000,
+                last_catch_up_ns: None,
             },
         );
         self.by_player.insert(c.player_id, id);
@@ -590,12 +616,22 @@ impl Server {
         Ok(match header.kind {
             Kind::Input => Data::Input { session: id, player_id, match_id, plain: &plain[..len] },
             Kind::Sync => Data::Sync { session: id, player_id, plain: &plain[..len] },
+            Kind::CatchUp => {
+                let from_tick =
+                    plain[..len].try_into().map(u64::from_be_bytes).map_err(|_| DataDrop::Malformed)?;
+                if session.last_catch_up_ns.is_some_and(|at| now_ns.saturating_sub(at) < CATCH_UP_INTERVAL_NS)
+                {
+                    return Err(DataDrop::CatchUpLimited);
+                }
+                session.last_catch_up_ns = Some(now_ns);
+                Data::CatchUp { session: id, player_id, match_id, from_tick }
+            }
             Kind::Keepalive => Data::Keepalive { session: id },
             Kind::Disconnect => match self.close(id, CloseReason::Disconnect) {
                 Some(closed) => Data::Disconnected(closed),
                 None => return Err(DataDrop::UnknownSession),
             },
-            Kind::Request | Kind::Response | Kind::Challenge | Kind::Denied | Kind::Frame => {
+            Kind::Request | Kind::Response | Kind::Challenge | Kind::Denied | Kind::Frame | Kind::Message => {
                 return Err(DataDrop::Malformed);
             }
         })
@@ -635,6 +671,11 @@ impl Server {
         }
         let closed = self.close(session, CloseReason::Server)?;
         Some((out, closed))
+    }
+
+    /// The session `player_id` holds now, if any.
+    pub fn session_of_player(&self, player_id: u64) -> Option<u32> {
+        self.by_player.get(&player_id).copied()
     }
 
     /// The sessions open in `match_id`, as (session, player).

@@ -62,6 +62,10 @@ pub enum Kind {
     Disconnect = 8,
     /// Server → client, sealed: the match's newest sealed frames, the player's ack.
     Frame = 9,
+    /// Server → client, sealed: a message from the game to this player.
+    Message = 10,
+    /// Client → server, sealed: "send me the frames from this tick on" (after a reconnect).
+    CatchUp = 11,
 }
 
 impl Kind {
@@ -77,13 +81,15 @@ impl Kind {
             7 => Self::Denied,
             8 => Self::Disconnect,
             9 => Self::Frame,
+            10 => Self::Message,
+            11 => Self::CatchUp,
             _ => return None,
         })
     }
 
     /// Whether a client may send this kind to the server.
     pub const fn inbound(self) -> bool {
-        !matches!(self, Self::Challenge | Self::Denied | Self::Frame)
+        !matches!(self, Self::Challenge | Self::Denied | Self::Frame | Self::Message)
     }
 
     /// Whether the kind belongs to the handshake, sent before the source has a session.
@@ -195,13 +201,13 @@ mod tests {
         let mut v1 = bytes;
         v1[offset::VERSION] = 1;
         assert_eq!(check_inbound(&v1, HEADER_LEN + 40), Err(HeaderError::BadVersion));
-        for kind in [Kind::Challenge, Kind::Denied, Kind::Frame] {
+        for kind in [Kind::Challenge, Kind::Denied, Kind::Frame, Kind::Message] {
             let out = encode(&Header { kind, ..h });
             assert_eq!(parse(&out, HEADER_LEN + 40).map(|h| h.kind), Ok(kind));
             assert_eq!(check_inbound(&out, HEADER_LEN + 40), Err(HeaderError::BadKind), "{kind:?}");
         }
         let mut unknown = bytes;
-        unknown[offset::KIND] = 10;
+        unknown[offset::KIND] = 12;
         assert_eq!(check_inbound(&unknown, HEADER_LEN + 40), Err(HeaderError::BadKind));
     }
 
