@@ -17,6 +17,8 @@ the `cryptography` package (AESGCM). Usage:
       prints a sealed packet, in hex
   tickgate_v2.py unseal KEYHEX PACKETHEX
       prints `kind session seq bodyhex` of a sealed packet, or fails if it does not open
+  tickgate_v2.py frames KEYHEX PACKETHEX
+      opens a Frame packet and prints its body's head and one line per record
 """
 import ipaddress
 import struct
@@ -126,6 +128,33 @@ def respond(token, challenge):
     return signed + proof
 
 
+def frames(body):
+    """A Frame packet's body (docs/protocol.md, "Frames"), as one line per record."""
+    tick_hz, ack, flags, count = struct.unpack_from(">IQBB", body, 0)
+    at, lines = 14, [f"tick_hz={tick_hz} ack={ack} flags={flags} count={count}"]
+    for _ in range(count):
+        tick, start, digest, n_in, n_abs, n_msg, last = struct.unpack_from(">QQ32sHHHB", body, at)
+        at += 55
+        inputs = []
+        for _ in range(n_in):
+            rx, ck, player, seq, cframe, plen = struct.unpack_from(">QBIQII", body, at)
+            at += 29
+            payload = body[at:at + plen]
+            at += plen
+            inputs.append(f"{player}/{seq}/{cframe}/{ck >> 4}/{ck & 15}/{rx}/{payload.hex()}")
+        absent = list(struct.unpack_from(f">{n_abs}I", body, at))
+        at += 4 * n_abs
+        messages = []
+        for _ in range(n_msg):
+            (mlen,) = struct.unpack_from(">H", body, at)
+            messages.append(body[at + 2:at + 2 + mlen].hex())
+            at += 2 + mlen
+        lines.append(f"tick={tick} start={start} hash={digest.hex()} last={last} inputs={','.join(inputs)} "
+                     f"absent={','.join(map(str, absent))} messages={','.join(messages)}")
+    assert at == len(body), "trailing bytes"
+    return lines
+
+
 def open_public(token):
     _, n = decode_addresses(token[52 + PRIVATE_LEN + TAG_LEN + 4:])
     at = 52 + PRIVATE_LEN + TAG_LEN + 4 + n
@@ -148,6 +177,10 @@ def main(argv):
         print(respond(h(argv[2]), h(argv[3])).hex())
     elif argv[1] == "seal":
         print(seal(h(argv[2]), int(argv[3]), int(argv[4]), int(argv[5]), h(argv[6])).hex())
+    elif argv[1] == "frames":
+        kind, _, _, body = unseal(h(argv[2]), h(argv[3]))
+        assert kind == 9
+        print("\n".join(frames(body)))
     elif argv[1] == "unseal":
         kind, session, seq, body = unseal(h(argv[2]), h(argv[3]))
         print(kind, session, seq, body.hex())

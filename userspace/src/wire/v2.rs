@@ -289,6 +289,32 @@ pub(crate) mod examples {
         out
     }
 
+    /// Match 7's frame for tick 2 (60 Hz, epoch 0: it starts at 33 333 334 ns) as player 42 of
+    /// session 3 receives it in the server's 7th packet: player 42's input 5 (the input example's
+    /// second command, received at 40 000 000 ns), player 43 absent, the game's message `ok`,
+    /// ack 6 and no older frame; the hash chains tick 2 to a previous hash of 32 zero bytes.
+    /// Returns the body and the sealed packet (server → client key `22 × 32`).
+    pub(crate) fn frame_packet() -> (Vec<u8>, Vec<u8>) {
+        use crate::frame_queue::{Frame, GENESIS_HASH, chain_hash};
+        use crate::input::Timestamp;
+        use crate::wire::frame_packet;
+        let plain = crate::wire::tests::worked_example_frame().encode_to_vec();
+        let packet = crate::wire::decode_input_v2(42, &plain).expect("the example decodes");
+        let input =
+            packet.commands().nth(1).expect("two commands").to_input(Timestamp::xdp(40_000_000), 0, 7);
+        let inputs = vec![input];
+        let hash = chain_hash(&GENESIS_HASH, 2, &inputs);
+        let frame =
+            Frame { match_id: 7, tick: 2, start_ns: 33_333_334, inputs, hash, absent: vec![43], last: false };
+        let mut record = Vec::new();
+        frame_packet::encode_record(&frame, &[b"ok".to_vec()], &mut record);
+        let mut body = Vec::new();
+        frame_packet::body(60, 6, 0, &[&record], &mut body);
+        let mut sealed = Vec::new();
+        seal(&Key::from_bytes([0x22; 32]).cipher(), Kind::Frame, 3, 7, &body, &mut sealed);
+        (body, sealed)
+    }
+
     /// The handshake of the token example (`session::token::tests::example`) from
     /// 10.77.0.1:40001 to 10.77.0.2:7777 at Unix time 1800000000.000, against a server whose
     /// run key is `99 × 32` and whose first challenge sequence is 1000: request, challenge and
@@ -341,5 +367,23 @@ pub(crate) mod examples {
         }
         let proof = dump(&response[response.len() - 16..]);
         assert!(doc.contains(&proof), "docs/protocol.md lacks the response's proof:\n{proof}");
+        let (body, sealed) = frame_packet();
+        let decoded = crate::wire::frame_packet::decode(&body).expect("the example decodes");
+        assert_eq!(
+            (decoded.ack, decoded.records[0].tick, decoded.records[0].absent.clone()),
+            (6, 2, vec![43])
+        );
+        for (name, shown) in [("frame body", dump(&body)), ("frame packet", dump(&sealed[..48]))] {
+            assert!(doc.contains(&shown), "docs/protocol.md lacks the {name} example:\n{shown}");
+        }
+        let tag = dump(&sealed[sealed.len() - 16..]);
+        assert!(doc.contains(&tag), "docs/protocol.md lacks the frame packet's tag:\n{tag}");
+    }
+
+    #[test]
+    #[ignore = "prints the worked examples for docs/protocol.md"]
+    fn print_examples() {
+        let (body, sealed) = frame_packet();
+        println!("body {}:\n{}\nsealed {}:\n{}", body.len(), dump(&body), sealed.len(), dump(&sealed));
     }
 }

@@ -415,3 +415,22 @@ fn the_python_reference_client_connects_and_plays() {
     let keepalive = unhex(&python_reference(&["seal", &hex(&[0x22; 32]), "6", "3", "2", ""]));
     assert_eq!(keepalive, crate::wire::v2::examples::keepalive_packet());
 }
+
+/// The frame packet example, read by the Python client written from the doc: the fields it
+/// finds are the ones the Rust decoder finds.
+#[test]
+fn the_python_reference_reads_the_frame_example() {
+    use crate::session::token::tests::python_reference;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let (body, sealed) = crate::wire::v2::examples::frame_packet();
+    let decoded = crate::wire::frame_packet::decode(&body).unwrap();
+    let record = &decoded.records[0];
+    let input = &record.inputs[0];
+    let want = format!(
+        "tick_hz=60 ack=6 flags=0 count=1\ntick=2 start=33333334 hash={} last=0 inputs=42/5/1001/0/1/40000000/{} absent=43 messages={}\n",
+        hex(&record.hash),
+        hex(&input.payload),
+        hex(b"ok"),
+    );
+    assert_eq!(python_reference(&["frames", &hex(&[0x22; 32]), &hex(&sealed)]), want);
+}
