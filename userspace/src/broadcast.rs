@@ -9,6 +9,8 @@
 //! ("The way back") draws it.
 
 use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicU64, Ordering},
@@ -16,6 +18,7 @@ use std::sync::{
 };
 
 use crate::frame_queue::Frame;
+use crate::sys;
 use crate::wire::frame_packet;
 
 /// Frames each packet repeats besides the newest, by default: a player survives the loss of
@@ -96,6 +99,9 @@ pub struct Fanout {
     history: History,
     outbox: Arc<Mutex<Outbox>>,
     inboxes: Vec<SyncSender<Egress>>,
+    bells: Vec<Arc<OwnedFd>>,
+    /// Inboxes that got an item since the last [`Fanout::ring`].
+    unrung: Vec<bool>,
     stats: Arc<FanoutStats>,
 }
 
@@ -130,16 +136,28 @@ impl FanoutStats {
     }
 }
 
-/// A worker's side: what it is to send.
+/// A worker's side: what it is to send, and an eventfd that is readable when something came
+/// (the worker polls it beside its socket, so a sealed frame wakes a sleeping worker at once).
 #[derive(Debug)]
 pub struct Inbox {
     rx: Receiver<Egress>,
+    bell: Arc<OwnedFd>,
 }
 
 impl Inbox {
     /// The next item waiting, if any.
     pub fn try_next(&self) -> Option<Egress> {
         self.rx.try_recv().ok()
+    }
+
+    /// The eventfd to poll.
+    pub fn bell(&self) -> BorrowedFd<'_> {
+        self.bell.as_fd()
+    }
+
+    /// Quiets the bell before the inbox is emptied (an item pushed after this rings it again).
+    pub fn quiet(&self) {
+        sys::eventfd_clear(self.bell.as_fd());
     }
 }
 
@@ -155,6 +173,7 @@ struct Outbox {
 pub struct Mailer {
     outbox: Arc<Mutex<Outbox>>,
     inboxes: Vec<SyncSender<Egress>>,
+    bells: Vec<Arc<OwnedFd>>,
     stats: Arc<FanoutStats>,
 }
 
@@ -176,11 +195,20 @@ impl Mailer {
     /// lost).
     pub fn to_session(&self, slot: usize, session: u32, message: &[u8]) -> Result<(), SendError> {
         check_len(message)?;
-        let inbox = self.inboxes.get(slot).ok_or(SendError::NoSession)?;
-        inbox.try_send(Egress::Direct { session, body: message.to_vec() }).map_err(|_| {
+        self.hand(slot, Egress::Direct { session, body: message.to_vec() })
+    }
+
+    /// Puts `item` in worker `slot`'s inbox and wakes the worker.
+    fn hand(&self, slot: usize, item: Egress) -> Result<(), SendError> {
+        let (Some(inbox), Some(bell)) = (self.inboxes.get(slot), self.bells.get(slot)) else {
+            return Err(SendError::NoSessions);
+        };
+        inbox.try_send(item).map_err(|_| {
             self.stats.inbox_full.fetch_add(1, Ordering::Relaxed);
             SendError::Full
-        })
+        })?;
+        sys::eventfd_signal(bell.as_fd());
+        Ok(())
     }
 }
 
@@ -188,11 +216,7 @@ impl Mailer {
     /// Asks the first worker to end `match_id`: each of its sessions is disconnected (three
     /// `Disconnect` packets each) and leaves; the match's last frame follows.
     pub fn end_match(&self, match_id: u64) -> Result<(), SendError> {
-        let inbox = self.inboxes.first().ok_or(SendError::NoSessions)?;
-        inbox.try_send(Egress::End { match_id }).map_err(|_| {
-            self.stats.inbox_full.fetch_add(1, Ordering::Relaxed);
-            SendError::Full
-        })
+        self.hand(0, Egress::End { match_id })
     }
 }
 
@@ -259,22 +283,48 @@ impl History {
 impl Fanout {
     /// A fan-out to `workers` inboxes, repeating `redundancy` older frames in each packet and
     /// keeping `history` frames per match for catch-up; also the game's [`Mailer`] and the
-    /// history the workers read.
+    /// history the workers read. Fails only if the OS has no eventfd to give.
     pub fn new(
         workers: usize,
         redundancy: usize,
         history: usize,
         tick_hz: u32,
-    ) -> (Self, Vec<Inbox>, Mailer, History) {
+    ) -> io::Result<(Self, Vec<Inbox>, Mailer, History)> {
         let (inboxes, rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::sync_channel(INBOX_CAPACITY)).unzip();
+        let bells = (0..workers).map(|_| sys::eventfd().map(Arc::new)).collect::<io::Result<Vec<_>>>()?;
         let stats = Arc::new(FanoutStats::default());
         let outbox = Arc::new(Mutex::new(Outbox::default()));
         let history = History { len: history.max(redundancy + 1), tick_hz, matches: Arc::default() };
-        let mailer =
-            Mailer { outbox: Arc::clone(&outbox), inboxes: inboxes.clone(), stats: Arc::clone(&stats) };
-        let fanout = Self { redundancy, tick_hz, history: history.clone(), outbox, inboxes, stats };
-        (fanout, rxs.into_iter().map(|rx| Inbox { rx }).collect(), mailer, history)
+        let mailer = Mailer {
+            outbox: Arc::clone(&outbox),
+            inboxes: inboxes.clone(),
+            bells: bells.clone(),
+            stats: Arc::clone(&stats),
+        };
+        let ends =
+            rxs.into_iter().zip(&bells).map(|(rx, bell)| Inbox { rx, bell: Arc::clone(bell) }).collect();
+        let fanout = Self {
+            redundancy,
+            tick_hz,
+            history: history.clone(),
+            outbox,
+            inboxes,
+            unrung: vec![false; bells.len()],
+            bells,
+            stats,
+        };
+        Ok((fanout, ends, mailer, history))
+    }
+
+    /// Wakes every worker whose inbox got a frame since the last call: once per batch of sealed
+    /// frames, not once per frame.
+    pub fn ring(&mut self) {
+        for (unrung, bell) in self.unrung.iter_mut().zip(&self.bells) {
+            if std::mem::take(unrung) {
+                sys::eventfd_signal(bell.as_fd());
+            }
+        }
     }
 
     /// The counters, to read while the run goes on.
@@ -293,9 +343,14 @@ impl Fanout {
         let outbound =
             Arc::new(Outbound { match_id: frame.match_id, tick: frame.tick, tick_hz: self.tick_hz, records });
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
-        for inbox in &self.inboxes {
-            if let Err(TrySendError::Full(_)) = inbox.try_send(Egress::Frame(Arc::clone(&outbound))) {
-                self.stats.inbox_full.fetch_add(1, Ordering::Relaxed);
+        for (inbox, unrung) in self.inboxes.iter().zip(&mut self.unrung) {
+            match inbox.try_send(Egress::Frame(Arc::clone(&outbound))) {
+                Ok(()) => *unrung = true,
+                Err(TrySendError::Full(_)) => {
+                    self.stats.inbox_full.fetch_add(1, Ordering::Relaxed);
+                }
+                // The worker is gone (the run is stopping): nothing to count.
+                Err(TrySendError::Disconnected(_)) => {}
             }
         }
     }
@@ -336,7 +391,7 @@ mod tests {
 
     #[test]
     fn each_frame_carries_the_redundancy_before_it_and_the_history_serves_catch_up() {
-        let (mut fanout, inboxes, mailer, history) = Fanout::new(2, 2, 4, 60);
+        let (mut fanout, inboxes, mailer, history) = Fanout::new(2, 2, 4, 60).expect("eventfds");
         mailer.to_match(1, b"hello").expect("queued");
         for tick in 0..6 {
             fanout.frame(&frame(1, tick, false));
@@ -370,7 +425,7 @@ mod tests {
 
     #[test]
     fn a_full_inbox_drops_and_counts_and_messages_are_bounded() {
-        let (mut fanout, _inboxes, mailer, _history) = Fanout::new(1, 0, 1, 60);
+        let (mut fanout, inboxes, mailer, _history) = Fanout::new(1, 0, 1, 60).expect("eventfds");
         for tick in 0..INBOX_CAPACITY as u64 + 5 {
             fanout.frame(&frame(1, tick, false));
         }
@@ -386,5 +441,25 @@ mod tests {
         fanout.frame(&frame(3, 0, false));
         mailer.to_match(3, &full).expect("room again once the frame took them");
         assert_eq!(mailer.to_session(0, 1, b"x"), Err(SendError::Full), "the inbox is still full");
+        assert!(inboxes[0].try_next().is_some());
+    }
+
+    #[test]
+    fn a_worker_is_woken_once_per_batch_and_by_the_game() {
+        let readable = |inbox: &Inbox| {
+            crate::sys::xsk::poll_readable(inbox.bell(), None, std::time::Duration::ZERO).expect("poll")
+        };
+        let (mut fanout, inboxes, mailer, _history) = Fanout::new(2, 0, 1, 60).expect("eventfds");
+        assert!(!readable(&inboxes[0]));
+        fanout.frame(&frame(1, 0, false));
+        assert!(!readable(&inboxes[0]), "not before the batch ends");
+        fanout.ring();
+        assert!(readable(&inboxes[0]) && readable(&inboxes[1]));
+        inboxes[0].quiet();
+        assert!(!readable(&inboxes[0]));
+        fanout.ring();
+        assert!(!readable(&inboxes[0]), "nothing new, no ring");
+        mailer.to_session(0, 3, b"hi").expect("room");
+        assert!(readable(&inboxes[0]), "the game's message wakes the worker");
     }
 }

@@ -84,6 +84,9 @@ pub enum IngressError {
     /// A thread panicked.
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    /// No eventfd for the workers' broadcast inboxes.
+    #[error("cannot create an eventfd for the frame broadcast - check the open-file limit (ulimit -n): {0}")]
+    Eventfd(#[source] std::io::Error),
     /// The operating system gave no random bytes for the session keys.
     #[error("no random bytes for the run's challenge key: {0}")]
     Random(getrandom::Error),
@@ -239,7 +242,8 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
                     config.frame_redundancy,
                     config.frame_history,
                     config.frames.tick_hz,
-                );
+                )
+                .map_err(IngressError::Eventfd)?;
                 (Some(fanout), inboxes.into_iter().map(Some).collect(), Some(mailer), history)
             }
             None => (None, Vec::new(), None, History::default()),

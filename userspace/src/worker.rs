@@ -436,8 +436,10 @@ pub fn spawn(
         let mut events: Vec<SessionEvent> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if !config.busy_poll {
-                // A failed poll is retried on the next round; the stop flag bounds the loop.
-                let _ = socket.wait(config.idle_wakeup);
+                // A failed poll is retried on the next round; the stop flag bounds the loop. A
+                // sealed frame or a game message for this worker's players ends the wait too.
+                let bell = sessions.as_ref().map(|s| s.inbox.bell());
+                let _ = socket.wait_or(bell, config.idle_wakeup);
             }
             let before = sys::clock_tai_ns();
             let batch = match socket.receive(config.batch, |r| {
@@ -539,6 +541,7 @@ fn egress(
         }
         s.gate.catch_up(session, &found, ingest.ack(player), now, frames);
     }
+    s.inbox.quiet();
     while let Some(item) = s.inbox.try_next() {
         match item {
             Egress::Frame(outbound) => {

@@ -119,6 +119,9 @@ fn run<R: Recorder>(
                 overflowed.fetch_add(1, Ordering::Relaxed);
             }
         }
+        if let Some(fanout) = fanout.as_mut() {
+            fanout.ring();
+        }
         if fed > 0 || pipeline.is_finished() {
             continue;
         }

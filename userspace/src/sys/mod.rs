@@ -298,6 +298,32 @@ pub fn clock_monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// A non-blocking `eventfd(2)`: a counter another thread bumps to wake a `poll(2)` on it.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: no pointers; the flags are valid.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd (it becomes readable). A counter at its maximum stays readable, so the
+/// error that reports it (`EAGAIN`) is not one.
+pub fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let one = 1u64;
+    // SAFETY: writes 8 bytes from a live u64, as eventfd requires.
+    unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), mem::size_of::<u64>()) };
+}
+
+/// Reads an eventfd back to zero (not readable); nothing to read is not an error.
+pub fn eventfd_clear(fd: BorrowedFd<'_>) {
+    let mut value = 0u64;
+    // SAFETY: reads 8 bytes into a live u64, as eventfd requires.
+    unsafe { libc::read(fd.as_raw_fd(), (&raw mut value).cast(), mem::size_of::<u64>()) };
+}
+
 /// Number of RX queues of an interface (`ETHTOOL_GCHANNELS`: rx + combined channels).
 pub fn rx_queue_count(ifname: &str) -> io::Result<u32> {
     const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;

@@ -101,21 +101,27 @@ pub fn set_socket_int(fd: BorrowedFd<'_>, name: i32, value: i32) -> io::Result<(
     if ret != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// `ppoll(2)` for `POLLIN` on one fd: `Ok(true)` when it is readable, `Ok(false)` when the
-/// timeout passed or a signal interrupted the wait.
-pub fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+/// `ppoll(2)` for `POLLIN` on `fd` and, if given, `also`: `Ok(true)` when `fd` is readable,
+/// `Ok(false)` when only `also` is, the timeout passed or a signal interrupted the wait.
+pub fn poll_readable(
+    fd: BorrowedFd<'_>,
+    also: Option<BorrowedFd<'_>>,
+    timeout: Duration,
+) -> io::Result<bool> {
+    let pollin = |fd: BorrowedFd<'_>| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfds = [pollin(fd), also.map_or(libc::pollfd { fd: -1, events: 0, revents: 0 }, pollin)];
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: one live pollfd, a live timespec, and a null signal mask (keep the current one).
-    let ret = unsafe { libc::ppoll(&mut pfd, 1, &ts, ptr::null()) };
+    // SAFETY: two live pollfds (a negative fd is ignored by the kernel), a live timespec, and a
+    // null signal mask (keep the current one).
+    let ret = unsafe { libc::ppoll(pfds.as_mut_ptr(), 2, &ts, ptr::null()) };
     if ret < 0 {
         let err = io::Error::last_os_error();
         return if err.raw_os_error() == Some(libc::EINTR) { Ok(false) } else { Err(err) };
     }
-    Ok(ret > 0 && pfd.revents & libc::POLLIN != 0)
+    Ok(ret > 0 && pfds[0].revents & libc::POLLIN != 0)
 }
 
 /// `recvfrom(fd, NULL, 0, MSG_DONTWAIT)`: on an AF_XDP socket, runs one busy-poll round and

@@ -525,7 +525,12 @@ impl XskSocket {
     /// Blocks in `poll(2)` until the RX ring has packets (`true`) or `timeout` passes (`false`).
     /// A signal ends the wait early with `false`.
     pub fn wait(&self, timeout: Duration) -> Result<bool, XskError> {
-        sys::xsk::poll_readable(self.fd(), timeout).map_err(|e| SyscallError::new("ppoll", e).into())
+        self.wait_or(None, timeout)
+    }
+
+    /// [`wait`](Self::wait), also woken when `also` (an eventfd) becomes readable.
+    pub fn wait_or(&self, also: Option<BorrowedFd<'_>>, timeout: Duration) -> Result<bool, XskError> {
+        sys::xsk::poll_readable(self.fd(), also, timeout).map_err(|e| SyscallError::new("ppoll", e).into())
     }
 
     /// The kernel's counters for this socket.
