@@ -293,6 +293,7 @@ fn plan(a: &Args) -> Vec<Planned> {
                     backend_key: backend_key.clone(),
                     protocol_id: BENCH_PROTOCOL_ID,
                     timeout_s: 30,
+                    matches: 1,
                 }),
                 Some(SessionsConfig {
                     server: ServerConfig::new(BENCH_PROTOCOL_ID, backend_key, a.flows as usize + 16),

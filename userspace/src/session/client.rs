@@ -161,6 +161,12 @@ impl Client {
         true
     }
 
+    /// A reader of this session's frame packets for another thread (the one that waits on the
+    /// socket while this one sends).
+    pub fn frame_reader(&self) -> FrameReader {
+        FrameReader { s2c: self.s2c.clone() }
+    }
+
     /// Seals a catch-up request into `out`: "send me my match's frames from `from_tick` on" (after a
     /// reconnect); `false` unless connected. The server answers at most one per 100 ms.
     pub fn catch_up(&mut self, from_tick: u64, out: &mut Vec<u8>) -> bool {
@@ -185,5 +191,32 @@ impl Client {
     /// The sequence number the next sealed packet gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+}
+
+/// Opens the server's `Frame` packets with the session's server → client key, apart from the
+/// [`Client`] that sends (which needs `&mut` for every packet).
+#[derive(Clone)]
+pub struct FrameReader {
+    s2c: Cipher,
+}
+
+impl std::fmt::Debug for FrameReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReader").finish_non_exhaustive()
+    }
+}
+
+impl FrameReader {
+    /// The body of a `Frame` packet of this session; `None` for anything else or anything that
+    /// does not open or decode.
+    pub fn open(&self, packet: &[u8]) -> Option<frame_packet::Body> {
+        let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
+        let header = v2::open_into(packet, &self.s2c, &mut plain).ok()?;
+        if header.kind != Kind::Frame {
+            return None;
+        }
+        let len = usize::from(header.payload_len).saturating_sub(crate::wire::crypto::TAG_LEN);
+        frame_packet::decode(&plain[..len]).ok()
     }
 }

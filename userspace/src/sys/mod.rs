@@ -298,6 +298,29 @@ pub fn clock_monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// `recv(fd, buf, MSG_DONTWAIT)`: one datagram if one is waiting (`WouldBlock` if not), whatever
+/// the socket's blocking mode.
+pub fn recv_dontwait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is live and writable for its length.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `poll(2)` for `POLLIN` on every fd of `fds` for up to `timeout`: the indexes of the readable
+/// ones (none on timeout or when a signal interrupted the wait).
+pub fn poll_readable_many(fds: &[BorrowedFd<'_>], timeout: std::time::Duration) -> io::Result<Vec<usize>> {
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfds` is a live array of `pfds.len()` pollfds.
+    let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        return if err.raw_os_error() == Some(libc::EINTR) { Ok(Vec::new()) } else { Err(err) };
+    }
+    Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents & libc::POLLIN != 0).map(|(i, _)| i).collect())
+}
+
 /// A non-blocking `eventfd(2)`: a counter another thread bumps to wake a `poll(2)` on it.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: no pointers; the flags are valid.

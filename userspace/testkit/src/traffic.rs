@@ -6,9 +6,14 @@
 //! stop flag, and sends only to the address it is given (the lab's receiver).
 
 use std::{
+    collections::HashMap,
     io,
     net::{SocketAddr, UdpSocket},
-    sync::atomic::{AtomicBool, Ordering},
+    os::fd::AsFd as _,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -16,14 +21,16 @@ use std::{
 use serde::Serialize;
 
 use tickgate::{
+    input::InputKind,
     session::{
-        client::{Client, State},
+        client::{Client, FrameReader, State},
         token::{self, TokenParams},
     },
     wire::{self, crypto::Key, v2::Kind},
 };
 
 use crate::client::SyntheticClient;
+use crate::histogram::Histogram;
 
 /// UDP port of the junk that is not game traffic (the discard service): XDP passes it to the
 /// kernel stack untouched.
@@ -147,6 +154,99 @@ pub struct SessionPlan {
     pub protocol_id: u64,
     /// Session timeout in the tokens, seconds.
     pub timeout_s: u32,
+    /// Matches the clients are dealt into: client `id` plays in match `id % matches`.
+    pub matches: u32,
+}
+
+impl SessionPlan {
+    /// The match client `id` plays in.
+    pub fn match_of(&self, id: u32) -> u64 {
+        u64::from(id % self.matches.max(1))
+    }
+}
+
+/// The round trips protocol v2 clients measure from the frames the server sends back, shared by
+/// every sender thread of a run (all on one host, so one CLOCK_TAI).
+#[derive(Debug)]
+pub struct RoundTrips {
+    /// Players per match.
+    players: HashMap<u64, u32>,
+    inner: Mutex<RoundTripState>,
+}
+
+#[derive(Debug, Default)]
+struct RoundTripState {
+    /// Input sent → the first frame holding it back at its own player.
+    own: Histogram,
+    /// Input sent → the frame holding it at every player of its match (the slowest one).
+    every: Histogram,
+    /// Inputs seen by some but not yet all players: (sender, seq) → (slowest so far, players).
+    pending: HashMap<(u32, u64), (u64, u32)>,
+    frame_packets: u64,
+}
+
+/// What [`RoundTrips`] measured.
+#[derive(Clone, Debug, Default)]
+pub struct RoundTripReport {
+    /// Input sent → the first frame holding it back at its own player.
+    pub own: Histogram,
+    /// Input sent → the frame holding it at every player of its match.
+    pub every: Histogram,
+    /// Inputs not seen by every player of their match (a frame lost beyond the redundancy, or
+    /// the run ended first).
+    pub incomplete: u64,
+    /// Frame packets the clients received.
+    pub frame_packets: u64,
+}
+
+impl RoundTrips {
+    /// For clients `first..first + count` dealt into matches as `plan` says.
+    pub fn new(first: u32, count: u32, plan: &SessionPlan) -> Self {
+        let mut players = HashMap::new();
+        for id in first..first + count {
+            *players.entry(plan.match_of(id)).or_default() += 1;
+        }
+        Self { players, inner: Mutex::new(RoundTripState::default()) }
+    }
+
+    /// Player `me` of `match_id` received a frame holding `inputs` at `now_tai_ns`.
+    fn frame(&self, me: u32, match_id: u64, inputs: &[tickgate::input::Input], now_tai_ns: u64) {
+        let players = self.players.get(&match_id).copied().unwrap_or(1);
+        let Ok(mut state) = self.inner.lock() else { return };
+        for input in inputs.iter().filter(|i| i.kind == InputKind::Command) {
+            let Some(sent) = crate::client::send_time_ns(input) else { continue };
+            let latency = now_tai_ns.saturating_sub(sent);
+            if input.client_id == me {
+                state.own.record(latency);
+            }
+            let key = (input.client_id, input.seq);
+            let entry = state.pending.entry(key).or_insert((0, 0));
+            entry.0 = entry.0.max(latency);
+            entry.1 += 1;
+            if entry.1 >= players {
+                let slowest = entry.0;
+                state.pending.remove(&key);
+                state.every.record(slowest);
+            }
+        }
+    }
+
+    fn packet(&self) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.frame_packets += 1;
+        }
+    }
+
+    /// What was measured.
+    pub fn report(&self) -> RoundTripReport {
+        let Ok(state) = self.inner.lock() else { return RoundTripReport::default() };
+        RoundTripReport {
+            own: state.own.clone(),
+            every: state.every.clone(),
+            incomplete: state.pending.len() as u64,
+            frame_packets: state.frame_packets,
+        }
+    }
 }
 
 /// How long a group of clients may take to connect before the ones left are given up on.
@@ -214,6 +314,44 @@ struct ClientState {
     session: Option<Client>,
 }
 
+/// One v2 client as the frame receiver sees it.
+struct Listener {
+    socket: UdpSocket,
+    reader: FrameReader,
+    id: u32,
+    match_id: u64,
+    /// The newest tick whose frame it took in (records come newest first, and repeated).
+    newest_tick: Option<u64>,
+}
+
+/// Waits on every listener's socket until `until` (or `stop`) and takes in each frame packet the
+/// moment it arrives: each frame once, its inputs' round trips to `trips`.
+fn listen(listeners: &mut [Listener], until: Instant, stop: &AtomicBool, trips: &RoundTrips) {
+    let mut buf = [0u8; 2048];
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        let fds: Vec<_> = listeners.iter().map(|l| l.socket.as_fd()).collect();
+        let Ok(ready) = tickgate::sys::poll_readable_many(&fds, Duration::from_millis(5)) else { break };
+        drop(fds);
+        for i in ready {
+            let l = &mut listeners[i];
+            while let Ok(n) = tickgate::sys::recv_dontwait(l.socket.as_fd(), &mut buf) {
+                let Some(body) = l.reader.open(&buf[..n]) else { continue };
+                let now = tickgate::sys::clock_tai_ns();
+                trips.packet();
+                let mut records = body.records;
+                records.sort_by_key(|r| r.tick);
+                for record in records {
+                    if l.newest_tick.is_some_and(|newest| record.tick <= newest) {
+                        continue;
+                    }
+                    l.newest_tick = Some(record.tick);
+                    trips.frame(l.id, l.match_id, &record.inputs, now);
+                }
+            }
+        }
+    }
+}
+
 /// Mints a token for each client and runs their handshakes together, retrying every 50 ms for up
 /// to [`CONNECT_TIMEOUT`]; clients that do not connect are dropped from the group (counted).
 fn connect(clients: &mut Vec<ClientState>, plan: &ClientPlan, sessions: &SessionPlan, stats: &mut SendStats) {
@@ -224,7 +362,7 @@ fn connect(clients: &mut Vec<ClientState>, plan: &ClientPlan, sessions: &Session
             create_ts: now_s,
             expire_ts: now_s + 3600,
             timeout_s: sessions.timeout_s,
-            match_id: 0,
+            match_id: sessions.match_of(state.client.id()),
             player_id: u64::from(state.client.id()),
             user_data: Vec::new(),
             addresses: vec![plan.dst],
@@ -302,7 +440,14 @@ fn send(state: &ClientState, packet: &[u8], commands: u64, dst: SocketAddr, stat
 /// Runs the group at `tick_hz` from now until `until` or `stop`, each client on its own UDP
 /// socket (its own flow, so RSS spreads the clients over the RX queues), pacing every send to an
 /// absolute deadline. Held-back packets still pending at the end are sent before returning.
-pub fn run_clients(plan: &ClientPlan, until: Instant, stop: &AtomicBool) -> Result<SendStats, TrafficError> {
+/// Protocol v2 clients take in the frames the server sends back and measure round trips into
+/// `trips`.
+pub fn run_clients(
+    plan: &ClientPlan,
+    until: Instant,
+    stop: &AtomicBool,
+    trips: &RoundTrips,
+) -> Result<SendStats, TrafficError> {
     let bind: SocketAddr = if plan.dst.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let mut clients = Vec::with_capacity(plan.count as usize);
     for i in 0..plan.count {
@@ -322,6 +467,43 @@ pub fn run_clients(plan: &ClientPlan, until: Instant, stop: &AtomicBool) -> Resu
     if let Some(sessions) = &plan.sessions {
         connect(&mut clients, plan, sessions, &mut stats);
     }
+    let mut listeners: Vec<Listener> = Vec::new();
+    if let Some(sessions) = &plan.sessions {
+        for state in &clients {
+            let (Some(session), Ok(socket)) = (&state.session, state.socket.try_clone()) else { continue };
+            let id = state.client.id();
+            listeners.push(Listener {
+                socket,
+                reader: session.frame_reader(),
+                id,
+                match_id: sessions.match_of(id),
+                newest_tick: None,
+            });
+        }
+    }
+    thread::scope(|scope| {
+        // Frames still on their way when the senders stop are taken in for a moment longer.
+        let listening = (!listeners.is_empty())
+            .then(|| scope.spawn(|| listen(&mut listeners, until + LISTEN_AFTER, stop, trips)));
+        send_all(plan, &mut clients, until, stop, &mut stats);
+        if let Some(listening) = listening {
+            let _ = listening.join();
+        }
+    });
+    Ok(stats)
+}
+
+/// How long the frame listener goes on after the senders stop.
+const LISTEN_AFTER: Duration = Duration::from_millis(300);
+
+/// The paced send loop of [`run_clients`].
+fn send_all(
+    plan: &ClientPlan,
+    clients: &mut [ClientState],
+    until: Instant,
+    stop: &AtomicBool,
+    stats: &mut SendStats,
+) {
     let mut body = Vec::new();
     let redundancy = u64::from(plan.redundancy.clamp(1, wire::MAX_COMMANDS as u32));
     let mut packet = Vec::new();
@@ -355,31 +537,30 @@ pub fn run_clients(plan: &ClientPlan, until: Instant, stop: &AtomicBool) -> Resu
             }
             match fate {
                 Fate::Lose => stats.lost += 1,
-                Fate::Send => send(state, &packet, commands, plan.dst, &mut stats),
+                Fate::Send => send(state, &packet, commands, plan.dst, stats),
                 Fate::Duplicate => {
                     stats.duplicated += 1;
                     stats.duplicate_commands += commands;
-                    send(state, &packet, commands, plan.dst, &mut stats);
-                    send(state, &packet, commands, plan.dst, &mut stats);
+                    send(state, &packet, commands, plan.dst, stats);
+                    send(state, &packet, commands, plan.dst, stats);
                 }
                 // Only one packet is held at a time, so a held packet is late by one slot.
                 Fate::HoldBack if held_before.is_none() => {
                     stats.reordered += 1;
                     state.held = Some((packet.clone(), commands));
                 }
-                Fate::HoldBack => send(state, &packet, commands, plan.dst, &mut stats),
+                Fate::HoldBack => send(state, &packet, commands, plan.dst, stats),
             }
             if let Some((held, held_commands)) = held_before {
-                send(state, &held, held_commands, plan.dst, &mut stats);
+                send(state, &held, held_commands, plan.dst, stats);
             }
         }
     }
-    for state in &mut clients {
+    for state in clients.iter_mut() {
         if let Some((held, commands)) = state.held.take() {
-            send(state, &held, commands, plan.dst, &mut stats);
+            send(state, &held, commands, plan.dst, stats);
         }
     }
-    Ok(stats)
 }
 
 /// What the junk flood sent.

@@ -36,7 +36,10 @@ use tickgate::{
 use tickgate_testkit::{
     client::send_time_ns,
     lab::{self, Lab},
-    traffic::{self, ClientPlan, Impairments, JunkStats, OTHER_PORT, SendStats, SessionPlan, VethCounters},
+    traffic::{
+        self, ClientPlan, Impairments, JunkStats, OTHER_PORT, RoundTripReport, RoundTrips, SendStats,
+        SessionPlan, VethCounters,
+    },
 };
 
 use crate::ModeArg;
@@ -63,6 +66,10 @@ pub struct DemoArgs {
     /// over the RX queues.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub clients: u32,
+    /// Matches the clients are dealt into (client `i` plays in match `i % matches`): each match
+    /// has its own ticks, and its frames go back to its own players.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub matches: u32,
     /// How long the clients send, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub seconds: u64,
@@ -112,6 +119,7 @@ pub struct DemoArgs {
 #[derive(Debug, Serialize)]
 struct DemoConfig {
     clients: u32,
+    matches: u32,
     seconds: u64,
     tick_hz: u32,
     queues: u32,
@@ -153,7 +161,22 @@ struct DemoSummary {
     inputs_without_send_time: u64,
     /// Send (client, CLOCK_TAI) to frame taken by the demo (CLOCK_TAI).
     latency: LatencySummary,
+    /// Input sent to the frame holding it back at the players (CLOCK_TAI on both ends).
+    round_trip: RoundTripSummary,
     accounting: Accounting,
+}
+
+/// The round trip players feel, from the frames tickgate sends back.
+#[derive(Debug, Serialize)]
+struct RoundTripSummary {
+    /// Input sent → the first frame holding it back at its own player.
+    own: LatencySummary,
+    /// Input sent → the frame holding it at every player of its match.
+    every_player: LatencySummary,
+    /// Inputs not seen by every player of their match by the end.
+    incomplete: u64,
+    /// Frame packets the players received.
+    frame_packets: u64,
 }
 
 /// What the receiver counted while taking frames.
@@ -333,6 +356,7 @@ struct Outcome {
     junk: JunkStats,
     veth: VethCounters,
     received: Received,
+    trips: RoundTripReport,
 }
 
 /// Starts the receiver, then the traffic; waits for both; reads the sender veth's counters.
@@ -340,8 +364,13 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
     // The game's backend and tickgate share this key; the clients mint their own tokens with it,
     // as a backend would for them.
     let backend_key = Key::random().map_err(|e| anyhow!("no random bytes for the demo's key: {e}"))?;
-    let session_plan =
-        SessionPlan { backend_key: backend_key.clone(), protocol_id: DEMO_PROTOCOL_ID, timeout_s: 10 };
+    let session_plan = SessionPlan {
+        backend_key: backend_key.clone(),
+        protocol_id: DEMO_PROTOCOL_ID,
+        timeout_s: 10,
+        matches: a.matches,
+    };
+    let trips = RoundTrips::new(1, a.clients, &session_plan);
     // Every client shares the client namespace's one address: its handshake budget must hold all.
     let handshakes = RateLimit::new(u64::from(a.clients) * 4, u64::from(a.clients) * 4)
         .map_err(|e| anyhow!("handshake budget for {} clients: {e}", a.clients))?;
@@ -389,12 +418,13 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
             a.clients, a.tick_hz, a.seconds, lab.rx_if, a.queues
         );
         let until = Instant::now() + Duration::from_secs(a.seconds);
+        let trips = &trips;
         let senders: Vec<_> = plans(a, impairments, game, &session_plan)
             .into_iter()
             .map(|plan| {
                 s.spawn(move || -> Result<SendStats> {
                     lab::enter(&lab.tx_ns)?;
-                    Ok(traffic::run_clients(&plan, until, stop)?)
+                    Ok(traffic::run_clients(&plan, until, stop, trips)?)
                 })
             })
             .collect();
@@ -414,7 +444,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
         let veth = lab::in_netns(&lab.tx_ns, || traffic::veth_counters(&lab.tx_if))?
             .with_context(|| format!("reading the counters of {}", lab.tx_if))?
             .since(&received.veth_before);
-        Ok(Outcome { clients: clients?, junk: junk?, veth, received })
+        Ok(Outcome { clients: clients?, junk: junk?, veth, received, trips: trips.report() })
     })
 }
 
@@ -455,12 +485,13 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     };
     drop(lab);
     names.removed = [&names.tx_ns, &names.rx_ns].iter().all(|ns| !Path::new("/run/netns").join(ns).exists());
-    let Outcome { clients, junk, veth, received } = outcome?;
+    let Outcome { clients, junk, veth, received, trips } = outcome?;
     let Received { report, tally, xdp_before, .. } = received;
     let accounting = Accounting::compute(&clients, &junk, &veth, xdp_before, &report, tally.inputs);
     let summary = DemoSummary {
         config: DemoConfig {
             clients: a.clients,
+            matches: a.matches,
             seconds: a.seconds,
             tick_hz: a.tick_hz,
             queues: a.queues,
@@ -481,6 +512,12 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         inputs_taken: tally.inputs,
         inputs_without_send_time: tally.no_send_time,
         latency: tally.total.summary_ms(),
+        round_trip: RoundTripSummary {
+            own: trips.own.summary_ms(),
+            every_player: trips.every.summary_ms(),
+            incomplete: trips.incomplete,
+            frame_packets: trips.frame_packets,
+        },
         accounting,
         ingress: report,
     };
@@ -559,6 +596,30 @@ fn print_summary(s: &DemoSummary) {
         ms(l.p99_ms),
         ms(l.p999_ms),
         ms(l.max_ms)
+    );
+    for (what, l) in [("own player", &s.round_trip.own), ("every player", &s.round_trip.every_player)] {
+        println!(
+            "round trip: input sent -> frame holding it at its {what}, {} inputs: min {}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            l.inputs,
+            ms(l.min_ms),
+            ms(l.p50_ms),
+            ms(l.p90_ms),
+            ms(l.p99_ms),
+            ms(l.p999_ms),
+            ms(l.max_ms)
+        );
+    }
+    let b = r.broadcast.clone().unwrap_or_default();
+    let tx = |c: Counter| -> u64 { r.queues.iter().map(|q| q.count(c)).sum() };
+    println!(
+        "way back:   {} matches, {} frames sealed; {} frame packets to players ({} dropped at TX), {} received while they listened; \
+         {} inputs not seen by every player",
+        s.config.matches,
+        b.frames,
+        tx(Counter::FrameTxQueued),
+        tx(Counter::FrameTxDropped),
+        s.round_trip.frame_packets,
+        s.round_trip.incomplete
     );
     println!(
         "accounting: sent {} + client-namespace kernel {} = carried by the veth {} + lost in the veth {}",
