@@ -23,6 +23,9 @@
 //! - [`metrics`]: the Prometheus endpoint.
 //! - [`sys`]: every raw system call and the netlink framing.
 //!
+//! And the other end: [`client`], a game client's side of protocol v2 (handshake, inputs with
+//! redundancy, frames in tick order, catch-up), over any transport.
+//!
 //! The `tickgate` command is `userspace/cli`; the lab, synthetic clients and lab traffic are
 //! `userspace/testkit`.
 
@@ -39,3 +42,4 @@ pub mod record;
 pub mod ingress;
 pub mod metrics;
 pub mod sys;
+pub mod client;
