@@ -402,6 +402,23 @@ pub fn print_summary(r: &IngressReport) {
         "  sequencer: frames {} (empty {}), inputs ordered {}, late dropped {}, late to next tick {}, restamped {}",
         s.frames, s.empty_frames, s.inputs_ordered, s.late_dropped, s.late_next, s.restamped_clock
     );
+    eprintln!("  matches: started {}, ended {}", s.matches_started, s.matches_ended);
+    if let (Some(b), Some(v)) = (&r.broadcast, &r.sessions) {
+        let tx = |c: tickgate::worker::Counter| -> u64 { r.queues.iter().map(|q| q.count(c)).sum() };
+        eprintln!(
+            "  way back: {} frames fanned out (inbox full {}), {} frame packets sealed: tx queued {}, tx dropped {}; \
+             too large {}, catch-up packets {}, messages to a match {}, to one player {}",
+            b.frames,
+            b.inbox_full,
+            v.frame_packets,
+            tx(tickgate::worker::Counter::FrameTxQueued),
+            tx(tickgate::worker::Counter::FrameTxDropped),
+            v.frame_too_large,
+            v.catch_up_packets,
+            b.match_messages,
+            v.direct_messages
+        );
+    }
     match &r.sessions {
         Some(v) => {
             let nonzero = |m: &std::collections::BTreeMap<&str, u64>| {
