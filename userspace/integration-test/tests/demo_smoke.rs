@@ -93,6 +93,20 @@ fn a_short_demo_reports_balanced_figures_and_removes_its_lab() {
     assert_eq!(u(&s["latency"]["inputs"]), delivered, "every input's latency is measured");
     assert!(s["latency"]["p99_ms"].is_number());
 
+    // The frames went back to the players of their own matches, and the round trip was measured.
+    let rt = &s["round_trip"];
+    assert_eq!(s["config"]["matches"], 4);
+    assert!(u(&rt["frame_packets"]) > 0, "{rt}");
+    assert!(u(&rt["own"]["inputs"]) * 10 >= delivered * 9, "most inputs came back to their player: {rt}");
+    assert!(rt["every_player"]["p50_ms"].is_number(), "{rt}");
+    let b = &s["ingress"]["broadcast"];
+    assert_eq!(u(&b["frames"]), u(&seq["frames"]), "every sealed frame was fanned out: {b}");
+    let tx = |name: &str| -> u64 {
+        s["ingress"]["queues"].as_array().unwrap().iter().map(|q| u(&q["tx"][name])).sum()
+    };
+    assert_eq!(u(&s["ingress"]["sessions"]["frame_packets"]), tx("frame_tx_queued") + tx("frame_tx_dropped"));
+    assert_eq!(u(&seq["matches_started"]), 4);
+
     // The junk was sent, dropped by XDP as bad_magic and counted; the rest passed to the kernel.
     let j = &s["junk"];
     let bad_magic = u(&s["ingress"]["counters"]["dropped"]["bad_magic"]);
