@@ -322,21 +322,13 @@ impl Gate {
         // Lock order everywhere: server, then homes and endpoints.
         let Ok(mut server) = self.server.lock() else { return };
         let Ok(homes) = self.homes.lock() else { return };
-        let mine: Vec<(u32, u64)> =
-            server.match_sessions(outbound.match_id).filter(|(id, _)| homes.get(id) == Some(&slot)).collect();
+        let mut out = Vec::new();
+        let too_large = server.broadcast(outbound, now_ns, |id| homes.get(&id) == Some(&slot), ack, &mut out);
         drop(homes);
-        let records: Vec<&[u8]> = outbound.records.iter().map(|r| &r[..]).collect();
-        let mut body = Vec::with_capacity(frame_packet::MAX_BODY_LEN);
-        for (session, player) in mine {
-            // Player ids fit 32 bits (checked when the token was opened).
-            if frame_packet::body(outbound.tick_hz, ack(player as u32), 0, &records, &mut body) == 0 {
-                bump(&self.frame_too_large);
-                continue;
-            }
-            if let Some(out) = server.seal_to(session, Kind::Frame, &body, now_ns) {
-                bump(&self.frame_packets);
-                self.frame_for(&out, None, frames);
-            }
+        self.frame_too_large.fetch_add(too_large, Ordering::Relaxed);
+        self.frame_packets.fetch_add(out.len() as u64, Ordering::Relaxed);
+        for o in &out {
+            self.frame_for(o, None, frames);
         }
     }
 

@@ -20,8 +20,10 @@ use super::{
     anti_replay::Window,
     token::{MAX_USER_DATA, PrivateToken, SealedToken, VERSION_INFO},
 };
+use crate::broadcast::Outbound;
 use crate::wire::{
     crypto::{Cipher, Key, NONCE_LEN, TAG_LEN, Unauthentic},
+    frame_packet,
     v2::{self, CHALLENGE_LEN, CHALLENGE_TOKEN_LEN, Challenge, Header, Kind, Request},
 };
 
@@ -682,6 +684,33 @@ impl Server {
     pub fn match_sessions(&self, match_id: u64) -> impl Iterator<Item = (u32, u64)> + '_ {
         let ids = self.by_match.get(&match_id).map_or(&[][..], Vec::as_slice);
         ids.iter().filter_map(|id| self.sessions.get(id).map(|s| (*id, s.player_id)))
+    }
+
+    /// Seals `outbound` (a match's newest frames) as one `Frame` packet for each session of its
+    /// match that `mine` accepts, carrying its player's `ack`, into `out`. Returns how many
+    /// sessions got nothing because not even the newest frame fits in a packet.
+    pub fn broadcast(
+        &mut self,
+        outbound: &Outbound,
+        now_ns: u64,
+        mine: impl Fn(u32) -> bool,
+        ack: impl Fn(u32) -> u64,
+        out: &mut Vec<Outgoing>,
+    ) -> u64 {
+        let sessions: Vec<(u32, u64)> =
+            self.match_sessions(outbound.match_id).filter(|(id, _)| mine(*id)).collect();
+        let records: Vec<&[u8]> = outbound.records.iter().map(|r| &r[..]).collect();
+        let mut body = Vec::with_capacity(frame_packet::MAX_BODY_LEN);
+        let mut too_large = 0;
+        for (session, player) in sessions {
+            // Player ids fit 32 bits (checked when the token was opened).
+            if frame_packet::body(outbound.tick_hz, ack(player as u32), 0, &records, &mut body) == 0 {
+                too_large += 1;
+                continue;
+            }
+            out.extend(self.seal_to(session, Kind::Frame, &body, now_ns));
+        }
+        too_large
     }
 
     /// Seals `body` as a `kind` packet to `session` with its s2c key and next sequence number.
