@@ -295,6 +295,10 @@ fn preference_name(preference: BindPreference) -> &'static str {
     }
 }
 
+/// Descriptors the kernel's copy-mode TX path sends per `sendto` (`TX_BATCH_SIZE` in
+/// net/xdp/xsk.c, `xsk_generic_xmit`; 32 since AF_XDP's introduction in 4.18).
+const GENERIC_TX_BATCH: usize = 32;
+
 /// `recvfrom`/`sendto` wakeups fail transiently while the device is busy, down, or out of
 /// buffers (libxdp's xdpsock tolerates the same set); anything else is a broken socket.
 fn transient_wakeup_error(e: &io::Error) -> bool {
@@ -596,9 +600,17 @@ impl XskSocket {
         c.tx_no_frame += u64::from(batch.no_frame);
         c.tx_ring_full += u64::from(batch.ring_full);
         if wake {
-            self.counters.tx_wakeups += 1;
-            let result = sys::xsk::wake_tx(self.fd());
-            self.wakeup_result("sendto", result)?;
+            // In copy mode each sendto transmits at most GENERIC_TX_BATCH descriptors and
+            // leaves the rest in the ring; zero-copy drivers take the whole ring from one kick.
+            let kicks = match self.bind_mode {
+                BindMode::Copy => queued.div_ceil(GENERIC_TX_BATCH),
+                BindMode::ZeroCopy => 1,
+            };
+            for _ in 0..kicks {
+                self.counters.tx_wakeups += 1;
+                let result = sys::xsk::wake_tx(self.fd());
+                self.wakeup_result("sendto", result)?;
+            }
         }
         Ok(batch)
     }
