@@ -13,6 +13,7 @@ mod kernel;
 mod measure;
 mod plot;
 mod receiver;
+mod relay;
 mod report;
 mod sockperf;
 mod sys;
@@ -64,6 +65,10 @@ enum Scenario {
     /// XDP drops every game packet (rate limit 1 packet/s per source): the most the lab's XDP
     /// hook can take, the upper bound of every other figure.
     Ceiling,
+    /// tickgate as a lockstep relay (every frame back to every player of its match) against a
+    /// kernel-socket relay with the same code behind recvmmsg/sendmmsg, at --tick-hz and
+    /// --fast-tick-hz: round trip and fan-out cost (relay.md, relay.json).
+    Relay,
 }
 
 /// A rate step: packets per second (`20000`, `20k`, `1M`) or `max`.
@@ -215,6 +220,12 @@ struct Args {
     /// Longest wait for a quiet machine before a measurement, seconds.
     #[arg(long, default_value_t = 30)]
     quiet_wait: u64,
+    /// Relay scenario: players (synthetic clients, one input per tick each).
+    #[arg(long, default_value_t = 32)]
+    relay_players: u32,
+    /// Relay scenario: matches the players are dealt into.
+    #[arg(long, default_value_t = 8)]
+    relay_matches: u32,
     /// Seconds of the sockperf cross-check (0: skip).
     #[arg(long, default_value_t = 5)]
     sockperf_seconds: u32,
@@ -429,6 +440,8 @@ fn plan(a: &Args) -> Vec<Planned> {
                     }
                 }
             }
+            // Not a measure::Spec: run on its own by `relay::run`.
+            Scenario::Relay => {}
             Scenario::Ceiling => {
                 // 1 packet/s with a burst of 1 per source: every valid game packet after the
                 // first of each second is dropped at the hook as rate_limited.
@@ -555,6 +568,34 @@ fn run() -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+
+    if args.scenarios.contains(&Scenario::Relay) && !stop.load(Ordering::Relaxed) {
+        let mut rates = vec![(args.tick_hz, args.grace_us)];
+        if args.fast_tick_hz > 0 {
+            rates.push((args.fast_tick_hz, args.fast_grace_us));
+        }
+        let mut md = String::from("# Relay: tickgate against a kernel-socket relay\n\n");
+        let mut summaries = Vec::new();
+        for (tick_hz, grace_us) in rates {
+            let spec = relay::RelaySpec {
+                tick_hz,
+                grace_us,
+                players: args.relay_players,
+                matches: args.relay_matches,
+                seconds: args.duration,
+                rx_core: args.rx_core,
+                seq_core: args.seq_core.0,
+            };
+            let results = relay::run(&lab, &spec, args.rounds, &stop)?;
+            let summary = relay::RelaySummary { spec, results };
+            md.push_str(&relay::markdown(&summary));
+            summaries.push(summary);
+        }
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        std::fs::write(args.out.join("relay.md"), &md)?;
+        std::fs::write(args.out.join("relay.json"), serde_json::to_string_pretty(&summaries)?)?;
+        eprintln!("tickgate-bench: relay results in {}", args.out.join("relay.md").display());
+    }
 
     let sockperf = if args.sockperf_seconds > 0 && !stop.load(Ordering::Relaxed) {
         eprintln!("tickgate-bench: sockperf cross-check ({} s)", args.sockperf_seconds);

@@ -383,14 +383,23 @@ fn receive(
 }
 
 /// The socket path's session layer: the same `Server` as tickgate's gate, replies by `send_to`.
-struct SocketGate {
-    server: Option<Arc<Mutex<Server>>>,
-    plain: Vec<u8>,
+pub(crate) struct SocketGate {
+    /// The session server (`None`: protocol v1).
+    pub(crate) server: Option<Arc<Mutex<Server>>>,
+    /// Room for a packet's plaintext.
+    pub(crate) plain: Vec<u8>,
 }
 
 impl SocketGate {
     /// One datagram from `src`, received at `ts` (CLOCK_TAI).
-    fn packet(&mut self, sock: &UdpSocket, ingest: &mut Ingest, payload: &[u8], src: SocketAddr, ts: u64) {
+    pub(crate) fn packet(
+        &mut self,
+        sock: &UdpSocket,
+        ingest: &mut Ingest,
+        payload: &[u8],
+        src: SocketAddr,
+        ts: u64,
+    ) {
         let rx = Timestamp::xdp(ts);
         let Some(server) = &self.server else {
             return ingest.packet(payload, rx);

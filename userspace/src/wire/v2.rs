@@ -379,11 +379,4 @@ pub(crate) mod examples {
         let tag = dump(&sealed[sealed.len() - 16..]);
         assert!(doc.contains(&tag), "docs/protocol.md lacks the frame packet's tag:\n{tag}");
     }
-
-    #[test]
-    #[ignore = "prints the worked examples for docs/protocol.md"]
-    fn print_examples() {
-        let (body, sealed) = frame_packet();
-        println!("body {}:\n{}\nsealed {}:\n{}", body.len(), dump(&body), sealed.len(), dump(&sealed));
-    }
 }
