@@ -331,15 +331,21 @@ fn serve_socket(
     let stats = Arc::new(QueueStats::new(0, BindMode::Copy, Some(spec.rx_core)));
     let (seq0, napi0, started) = (threads_ns(&["tickgate-seq"]), napi_ns(&lab.rx_if), Instant::now());
     let mut frames_out = running.frames;
+    let seq1 = Mutex::new(0u64);
+    let seq1_ref = &seq1;
     let (sent, dropped, io_ns) = std::thread::scope(|scope| -> Result<(u64, u64, u64)> {
         let relay = std::thread::Builder::new().name("bench-relay".into()).spawn_scoped(
             scope,
             move || -> Result<(u64, u64, u64)> {
                 let _ = core_affinity::set_for_current(core_affinity::CoreId { id: spec.rx_core });
                 let t0 = threads_ns(&["bench-relay"]);
-                let ingest = Ingest::new(producer, ClientsConfig::default(), Arc::clone(&stats));
-                let (sent, dropped) = relay_loop(&sock, ingest, &server, &inbox, done)?;
-                Ok((sent, dropped, threads_ns(&["bench-relay"]).saturating_sub(t0)))
+                let mut ingest = Ingest::new(producer, ClientsConfig::default(), Arc::clone(&stats));
+                let (sent, dropped) = relay_loop(&sock, &mut ingest, &server, &inbox, done)?;
+                // Read before the close ends the sequencer thread (its CPU time goes with it).
+                *seq1_ref.lock().map_err(|_| anyhow!("poisoned"))? = threads_ns(&["tickgate-seq"]);
+                let io = threads_ns(&["bench-relay"]).saturating_sub(t0);
+                ingest.close();
+                Ok((sent, dropped, io))
             },
         )?;
         let _ = ready.send(());
@@ -347,7 +353,7 @@ fn serve_socket(
         relay.join().map_err(|_| anyhow!("the socket relay panicked"))?
     })?;
     let window_s = started.elapsed().as_secs_f64();
-    let sequencer_ns = threads_ns(&["tickgate-seq"]).saturating_sub(seq0);
+    let sequencer_ns = seq1.into_inner().map_err(|_| anyhow!("poisoned"))?.saturating_sub(seq0);
     let napi = napi_ns(&lab.rx_if).saturating_sub(napi0);
     let outcome = running.sequencer.join().map_err(|_| anyhow!("the sequencer panicked"))?;
     Ok(Served { frames: outcome.stats.frames, sent, dropped, window_s, io_ns: io_ns + napi, sequencer_ns })
@@ -358,7 +364,7 @@ fn serve_socket(
 /// packet the inbox asks for (`sendmmsg`). Returns the frame packets sent and dropped.
 fn relay_loop(
     sock: &UdpSocket,
-    mut ingest: Ingest,
+    ingest: &mut Ingest,
     server: &Arc<Mutex<Server>>,
     inbox: &tickgate::broadcast::Inbox,
     done: &AtomicBool,
@@ -376,7 +382,7 @@ fn relay_loop(
                 Ok(n) if n > 0 => {
                     let ts = clock_tai_ns();
                     for i in 0..n {
-                        gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
+                        gate.packet(sock, ingest, batch.datagram(i), batch.source(i), ts);
                     }
                     if n < batch.capacity() {
                         break;
@@ -407,7 +413,6 @@ fn relay_loop(
         }
         out.clear();
     }
-    ingest.close();
     Ok((sent, dropped))
 }
 
