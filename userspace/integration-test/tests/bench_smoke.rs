@@ -55,7 +55,7 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
     #[rustfmt::skip]
     let mut child = Command::new(support::bin("tickgate-bench"))
         .args([
-            "--scenarios", "seed,sweep,flood,ceiling", "--rounds", "1", "--duration", "0.5",
+            "--scenarios", "seed,sweep,flood,ceiling,relay", "--rounds", "1", "--duration", "0.5",
             "--rate", "2000", "--clients", "16", "--flows", "4", "--fast-tick-hz", "1000",
             "--sweep-rates", "3k,max", "--sweep-duration", "0.4", "--flood-junk-rates", "20k", "--warmup-ms", "0", "--cooldown-ms", "0",
             "--max-packets", "300000", "--sockperf-seconds", "1", "--quiet-wait", "0", "--retries", "0",
@@ -118,6 +118,22 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
         assert!(md.contains(heading), "report.md lacks {heading}");
     }
     assert!(!report["ratios"].as_array().unwrap().is_empty(), "no ratios");
+    // The relay: both relays at both tick rates sent every player its match's frames.
+    let relay: Value = serde_json::from_slice(&std::fs::read(out.join("relay.json")).unwrap()).unwrap();
+    let rates = relay.as_array().unwrap();
+    assert_eq!(rates.len(), 2, "60 Hz and 1 kHz: {relay}");
+    for rate in rates {
+        let results = rate["results"].as_array().unwrap();
+        let relays: Vec<&str> = results.iter().map(|r| r["relay"].as_str().unwrap()).collect();
+        assert_eq!(relays, ["tickgate", "socket"], "{rate}");
+        for r in results {
+            assert!(u(&r["frame_packets_sent"]) > 0, "no frame packet sent: {r}");
+            assert!(u(&r["frame_packets_received"]) > 0, "no frame packet received: {r}");
+            assert!(u(&r["every_player"]["inputs"]) > 0, "no round trip measured: {r}");
+            assert!(f(&r["cpu_us_per_player_tick"]) > 0.0, "no relay CPU measured: {r}");
+        }
+    }
+    assert!(std::fs::read_to_string(out.join("relay.md")).unwrap().contains("Ratios tickgate / socket"));
     let leftover = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let leftover = String::from_utf8_lossy(&leftover.stdout);
     assert!(
