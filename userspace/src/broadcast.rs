@@ -17,7 +17,7 @@ use std::sync::{
     mpsc::{self, Receiver, SyncSender, TrySendError},
 };
 
-use crate::frame_queue::Frame;
+use crate::frame_queue::{Frame, MatchConfig};
 use crate::sys;
 use crate::wire::frame_packet;
 
@@ -55,6 +55,13 @@ pub struct Outbound {
 pub enum Egress {
     /// A sealed frame, to every player of its match whose session the worker serves.
     Frame(Arc<Outbound>),
+    /// The game starts a match with its own configuration (a `start` input in its stream).
+    Start {
+        /// The match.
+        match_id: u64,
+        /// Its tick rate, grace and late policy.
+        config: MatchConfig,
+    },
     /// The game ends a match: disconnect every player of it (its leaves end the match).
     End {
         /// The match.
@@ -95,7 +102,6 @@ pub enum SendError {
 #[derive(Debug)]
 pub struct Fanout {
     redundancy: usize,
-    tick_hz: u32,
     history: History,
     outbox: Arc<Mutex<Outbox>>,
     inboxes: Vec<SyncSender<Egress>>,
@@ -218,6 +224,13 @@ impl Mailer {
     pub fn end_match(&self, match_id: u64) -> Result<(), SendError> {
         self.hand(0, Egress::End { match_id })
     }
+
+    /// Asks the first worker to start `match_id` now with its own `config` (before anyone
+    /// joins; a match already started keeps its configuration, and the start is counted as
+    /// `starts_ignored`).
+    pub fn start_match(&self, match_id: u64, config: MatchConfig) -> Result<(), SendError> {
+        self.hand(0, Egress::Start { match_id, config })
+    }
 }
 
 fn check_len(message: &[u8]) -> Result<(), SendError> {
@@ -242,20 +255,21 @@ pub struct CatchUp {
 pub struct History {
     len: usize,
     tick_hz: u32,
-    matches: Arc<Mutex<HashMap<u64, Frames>>>,
+    matches: Arc<Mutex<HashMap<u64, (u32, Frames)>>>,
 }
 
 /// One match's newest records, oldest first, with their ticks.
 type Frames = VecDeque<(u64, Arc<[u8]>)>;
 
 impl History {
-    fn push(&self, match_id: u64, tick: u64, record: Arc<[u8]>, last: bool) {
+    fn push(&self, match_id: u64, tick_hz: u32, tick: u64, record: Arc<[u8]>, last: bool) {
         let Ok(mut matches) = self.matches.lock() else { return };
         if last {
             matches.remove(&match_id);
             return;
         }
-        let frames = matches.entry(match_id).or_default();
+        let (hz, frames) = matches.entry(match_id).or_default();
+        *hz = tick_hz;
         frames.push_back((tick, record));
         while frames.len() > self.len {
             frames.pop_front();
@@ -264,11 +278,11 @@ impl History {
 
     /// The records of `match_id` from `from_tick` on, oldest first, at most `max` of them.
     pub fn since(&self, match_id: u64, from_tick: u64, max: usize) -> CatchUp {
-        let tick_hz = self.tick_hz;
         let Ok(matches) = self.matches.lock() else { return CatchUp::default() };
-        let Some(frames) = matches.get(&match_id) else {
-            return CatchUp { records: Vec::new(), too_old: true, tick_hz };
+        let Some((tick_hz, frames)) = matches.get(&match_id) else {
+            return CatchUp { records: Vec::new(), too_old: true, tick_hz: self.tick_hz };
         };
+        let tick_hz = *tick_hz;
         let oldest = frames.front().map_or(u64::MAX, |(tick, _)| *tick);
         let records = frames
             .iter()
@@ -282,8 +296,9 @@ impl History {
 
 impl Fanout {
     /// A fan-out to `workers` inboxes, repeating `redundancy` older frames in each packet and
-    /// keeping `history` frames per match for catch-up; also the game's [`Mailer`] and the
-    /// history the workers read. Fails only if the OS has no eventfd to give.
+    /// keeping `history` frames per match for catch-up (`tick_hz`, the run's, answers a catch-up
+    /// for a match it knows nothing of); also the game's [`Mailer`] and the history the workers
+    /// read. Fails only if the OS has no eventfd to give.
     pub fn new(
         workers: usize,
         redundancy: usize,
@@ -306,7 +321,6 @@ impl Fanout {
             rxs.into_iter().zip(&bells).map(|(rx, bell)| Inbox { rx, bell: Arc::clone(bell) }).collect();
         let fanout = Self {
             redundancy,
-            tick_hz,
             history: history.clone(),
             outbox,
             inboxes,
@@ -338,10 +352,14 @@ impl Fanout {
         let mut record = Vec::with_capacity(frame_packet::RECORD_HEAD_LEN + 64 * frame.inputs.len());
         frame_packet::encode_record(frame, &messages, &mut record);
         let record: Arc<[u8]> = record.into();
-        self.history.push(frame.match_id, frame.tick, Arc::clone(&record), frame.last);
-        let records = self.newest(frame.match_id, record);
-        let outbound =
-            Arc::new(Outbound { match_id: frame.match_id, tick: frame.tick, tick_hz: self.tick_hz, records });
+        let records = self.newest(frame.match_id, Arc::clone(&record));
+        self.history.push(frame.match_id, frame.tick_hz, frame.tick, record, frame.last);
+        let outbound = Arc::new(Outbound {
+            match_id: frame.match_id,
+            tick: frame.tick,
+            tick_hz: frame.tick_hz,
+            records,
+        });
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
         for (inbox, unrung) in self.inboxes.iter().zip(&mut self.unrung) {
             match inbox.try_send(Egress::Frame(Arc::clone(&outbound))) {
@@ -361,8 +379,7 @@ impl Fanout {
         if let Ok(matches) = self.history.matches.lock()
             && let Some(frames) = matches.get(&match_id)
         {
-            // The history's newest entry is `record` itself.
-            records.extend(frames.iter().rev().skip(1).take(self.redundancy).map(|(_, r)| Arc::clone(r)));
+            records.extend(frames.1.iter().rev().take(self.redundancy).map(|(_, r)| Arc::clone(r)));
         }
         records
     }
@@ -382,7 +399,16 @@ mod tests {
     use crate::frame_queue::GENESIS_HASH;
 
     fn frame(match_id: u64, tick: u64, last: bool) -> Frame {
-        Frame { match_id, tick, start_ns: tick, inputs: vec![], hash: GENESIS_HASH, absent: vec![], last }
+        Frame {
+            match_id,
+            tick,
+            tick_hz: 60,
+            start_ns: tick,
+            inputs: vec![],
+            hash: GENESIS_HASH,
+            absent: vec![],
+            last,
+        }
     }
 
     fn ticks(records: &[Arc<[u8]>]) -> Vec<u64> {

@@ -253,7 +253,16 @@ mod tests {
                 }];
                 let hash = chain_hash(&prev, tick, &inputs);
                 prev = hash;
-                Frame { match_id: 5, tick, start_ns: tick, inputs, hash, absent: vec![], last: false }
+                Frame {
+                    match_id: 5,
+                    tick,
+                    tick_hz: 60,
+                    start_ns: tick,
+                    inputs,
+                    hash,
+                    absent: vec![],
+                    last: false,
+                }
             })
             .collect()
     }

@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use crate::{
     broadcast::{BroadcastReport, Fanout, FanoutStats, History, Mailer, SendError},
-    frame_queue::{self, Config, Frame, FrameQueue, Recorder, SequencerThread, SpawnError, Stats},
+    frame_queue::{
+        self, Config, Frame, FrameQueue, MatchConfig, Recorder, SequencerThread, SpawnError, Stats,
+    },
     session::{
         gate::{Gate, SessionsConfig, SessionsReport},
         server::Server,
@@ -320,6 +322,12 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
         };
         let (session, slot) = gate.home_of(player_id).ok_or(SendError::NoSession)?;
         mailer.to_session(slot, session, message)
+    }
+
+    /// Starts a match now, before anyone joins, with its own tick rate, grace and late policy (a
+    /// match started by its first join takes the run's).
+    pub fn start_match(&self, match_id: u64, config: MatchConfig) -> Result<(), SendError> {
+        self.mailer.as_ref().ok_or(SendError::NoSessions)?.start_match(match_id, config)
     }
 
     /// Ends a match: every player of it is disconnected; their leaves seal the match's last

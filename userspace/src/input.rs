@@ -87,6 +87,11 @@ pub enum InputKind {
     /// A player asked to catch up from a tick older than the server still holds; `seq` is that
     /// tick. The game must bring the player up to date another way (send it the state).
     Resync,
+    /// The game started the match before anyone joined; the payload is the match's own tick
+    /// rate, grace and late policy ([`MatchConfig::encode`](crate::frame_queue::MatchConfig)).
+    Start,
+    /// The game ended the match: its frame is the match's last.
+    End,
 }
 
 impl InputKind {
@@ -97,6 +102,8 @@ impl InputKind {
             Self::Join => "join",
             Self::Leave => "leave",
             Self::Resync => "resync",
+            Self::Start => "start",
+            Self::End => "end",
         }
     }
 
@@ -108,6 +115,8 @@ impl InputKind {
             Self::Join => 1,
             Self::Leave => 2,
             Self::Resync => 3,
+            Self::Start => 4,
+            Self::End => 5,
         }
     }
 
@@ -118,6 +127,8 @@ impl InputKind {
             1 => Some(Self::Join),
             2 => Some(Self::Leave),
             3 => Some(Self::Resync),
+            4 => Some(Self::Start),
+            5 => Some(Self::End),
             _ => None,
         }
     }

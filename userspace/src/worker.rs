@@ -366,6 +366,44 @@ impl Ingest {
         }
     }
 
+    /// Starts `match_id` with its own configuration: a [`InputKind::Start`](crate::input::InputKind::Start)
+    /// input at `rx`, which goes through the sequencer like every input (so replay sees it).
+    pub fn start(&mut self, match_id: u64, config: &crate::frame_queue::MatchConfig, rx: Timestamp) {
+        let input = Input {
+            kind: crate::input::InputKind::Start,
+            rx,
+            queue: self.queue,
+            client_id: 0,
+            match_id,
+            seq: 0,
+            client_frame: 0,
+            payload: config.encode().to_vec(),
+        };
+        match self.producer.try_push_input(input) {
+            Ok(()) => self.stats.add(Counter::Events, 1),
+            Err(_) => self.stats.add(Counter::HandoffFull, 1),
+        }
+    }
+
+    /// Ends `match_id` for the game: an [`InputKind::End`](crate::input::InputKind::End) input at
+    /// `rx`; the frame that holds it is the match's last.
+    pub fn end(&mut self, match_id: u64, rx: Timestamp) {
+        let input = Input {
+            kind: crate::input::InputKind::End,
+            rx,
+            queue: self.queue,
+            client_id: 0,
+            match_id,
+            seq: 0,
+            client_frame: 0,
+            payload: Vec::new(),
+        };
+        match self.producer.try_push_input(input) {
+            Ok(()) => self.stats.add(Counter::Events, 1),
+            Err(_) => self.stats.add(Counter::HandoffFull, 1),
+        }
+    }
+
     /// Counts a protocol v2 packet the session layer took care of (handshake, keepalive, …).
     pub fn session_packet(&self) {
         self.stats.add(Counter::SessionPackets, 1);
@@ -549,12 +587,18 @@ fn egress(
                 s.gate.broadcast(s.slot, &outbound, now, |p| ingest.ack(p), frames);
             }
             Egress::Direct { session, body } => s.gate.direct(session, &body, now, frames),
+            Egress::Start { match_id, config } => {
+                // Not later than any watermark this worker has published (those trail now).
+                ingest.start(match_id, &config, Timestamp::xdp(sys::clock_tai_ns()));
+            }
             Egress::End { match_id } => {
                 s.gate.end_match(match_id, frames, events);
                 let at = Timestamp::xdp(sys::clock_tai_ns());
                 for event in events.drain(..) {
                     ingest.event(event, at);
                 }
+                // The match's last frame is the one holding this, players or not.
+                ingest.end(match_id, at);
             }
         }
         if frames.len() >= TX_BATCH {

@@ -88,6 +88,7 @@ fn oracle_frames(placed: Vec<(u64, Input)>, last: Option<u64>, (epoch, hz): (u64
             Frame {
                 match_id: 0,
                 tick,
+                tick_hz: hz,
                 start_ns: start(epoch, hz, tick),
                 inputs,
                 hash: prev,

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
             let frame = Frame {
                 match_id: 0,
                 tick: r.tick,
+                tick_hz: body.tick_hz,
                 start_ns: r.start_ns,
                 inputs: r.inputs.clone(),
                 hash: r.hash,

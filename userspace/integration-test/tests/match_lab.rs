@@ -17,7 +17,7 @@ use support::{
 };
 use tickgate::{
     broadcast::SendError,
-    frame_queue::{Config, Frame, chain_hash},
+    frame_queue::{Config, Frame, Late, MatchConfig, chain_hash},
     ingress::{Ingress, IngressConfig},
     input::InputKind,
     session::{
@@ -271,6 +271,7 @@ fn drain(
 #[test]
 fn a_reconnecting_player_catches_up_and_the_game_speaks_to_and_ends_its_match() {
     const MATCH: u64 = 1;
+    const EMPTY: u64 = 2;
     const A: u64 = 11;
     const B: u64 = 12;
     let lab = Lab::new(1);
@@ -311,13 +312,18 @@ fn a_reconnecting_player_catches_up_and_the_game_speaks_to_and_ends_its_match() 
         let game = scope.spawn(move || {
             tickgate_testkit::lab::enter(&lab_ref.rx_ns).unwrap();
             let mut ingress = Ingress::start(config_ref, ()).unwrap();
+            // A match of its own, started by the game with nobody in it, at 50 Hz.
+            ingress
+                .start_match(EMPTY, MatchConfig { tick_hz: 50, grace_us: 1_000, late: Late::Next })
+                .unwrap();
             ready_tx.send(()).unwrap();
             let mut frames: Vec<Frame> = Vec::new();
-            let (mut spoke, mut ended) = (false, false);
+            let (mut spoke, mut ended, mut lasts) = (false, false, 0u32);
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             while std::time::Instant::now() < deadline {
                 if !ended && played_rx.try_recv().is_ok() {
                     ingress.end_match(MATCH).unwrap();
+                    ingress.end_match(EMPTY).unwrap();
                     ended = true;
                 }
                 let Some(frame) = ingress.frames().next_frame(Duration::from_millis(20)) else { continue };
@@ -327,9 +333,9 @@ fn a_reconnecting_player_catches_up_and_the_game_speaks_to_and_ends_its_match() 
                     assert_eq!(ingress.send_to_player(999, b"nobody"), Err(SendError::NoSession));
                     spoke = true;
                 }
-                let last = frame.last;
+                lasts += u32::from(frame.last);
                 frames.push(frame);
-                if last {
+                if lasts == 2 {
                     break;
                 }
             }
@@ -444,7 +450,13 @@ fn a_reconnecting_player_catches_up_and_the_game_speaks_to_and_ends_its_match() 
     // The game ended the match: both players heard it, and the match's last frame says so.
     assert_eq!(seen.ended, (true, true));
     assert!(game_frames.iter().any(|f| f.match_id == MATCH && f.last));
-    assert_eq!(report.sequencer.matches_ended, 1);
+    // The game's own match ran at its own rate, empty, from its start to its end.
+    let empty: Vec<&Frame> = game_frames.iter().filter(|f| f.match_id == EMPTY).collect();
+    assert!(empty.len() > 20, "{} frames", empty.len());
+    assert!(empty.iter().all(|f| f.tick_hz == 50));
+    assert_eq!(empty[0].inputs.first().map(|i| i.kind), Some(InputKind::Start));
+    assert!(empty.last().is_some_and(|f| f.last && f.inputs.iter().any(|i| i.kind == InputKind::End)));
+    assert_eq!(report.sequencer.matches_ended, 2);
     let sessions = report.sessions.unwrap();
     assert_eq!(sessions.closed["replaced"], 1);
     assert_eq!(sessions.closed["server"], 2);

@@ -5,7 +5,7 @@
 //! ```text
 //! frame  = tick:u64  count:u64  input*count
 //! input  = rx_ts_ns:u64  clock_kind:u8 (low nibble: 0 nic, 1 xdp; high: 0 command, 1 join,
-//!          2 leave, 3 resync)
+//!          2 leave, 3 resync, 4 start, 5 end)
 //!          client_id:u32  seq:u64
 //!          client_frame:u32  payload_len:u32  payload
 //! hash   = BLAKE3(prev_hash[32] || frame)     prev_hash of tick 0 = 32 zero bytes
@@ -35,6 +35,8 @@ pub struct Frame {
     pub match_id: u64,
     /// Tick number, counted from the match's epoch.
     pub tick: u64,
+    /// The match's ticks per second (the run's, or its own when the game started it).
+    pub tick_hz: u32,
     /// When the tick started, in the run's time base (the match's epoch plus `tick` ticks): the
     /// server time clients align their sending to. Not hashed (it follows from the epoch).
     pub start_ns: u64,
@@ -163,7 +165,7 @@ impl HashChain {
         }
         let hash = hash_with(&self.prev, tick, &inputs, &mut self.scratch);
         self.prev = hash;
-        Frame { match_id: 0, tick, start_ns: 0, inputs, hash, absent: Vec::new(), last: false }
+        Frame { match_id: 0, tick, tick_hz: 0, start_ns: 0, inputs, hash, absent: Vec::new(), last: false }
     }
 }
 
@@ -178,14 +180,15 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The JSON shape of a frame: `{"match":…,"tick":…,"start_ns":…,"hash":"<hex>","inputs":[{"client":…,
+/// The JSON shape of a frame: `{"match":…,"tick":…,"tick_hz":…,"start_ns":…,"hash":"<hex>","inputs":[{"client":…,
 /// "seq":…,"frame":…,"rx_ts_ns":…,"ts_source":"nic|xdp","queue":…,"kind":…,
 /// "payload":"<base64>"}],"absent":[…],"last":false}`.
 impl Serialize for Frame {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut frame = serializer.serialize_struct("Frame", 7)?;
+        let mut frame = serializer.serialize_struct("Frame", 8)?;
         frame.serialize_field("match", &self.match_id)?;
         frame.serialize_field("tick", &self.tick)?;
+        frame.serialize_field("tick_hz", &self.tick_hz)?;
         frame.serialize_field("start_ns", &self.start_ns)?;
         frame.serialize_field("hash", &self.hash_hex())?;
         frame.serialize_field("inputs", &JsonInputs(&self.inputs))?;
@@ -357,6 +360,7 @@ mod tests {
         let frame = Frame {
             match_id: 5,
             tick: 3,
+            tick_hz: 60,
             start_ns: 3_000,
             inputs: vec![input(10, 7, 2, 1)],
             hash: [0xa5; 32],
@@ -368,6 +372,7 @@ mod tests {
         let empty = Frame {
             match_id: 0,
             tick: 4,
+            tick_hz: 60,
             start_ns: 4_000,
             inputs: vec![],
             hash: [0; 32],
@@ -377,10 +382,10 @@ mod tests {
         out.write_frame(&empty).expect("write to a Vec");
         let text = String::from_utf8(out.into_inner()).expect("JSON is UTF-8");
         let want = format!(
-            "{{\"match\":5,\"tick\":3,\"start_ns\":3000,\"hash\":\"{}\",\"inputs\":[{{\"client\":7,\"seq\":2,\"frame\":9,\
+            "{{\"match\":5,\"tick\":3,\"tick_hz\":60,\"start_ns\":3000,\"hash\":\"{}\",\"inputs\":[{{\"client\":7,\"seq\":2,\"frame\":9,\
              \"rx_ts_ns\":10,\"ts_source\":\"nic\",\"queue\":1,\"kind\":\"command\",\"payload\":\"q80=\"}}],\
              \"absent\":[8,9],\"last\":false}}\n\
-             {{\"match\":0,\"tick\":4,\"start_ns\":4000,\"hash\":\"{}\",\"inputs\":[],\"absent\":[],\"last\":true}}\n",
+             {{\"match\":0,\"tick\":4,\"tick_hz\":60,\"start_ns\":4000,\"hash\":\"{}\",\"inputs\":[],\"absent\":[],\"last\":true}}\n",
             "a5".repeat(32),
             "0".repeat(64)
         );

@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque, btree_map::Entry};
 
 use super::tick::{TickStats, Ticker};
-use super::{Config, Epoch, Frame};
+use super::{Config, Epoch, Frame, MatchConfig};
 use crate::input::{Input, InputKind};
 
 /// Every live match and the order their deadlines come due in.
@@ -31,6 +31,8 @@ pub(super) struct Matches {
     last_epoch: Option<(u64, u64)>,
     /// Ticker advances, for the scaling benchmark: it grows with the matches due, not all.
     advances: u64,
+    starts_ignored: u64,
+    inputs_after_end: u64,
 }
 
 #[derive(Debug)]
@@ -62,6 +64,8 @@ impl Matches {
             new_epoch: None,
             last_epoch: None,
             advances: 0,
+            starts_ignored: 0,
+            inputs_after_end: 0,
         };
         // An explicit epoch is the run's grid for match 0 (protocol v1, replays of old logs):
         // it exists from the start and seals empty ticks before any input.
@@ -76,10 +80,22 @@ impl Matches {
     /// Puts a released input in its match, starting the match at its first input.
     pub(super) fn place(&mut self, input: Input) {
         let id = input.match_id;
-        let config = Config { epoch: Epoch::FirstInput, ..self.config };
+        let mut config = Config { epoch: Epoch::FirstInput, ..self.config };
+        let own = (input.kind == InputKind::Start).then(|| MatchConfig::decode(&input.payload));
         let entry = match self.live.entry(id) {
-            Entry::Occupied(live) => live.into_mut(),
+            Entry::Occupied(live) => {
+                // A start after the match began changes nothing.
+                self.starts_ignored += u64::from(own.is_some());
+                live.into_mut()
+            }
             Entry::Vacant(new) => {
+                match own {
+                    Some(Some(m)) => {
+                        config = Config { tick_hz: m.tick_hz, grace_us: m.grace_us, late: m.late, ..config };
+                    }
+                    Some(None) => self.starts_ignored += 1,
+                    None => {}
+                }
                 self.started += 1;
                 new.insert(Match::new(&config))
             }
@@ -162,6 +178,16 @@ impl Matches {
         (self.started, self.ended)
     }
 
+    /// Start inputs that changed nothing (invalid, or after the match had started).
+    pub(super) fn starts_ignored(&self) -> u64 {
+        self.starts_ignored
+    }
+
+    /// Inputs that were in ticks after the frame the game ended their match with (dropped).
+    pub(super) fn inputs_after_end(&self) -> u64 {
+        self.inputs_after_end
+    }
+
     /// Ticker advances so far (one per due match per watermark step).
     pub(super) fn advances(&self) -> u64 {
         self.advances
@@ -179,6 +205,8 @@ impl Matches {
     fn retire(&mut self, id: u64) {
         if let Some(m) = self.live.remove(&id) {
             self.retired.add(m.ticker.stats());
+            // Inputs already placed in later ticks of a match the game ended go with it.
+            self.inputs_after_end += m.ticker.open_inputs() as u64;
             self.ended += 1;
         }
     }
@@ -195,17 +223,20 @@ fn settle(
 ) -> bool {
     frame.match_id = id;
     frame.start_ns = ticker.tick_start(frame.tick);
+    frame.tick_hz = ticker.tick_hz();
     let before: Vec<u32> = members.keys().copied().collect();
     let mut spoke: Vec<u32> = Vec::new();
+    let mut ended = false;
     for input in &frame.inputs {
         match input.kind {
+            InputKind::End => ended = true,
             InputKind::Command => spoke.push(input.client_id),
             InputKind::Join => {
                 members.insert(input.client_id, input.seq);
                 *had = true;
             }
             // The game's business: nobody joined, left or spoke.
-            InputKind::Resync => {}
+            InputKind::Resync | InputKind::Start => {}
             InputKind::Leave => {
                 // A leave of a session the player already replaced changes nothing.
                 if members.get(&input.client_id) == Some(&input.seq) {
@@ -217,7 +248,7 @@ fn settle(
     }
     spoke.sort_unstable();
     frame.absent = before.into_iter().filter(|p| spoke.binary_search(p).is_err()).collect();
-    frame.last = *had && members.is_empty() && !ticker.holds_inputs();
+    frame.last = ended || (*had && members.is_empty() && !ticker.holds_inputs());
     frame.last
 }
 
@@ -328,6 +359,56 @@ mod tests {
         assert_eq!(summary(&again), vec![(9, 0, vec![4], vec![], false)]);
         assert_eq!(p.epoch_of(9), Some(base + 20 * MS));
         assert_eq!(p.stats().matches_started, 2);
+    }
+
+    #[test]
+    fn a_match_the_game_starts_has_its_own_tick_rate_and_a_later_start_changes_nothing() {
+        use crate::frame_queue::MatchConfig;
+        let mut p = pipeline();
+        let own = MatchConfig { tick_hz: 250, grace_us: 0, late: Late::Drop };
+        let start =
+            |m: u64, ts: u64, payload: Vec<u8>| Input { payload, ..item(InputKind::Start, ts, m, 0, 0) };
+        p.push_input(0, start(4, 10 * MS, own.encode().to_vec())).expect("feed");
+        // Invalid bytes: the match takes the run's configuration, the start is counted.
+        p.push_input(0, start(5, 10 * MS, vec![0xff; 3])).expect("feed");
+        p.push_input(0, item(InputKind::Join, 10 * MS + 100, 4, 1, 7)).expect("feed");
+        p.push_input(0, start(4, 10 * MS + 200, MatchConfig { tick_hz: 10, ..own }.encode().to_vec()))
+            .expect("feed");
+        p.push_watermark(0, 30 * MS).expect("feed");
+        let frames: Vec<Frame> = p.drain_frames().collect();
+        let four: Vec<&Frame> = frames.iter().filter(|f| f.match_id == 4).collect();
+        assert_eq!(four.len(), 5, "20 ms at 250 Hz");
+        assert!(four.iter().all(|f| f.tick_hz == 250));
+        assert_eq!(
+            four[0].inputs.iter().map(|i| i.kind).collect::<Vec<_>>(),
+            [InputKind::Start, InputKind::Join, InputKind::Start]
+        );
+        assert_eq!(four[1].start_ns - four[0].start_ns, 4 * MS);
+        let five: Vec<&Frame> = frames.iter().filter(|f| f.match_id == 5).collect();
+        assert_eq!(five.len(), 19, "20 ms at the run's 1 kHz, less the last tick's 200 µs grace");
+        assert!(five.iter().all(|f| f.tick_hz == 1_000));
+        assert_eq!(p.stats().starts_ignored, 2);
+        assert_eq!(MatchConfig::decode(&own.encode()), Some(own));
+        assert_eq!(MatchConfig::decode(&MatchConfig { tick_hz: 0, ..own }.encode()), None);
+    }
+
+    #[test]
+    fn the_game_ends_a_match_even_without_players_and_later_inputs_are_counted() {
+        let mut p = pipeline();
+        let base = 10 * MS;
+        p.push_input(0, item(InputKind::Start, base, 3, 0, 0)).expect("feed");
+        p.push_input(0, item(InputKind::Join, base + 10, 6, 1, 1)).expect("feed");
+        p.push_input(0, item(InputKind::End, base + 2 * MS + 5, 3, 0, 0)).expect("feed");
+        p.push_input(0, item(InputKind::End, base + 2 * MS + 5, 6, 0, 0)).expect("feed");
+        p.push_input(0, item(InputKind::Command, base + 3 * MS + 5, 6, 1, 1)).expect("feed");
+        p.push_watermark(0, base + 3 * MS + 300_000).expect("feed");
+        let frames: Vec<Frame> = p.drain_frames().collect();
+        let ends: Vec<(u64, u64)> = frames.iter().filter(|f| f.last).map(|f| (f.match_id, f.tick)).collect();
+        assert_eq!(ends, vec![(3, 2), (6, 2)]);
+        let stats = p.stats();
+        assert_eq!((stats.matches_ended, stats.inputs_after_end), (2, 1));
+        p.push_watermark(0, base + 10 * MS).expect("feed");
+        assert_eq!(p.drain_frames().count(), 0, "ended matches seal nothing more");
     }
 
     #[test]

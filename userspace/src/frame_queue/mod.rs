@@ -103,6 +103,54 @@ impl Config {
     }
 }
 
+/// One match's own tick rate, grace and late policy, when the game starts the match itself
+/// ([`Ingress::start_match`](crate::ingress::Ingress::start_match)); a match started by its first join takes the run's. It travels as
+/// the payload of the match's [`InputKind::Start`](crate::input::InputKind::Start) input, so the
+/// record log and every replica see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchConfig {
+    /// Ticks per second.
+    pub tick_hz: u32,
+    /// Grace past a tick's end, µs.
+    pub grace_us: u64,
+    /// Late inputs.
+    pub late: Late,
+}
+
+impl MatchConfig {
+    /// Bytes of [`MatchConfig::encode`].
+    pub const LEN: usize = 13;
+
+    /// `tick_hz:u32 grace_us:u64 late:u8` (0 drop, 1 next), big-endian.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..4].copy_from_slice(&self.tick_hz.to_be_bytes());
+        out[4..12].copy_from_slice(&self.grace_us.to_be_bytes());
+        out[12] = match self.late {
+            Late::Drop => 0,
+            Late::Next => 1,
+        };
+        out
+    }
+
+    /// The configuration these bytes encode, if they encode a valid one.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; Self::LEN] = bytes.try_into().ok()?;
+        let late = match bytes[12] {
+            0 => Late::Drop,
+            1 => Late::Next,
+            _ => return None,
+        };
+        let config = Self {
+            tick_hz: u32::from_be_bytes(bytes[..4].try_into().ok()?),
+            grace_us: u64::from_be_bytes(bytes[4..12].try_into().ok()?),
+            late,
+        };
+        let check = Config { tick_hz: config.tick_hz, grace_us: config.grace_us, ..Config::default() };
+        check.validate().ok().map(|()| config)
+    }
+}
+
 /// A configuration the frame queue cannot run with.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -163,6 +211,13 @@ pub struct Stats {
     pub matches_started: u64,
     /// Matches ended (their last player left).
     pub matches_ended: u64,
+    /// Start inputs whose configuration was not valid (the match took the run's), or that came
+    /// after the match had started (ignored).
+    #[serde(default)]
+    pub starts_ignored: u64,
+    /// Inputs in ticks after the frame the game ended their match with (dropped with it).
+    #[serde(default)]
+    pub inputs_after_end: u64,
 }
 
 /// Sees every state change of a [`Pipeline`], in order: the record log implements it.
@@ -354,6 +409,8 @@ impl<R: Recorder> Pipeline<R> {
             frames_overflowed: 0,
             matches_started,
             matches_ended,
+            starts_ignored: self.matches.starts_ignored(),
+            inputs_after_end: self.matches.inputs_after_end(),
         }
     }
 

@@ -251,9 +251,19 @@ impl Ticker {
         if self.clock.is_some() { self.seal_at } else { u64::MAX }
     }
 
+    /// The match's tick rate.
+    pub(super) fn tick_hz(&self) -> u32 {
+        self.tick_hz
+    }
+
     /// When `tick` starts (0 before the epoch is known).
     pub(super) fn tick_start(&self, tick: u64) -> u64 {
         self.clock.map_or(0, |clock| clock.start(tick))
+    }
+
+    /// Inputs in ticks not sealed yet.
+    pub(super) fn open_inputs(&self) -> usize {
+        self.open.iter().map(|bucket| bucket.inputs.len()).sum()
     }
 
     /// Whether a tick not sealed yet holds an input.

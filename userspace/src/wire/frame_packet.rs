@@ -209,7 +209,16 @@ mod tests {
             })
             .collect();
         let hash = chain_hash(&GENESIS_HASH, tick, &inputs);
-        Frame { match_id: 9, tick, start_ns: 5_000 * tick, inputs, hash, absent: vec![3, 4], last: tick == 2 }
+        Frame {
+            match_id: 9,
+            tick,
+            tick_hz: 60,
+            start_ns: 5_000 * tick,
+            inputs,
+            hash,
+            absent: vec![3, 4],
+            last: tick == 2,
+        }
     }
 
     fn record(frame: &Frame) -> Vec<u8> {

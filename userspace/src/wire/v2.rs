@@ -304,8 +304,16 @@ pub(crate) mod examples {
             packet.commands().nth(1).expect("two commands").to_input(Timestamp::xdp(40_000_000), 0, 7);
         let inputs = vec![input];
         let hash = chain_hash(&GENESIS_HASH, 2, &inputs);
-        let frame =
-            Frame { match_id: 7, tick: 2, start_ns: 33_333_334, inputs, hash, absent: vec![43], last: false };
+        let frame = Frame {
+            match_id: 7,
+            tick: 2,
+            tick_hz: 60,
+            start_ns: 33_333_334,
+            inputs,
+            hash,
+            absent: vec![43],
+            last: false,
+        };
         let mut record = Vec::new();
         frame_packet::encode_record(&frame, &[b"ok".to_vec()], &mut record);
         let mut body = Vec::new();
