@@ -209,7 +209,8 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             // mode the generic path cannot feed.
             bind: if config.load.mode == Mode::Skb { BindPreference::Copy } else { config.xsk.bind },
             busy_poll: config.busy_poll.then_some(BusyPoll { budget: 64, usecs: 50 }),
-            // Sessions reply through the TX ring (challenges, keepalives, denied, disconnects).
+            // Sessions send through the TX ring: replies (challenges, keepalives, denied,
+            // disconnects) and every frame packet to the players this queue serves.
             tx_size: if config.sessions.is_some() {
                 config.xsk.tx_size.max(REPLY_TX_FRAMES)
             } else {
@@ -426,6 +427,8 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
     }
 }
 
-/// TX frames per socket when sessions are on: room for a burst of handshake replies and one
-/// keepalive round; a full ring drops replies (counted), never blocks the worker.
-const REPLY_TX_FRAMES: u32 = 256;
+/// TX frames per socket when sessions are on (taken from the UMEM's frames): room for one tick's
+/// frame packets to a thousand players of the queue, or a burst of handshake replies, while the
+/// kernel completes the previous ones. A full ring drops packets (counted, `frame_tx_dropped`
+/// and `tx_dropped`), never blocks the worker.
+const REPLY_TX_FRAMES: u32 = 1024;
