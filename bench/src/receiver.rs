@@ -163,6 +163,8 @@ impl Running {
                 sessions: config.sessions.clone(),
                 frame_redundancy: tickgate::broadcast::DEFAULT_REDUNDANCY,
                 frame_history: tickgate::broadcast::DEFAULT_HISTORY,
+                // The ingress scenarios compare receive paths: the socket receivers send nothing back.
+                broadcast: false,
             };
             let ingress = Ingress::start(&ingress_config, ()).context("starting the tickgate ingress")?;
             Ok(Self::Tickgate(Box::new(ingress)))

@@ -286,6 +286,7 @@ fn serve_tickgate(
         sessions: Some(sessions.clone()),
         frame_redundancy: tickgate::broadcast::DEFAULT_REDUNDANCY,
         frame_history: DEFAULT_HISTORY,
+        broadcast: true,
     };
     let mut ingress = Ingress::start(&config, ()).context("starting tickgate")?;
     let (io0, seq0, napi0) =

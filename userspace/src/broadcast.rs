@@ -93,8 +93,8 @@ pub enum SendError {
     /// The player has no session now.
     #[error("the player has no session - it left or never joined")]
     NoSession,
-    /// The run serves no sessions (protocol v1 only): nothing goes back to players.
-    #[error("this run serves no sessions (protocol v2 is off), so nothing is sent to players")]
+    /// The run sends nothing back to players: protocol v1 only, or the way back is off.
+    #[error("this run sends nothing back to players (protocol v2 is off, or --no-broadcast)")]
     NoSessions,
 }
 

@@ -55,6 +55,9 @@ pub struct IngressConfig {
     pub frame_redundancy: usize,
     /// With sessions: frames of each match kept for players who reconnect and catch up.
     pub frame_history: usize,
+    /// With sessions: send every sealed frame back to the players of its match (the way back).
+    /// Off, tickgate is an ingress only: frames go to the game alone.
+    pub broadcast: bool,
 }
 
 /// Why an ingress could not start or stop.
@@ -239,7 +242,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
         }
         // With sessions, every sealed frame goes back to the players of its match.
         let (fanout, mut inboxes, mailer, history) = match &config.sessions {
-            Some(_) => {
+            Some(_) if config.broadcast => {
                 let (fanout, inboxes, mailer, history) = Fanout::new(
                     config.queues.len(),
                     config.frame_redundancy,
@@ -249,7 +252,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
                 .map_err(IngressError::Eventfd)?;
                 (Some(fanout), inboxes.into_iter().map(Some).collect(), Some(mailer), history)
             }
-            None => (None, Vec::new(), None, History::default()),
+            _ => (None, Vec::new(), None, History::default()),
         };
         let fanout_stats = fanout.as_ref().map(Fanout::stats);
         let running = frame_queue::spawn_with_fanout(
@@ -268,16 +271,13 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             let queue_stats = Arc::new(QueueStats::new(socket.queue(), socket.bind_mode(), *core));
             let worker_config =
                 WorkerConfig { core: *core, busy_poll: config.busy_poll, ..WorkerConfig::default() };
-            let sessions = match (&gate, inboxes.get_mut(i).and_then(Option::take)) {
-                (Some(g), Some(inbox)) => Some(Sessions {
-                    gate: Arc::clone(g),
-                    poller: i == 0,
-                    slot: i,
-                    inbox,
-                    history: history.clone(),
-                }),
-                _ => None,
-            };
+            let sessions = gate.as_ref().map(|g| Sessions {
+                gate: Arc::clone(g),
+                poller: i == 0,
+                slot: i,
+                inbox: inboxes.get_mut(i).and_then(Option::take),
+                history: history.clone(),
+            });
             let handle = worker::spawn(
                 socket,
                 producer,

@@ -476,7 +476,7 @@ pub fn spawn(
             if !config.busy_poll {
                 // A failed poll is retried on the next round; the stop flag bounds the loop. A
                 // sealed frame or a game message for this worker's players ends the wait too.
-                let bell = sessions.as_ref().map(|s| s.inbox.bell());
+                let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
                 let _ = socket.wait_or(bell, config.idle_wakeup);
             }
             let before = sys::clock_tai_ns();
@@ -579,8 +579,14 @@ fn egress(
         }
         s.gate.catch_up(session, &found, ingest.ack(player), now, frames);
     }
-    s.inbox.quiet();
-    while let Some(item) = s.inbox.try_next() {
+    let Some(inbox) = &s.inbox else {
+        if !frames.is_empty() {
+            transmit(socket, frames, stats, FRAME_TX);
+        }
+        return;
+    };
+    inbox.quiet();
+    while let Some(item) = inbox.try_next() {
         match item {
             Egress::Frame(outbound) => {
                 stats.add(Counter::Broadcasts, 1);
@@ -623,8 +629,9 @@ pub struct Sessions {
     /// This worker's index among the run's workers: sessions whose packets it receives are its
     /// to send frames to.
     pub slot: usize,
-    /// Sealed frames and game messages to send to the players of this worker's sessions.
-    pub inbox: Inbox,
+    /// Sealed frames and game messages to send to the players of this worker's sessions (`None`
+    /// when the run sends nothing back: `IngressConfig::broadcast` off).
+    pub inbox: Option<Inbox>,
     /// Each match's newest frames, for catch-up requests.
     pub history: History,
 }

@@ -59,6 +59,7 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
             "--rate", "2000", "--clients", "16", "--flows", "4", "--fast-tick-hz", "1000",
             "--sweep-rates", "3k,max", "--sweep-duration", "0.4", "--flood-junk-rates", "20k", "--warmup-ms", "0", "--cooldown-ms", "0",
             "--max-packets", "300000", "--sockperf-seconds", "1", "--quiet-wait", "0", "--retries", "0",
+            "--relay-players", "8", "--relay-matches", "2",
             "--quiet", "--out",
         ])
         .arg(&out)
