@@ -12,6 +12,8 @@ APT_PACKAGES=(
   iproute2 ethtool sockperf
   # protocol v2: the independent Python reference the tests run against (scripts/reference/)
   python3 python3-cryptography
+  # the Go reader of the frame ring (userspace/go: standard library only)
+  golang-go
 )
 BPF_LINKER_VERSION=0.13.0
 

@@ -19,6 +19,18 @@ cargo clippy --workspace --exclude tickgate-xdp --all-targets --locked -- -D war
 echo "test.sh: host tests (what 'cargo test' runs at the root for any user)"
 cargo test --locked --no-fail-fast
 
+echo "test.sh: the Go reader of the frame ring (userspace/go, standard library only)"
+(
+  cd userspace/go
+  unformatted=$(gofmt -l .)
+  if [ -n "$unformatted" ]; then
+    echo "test.sh: gofmt would change: $unformatted" >&2
+    exit 1
+  fi
+  go vet ./...
+  go test ./...
+)
+
 echo "test.sh: root tests (userspace/integration-test: XDP fixtures, veth labs, demo and bench smoke)"
 # The root suites drive the tickgate and tickgate-bench binaries, which cargo does not build for
 # another crate's tests. Two test threads: every lab test makes its own namespaces, and the

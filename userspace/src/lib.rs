@@ -17,6 +17,7 @@
 //! - [`input`]: a decoded input and its receive [`input::Timestamp`].
 //! - [`sequencer`]: the per-queue hand-off and the timestamp-ordered merge.
 //! - [`frame_queue`]: ticks, hash-chained frames, the sequencer thread and the game's end.
+//! - [`game`]: the game's end in another process: a shared-memory ring of records per match.
 //! - [`broadcast`]: the way back: each sealed frame to every player of its match.
 //! - [`record`]: the record log of a run, and replay.
 //! - [`ingress`]: the whole receive path as one value.
@@ -37,6 +38,7 @@ pub mod session;
 pub mod input;
 pub mod sequencer;
 pub mod frame_queue;
+pub mod game;
 pub mod broadcast;
 pub mod record;
 pub mod ingress;

@@ -42,6 +42,7 @@ mod features;
 mod live;
 mod load;
 mod replay;
+mod ring;
 mod run;
 mod sink;
 mod token;
@@ -57,6 +58,13 @@ pub struct Args {
     command: Command,
 }
 
+/// `tickgate ring ...`.
+#[derive(Debug, Subcommand)]
+enum RingCommand {
+    /// Print a ring's records as JSON lines (frames as `--frames-out` prints them).
+    Dump(ring::RingArgs),
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Attach the XDP program to an interface and pin it, so it stays after this command exits.
@@ -68,6 +76,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Rebuild the frames of a run recorded with `run --record` and check their hashes.
     Replay(replay::ReplayArgs),
+    /// Read a frame ring (`run --frame-rings`) as a game server would.
+    #[command(subcommand)]
+    Ring(RingCommand),
     /// Make the private key a game backend shares with tickgate, or mint a connect token.
     Token(token::TokenArgs),
     /// Detach tickgate's program from an interface and remove every pin `load` made.
@@ -190,6 +201,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Run(a) => run::run(&a),
         Command::Demo(a) => demo::demo(&a),
         Command::Replay(a) => replay::replay(&a),
+        Command::Ring(RingCommand::Dump(a)) => ring::dump(&a),
         Command::Token(a) => token::token(&a),
         Command::Unload { iface } => load::unload(&iface),
         Command::Clean { iface } => load::clean(iface.as_deref()),

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use tickgate::{
     frame_queue::{Config, Frame, Late, Recorder, Stats},
+    game::{Rings, RingsConfig},
     ingress::{self, Ingress, IngressConfig, IngressReport},
     input::Clock,
     metrics::{self, LatencyHistogram},
@@ -103,10 +104,29 @@ pub struct RunArgs {
     /// that a player rides out that many lost packets in a row (fewer when they do not fit).
     #[arg(long, default_value_t = tickgate::broadcast::DEFAULT_REDUNDANCY)]
     pub frame_redundancy: usize,
+    /// Write every match's frames to a shared-memory ring in DIR (`match-<id>.ring`; put it on
+    /// /dev/shm) for a game server in another process or language (docs/frame-ring.md).
+    #[arg(long, value_name = "DIR")]
+    pub frame_rings: Option<PathBuf>,
+    /// Permissions of the ring files, octal: the game process needs read and write (it stores
+    /// its read position in the file).
+    #[arg(long, default_value = "660", value_parser = parse_mode)]
+    pub ring_mode: u32,
+    /// Group of the ring files (a name or a number), e.g. the game server's.
+    #[arg(long, value_name = "GROUP")]
+    pub ring_group: Option<String>,
+    /// Bytes of each ring's data area (a power of two of at least 4096): how far a game may
+    /// fall behind before it loses frames.
+    #[arg(long, default_value_t = tickgate::game::ring::DEFAULT_CAPACITY)]
+    pub ring_capacity: u64,
     /// Protocol v2: frames of each match kept for players who reconnect and ask to catch up
     /// (older ticks get a "too old" answer and the game a `resync` input).
     #[arg(long, default_value_t = tickgate::broadcast::DEFAULT_HISTORY)]
     pub frame_history: usize,
+    /// Protocol v2: do not send the frames back to the players (tickgate as an ingress only:
+    /// the game gets the frames and answers its players itself).
+    #[arg(long)]
+    pub no_broadcast: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics (a bare PORT binds to 127.0.0.1).
     #[arg(long, value_name = "[HOST:]PORT")]
     pub metrics: Option<String>,
@@ -213,6 +233,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         sessions,
         frame_redundancy: a.frame_redundancy,
         frame_history: a.frame_history,
+        broadcast: !a.no_broadcast,
     };
     match &a.record {
         Some(path) => {
@@ -268,7 +289,25 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     );
     let inputs_out = Sink::open("inputs-out", a.inputs_out.as_deref())?;
     let frames_out = Sink::open("frames-out", a.frames_out.as_deref())?;
-    let emit = |frame: &Frame| write_frame(frame, frames_out.as_ref(), inputs_out.as_ref());
+    let mut rings = match &a.frame_rings {
+        Some(dir) => Some(
+            Rings::new(RingsConfig {
+                dir: dir.clone(),
+                mode: a.ring_mode,
+                gid: a.ring_group.as_deref().map(group_id).transpose()?,
+                capacity: a.ring_capacity,
+            })
+            .with_context(|| format!("--frame-rings {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let mut ring_scratch = Vec::new();
+    let mut emit = |frame: &Frame| {
+        write_frame(frame, frames_out.as_ref(), inputs_out.as_ref());
+        if let Some(rings) = rings.as_mut() {
+            rings.frame(frame, &mut ring_scratch);
+        }
+    };
     let started = Instant::now();
     let deadline = a.duration.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
     let live = crate::live::path(a.iface());
@@ -310,6 +349,14 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     let (report, recorder) = ingress.stop(|frame| emit(&frame))?;
     let _ = fs::remove_file(&live);
     let mut outputs = serde_json::Map::new();
+    if let Some(rings) = &rings {
+        let r = rings.report();
+        eprintln!(
+            "  frame rings: {} rings, {} records, {} overwritten before the game read them, {} frames not written",
+            r.rings, r.records, r.overwritten_unread, r.not_written
+        );
+        outputs.insert("frame_rings".into(), serde_json::to_value(r)?);
+    }
     for (name, sink) in [("inputs_out", inputs_out), ("frames_out", frames_out)] {
         if let Some(sink) = sink {
             outputs.insert(name.into(), serde_json::to_value(sink.finish()?)?);
@@ -331,6 +378,29 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
         );
     }
     Ok(recorder)
+}
+
+/// An octal file mode.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode"))
+}
+
+/// A group's id from its number or its name (`/etc/group`).
+fn group_id(group: &str) -> Result<u32> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    let groups = fs::read_to_string("/etc/group").context("reading /etc/group for --ring-group")?;
+    groups
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next() == Some(group)).then(|| fields.nth(1).and_then(|gid| gid.parse().ok())).flatten()
+        })
+        .with_context(|| format!("--ring-group {group}: no such group in /etc/group"))
 }
 
 /// Hands a frame (and its inputs) to the outputs as JSON lines; never blocks.

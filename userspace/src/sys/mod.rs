@@ -321,6 +321,36 @@ pub fn poll_readable_many(fds: &[BorrowedFd<'_>], timeout: std::time::Duration) 
     Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents & libc::POLLIN != 0).map(|(i, _)| i).collect())
 }
 
+/// `mmap(2)` of the first `len` bytes of the file `fd`, shared with every other process that
+/// maps it, readable and (if `writable`) writable.
+pub fn map_shared(fd: BorrowedFd<'_>, len: usize, writable: bool) -> io::Result<std::ptr::NonNull<u8>> {
+    let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+    // SAFETY: a new mapping at an address the kernel picks; no existing memory is affected.
+    let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(addr.cast()).ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))
+}
+
+/// `futex(FUTEX_WAKE)` of every waiter on the 32-bit word at `word` (a shared mapping: no
+/// FUTEX_PRIVATE_FLAG, so waiters in other processes wake too).
+pub fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: `word` is a live, aligned 32-bit word; FUTEX_WAKE only reads its address.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0, 0, 0) };
+}
+
+/// `futex(FUTEX_WAIT)`: sleeps while the word at `word` holds `expected`, for up to `timeout`
+/// (a wake, a changed word, a signal or the timeout end it).
+pub fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: std::time::Duration) {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a live, aligned 32-bit word and `ts` a live timespec for the call.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, &raw const ts, 0, 0) };
+}
+
 /// A non-blocking `eventfd(2)`: a counter another thread bumps to wake a `poll(2)` on it.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: no pointers; the flags are valid.

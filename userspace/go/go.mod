@@ -1,0 +1,3 @@
+module tickgate.dev/go
+
+go 1.19

@@ -1,0 +1,131 @@
+//! One ring per match in a directory: `match-<id>.ring`, made at the match's first frame, ended
+//! with its last. What a run's `--frame-rings DIR` writes (`docs/frame-ring.md`).
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use super::{
+    record::{encode_frame, encode_match_start},
+    ring::{RingError, RingStats, RingWriter, kind},
+};
+use crate::frame_queue::{Frame, TickClock};
+
+/// How the ring files are made.
+#[derive(Clone, Debug)]
+pub struct RingsConfig {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// Permissions of each file (e.g. `0o660`: tickgate and the game's group).
+    pub mode: u32,
+    /// Group of each file, if not tickgate's own.
+    pub gid: Option<u32>,
+    /// Bytes of each ring's data area (a power of two).
+    pub capacity: u64,
+}
+
+/// What the rings of a run did, summed over matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RingsReport {
+    /// Ring files made (one per match).
+    pub rings: u64,
+    /// Records written.
+    pub records: u64,
+    /// Records overwritten before the game had read them.
+    pub overwritten_unread: u64,
+    /// Frames not written: a ring could not be made, or a frame larger than half a ring.
+    pub not_written: u64,
+}
+
+/// The rings of every live match.
+#[derive(Debug)]
+pub struct Rings {
+    config: RingsConfig,
+    live: HashMap<u64, RingWriter>,
+    ended: RingsReport,
+    not_written: u64,
+    /// The first error (logged once; counted always).
+    pub first_error: Option<String>,
+}
+
+impl Rings {
+    /// Rings in `config.dir` (created with the same mode, searchable).
+    pub fn new(config: RingsConfig) -> Result<Self, RingError> {
+        std::fs::create_dir_all(&config.dir).map_err(|source| RingError::Io {
+            what: "creating the ring directory",
+            path: config.dir.clone(),
+            source,
+        })?;
+        Ok(Self {
+            config,
+            live: HashMap::new(),
+            ended: RingsReport::default(),
+            not_written: 0,
+            first_error: None,
+        })
+    }
+
+    /// The file of `match_id`'s ring.
+    pub fn path_of(dir: &Path, match_id: u64) -> PathBuf {
+        dir.join(format!("match-{match_id}.ring"))
+    }
+
+    /// Writes `frame` to its match's ring (making the ring at the match's first frame; ending it
+    /// at its last). Never blocks: a game that does not read loses its oldest records.
+    pub fn frame(&mut self, frame: &Frame, scratch: &mut Vec<u8>) {
+        if let Err(e) = self.write(frame, scratch) {
+            self.not_written += 1;
+            if self.first_error.is_none() {
+                log::warn!("frame ring of match {}: {e} (counted as not_written)", frame.match_id);
+                self.first_error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn write(&mut self, frame: &Frame, scratch: &mut Vec<u8>) -> Result<(), RingError> {
+        let writer = match self.live.entry(frame.match_id) {
+            std::collections::hash_map::Entry::Occupied(w) => w.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let c = &self.config;
+                let path = Self::path_of(&c.dir, frame.match_id);
+                let mut w =
+                    RingWriter::create(&path, frame.match_id, frame.tick_hz, c.capacity, c.mode, c.gid)?;
+                let offset = TickClock::new(0, frame.tick_hz.max(1)).start(frame.tick);
+                let start =
+                    encode_match_start(frame.match_id, frame.tick_hz, frame.start_ns.saturating_sub(offset));
+                w.append(kind::MATCH_START, &start)?;
+                self.ended.rings += 1;
+                slot.insert(w)
+            }
+        };
+        scratch.clear();
+        encode_frame(frame, scratch);
+        writer.append(kind::FRAME, scratch)?;
+        if frame.last
+            && let Some(mut w) = self.live.remove(&frame.match_id)
+        {
+            w.append(kind::MATCH_END, &frame.tick.to_le_bytes())?;
+            w.end();
+            self.retire(&w.stats());
+        }
+        Ok(())
+    }
+
+    fn retire(&mut self, s: &RingStats) {
+        self.ended.records += s.records;
+        self.ended.overwritten_unread += s.overwritten_unread;
+    }
+
+    /// The counts so far.
+    pub fn report(&self) -> RingsReport {
+        let mut r = self.ended;
+        for w in self.live.values() {
+            let s = w.stats();
+            r.records += s.records;
+            r.overwritten_unread += s.overwritten_unread;
+        }
+        r.not_written = self.not_written;
+        r
+    }
+}
