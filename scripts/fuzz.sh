@@ -28,7 +28,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   exit 1
 fi
 
-targets=(header classify decode record token handshake open frames)
+targets=(header classify decode record token handshake open frames ring)
 # One build for all targets (the first one also builds the XDP object, through tickgate's build.rs).
 echo "fuzz.sh: building ${targets[*]}"
 cargo +nightly fuzz build

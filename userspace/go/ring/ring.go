@@ -156,6 +156,12 @@ func (r *Reader) Next() (Record, error) {
 			}
 			return Record{}, ErrEnded
 		}
+		if oldest > write {
+			// No writer of this format does that: a damaged or foreign header.
+			r.pos = write
+			r.storePos()
+			return Record{Missed: 0}, nil
+		}
 		if r.pos < oldest || r.pos > write {
 			r.pos = oldest
 			continue

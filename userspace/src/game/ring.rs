@@ -27,6 +27,8 @@ pub const HEADER_LEN: usize = 4096;
 pub const ALIGN: u64 = 16;
 /// Bytes of a record's head (length, kind, sequence number).
 pub const RECORD_HEAD_LEN: usize = 16;
+/// Tries of one `read` before it gives up on a ring whose positions keep moving under it.
+const MAX_ATTEMPTS: usize = 64;
 /// The default data area: 1 MiB, about 4 s of a 4-player match at 1 kHz.
 pub const DEFAULT_CAPACITY: u64 = 1 << 20;
 
@@ -440,12 +442,20 @@ impl RingReader {
         if let Some(read) = self.pending.take() {
             return read;
         }
-        loop {
+        // Bounded: a writer that keeps moving the positions under the reader (a hostile one, for
+        // tickgate reading a game's ring) gets `Empty`, never a spinning reader.
+        for _ in 0..MAX_ATTEMPTS {
             let write = self.load(offset::WRITE_POS);
             let oldest = self.load(offset::OLDEST_POS);
             if self.pos == write {
                 let state = self.map.u32(offset::STATE).load(Ordering::Acquire);
                 return if state == 0 { Read::Empty } else { Read::Ended };
+            }
+            if oldest > write {
+                // No writer of this format does that: a damaged or foreign header.
+                self.pos = write;
+                self.store_pos();
+                return Read::Missed(0);
             }
             if self.pos < oldest || self.pos > write {
                 // Lapped (or a writer that started over): jump to the oldest record; the
@@ -492,6 +502,7 @@ impl RingReader {
             }
             return record;
         }
+        Read::Empty
     }
 
     fn store_pos(&self) {
