@@ -17,7 +17,7 @@ use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use tickgate::{
     frame_queue::{Config, Frame, Late, Recorder, Stats},
-    game::{Rings, RingsConfig},
+    game::{GameMessage, Rings, RingsConfig},
     ingress::{self, Ingress, IngressConfig, IngressReport},
     input::Clock,
     metrics::{self, LatencyHistogram},
@@ -302,7 +302,7 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
         None => None,
     };
     let mut ring_scratch = Vec::new();
-    let mut emit = |frame: &Frame| {
+    let mut emit = |frame: &Frame, rings: &mut Option<Rings>| {
         write_frame(frame, frames_out.as_ref(), inputs_out.as_ref());
         if let Some(rings) = rings.as_mut() {
             rings.frame(frame, &mut ring_scratch);
@@ -315,14 +315,28 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     let mut frames_seen = 0u64;
     let mut inputs_seen = 0u64;
     let mut lost_link = false;
+    let mut messages_unsent = 0u64;
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
-        if let Some(frame) = ingress.frames().next_frame(Duration::from_millis(50)) {
+        if let Some(rings) = rings.as_mut() {
+            // The game's messages back to its players (bounded per pass: a game cannot hold the
+            // loop); what the way back refuses is counted.
+            rings.poll_outbound(256, |match_id, message| {
+                let sent = match message {
+                    GameMessage::ToMatch(bytes) => ingress.send_to_match(match_id, &bytes),
+                    GameMessage::ToPlayer { player, message } => ingress.send_to_player(player, &message),
+                };
+                if sent.is_err() {
+                    messages_unsent += 1;
+                }
+            });
+        }
+        if let Some(frame) = ingress.frames().next_frame(Duration::from_millis(10)) {
             let now = tickgate::sys::clock_tai_ns();
             for input in frame.inputs.iter().filter(|i| i.rx.clock == Clock::Xdp) {
                 latency.record_ns(now.saturating_sub(input.rx.ns));
             }
             inputs_seen += frame.inputs.len() as u64;
-            emit(&frame);
+            emit(&frame, &mut rings);
             frames_seen += 1;
         }
         if last_live.elapsed() >= Duration::from_secs(1) {
@@ -346,16 +360,25 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
             }
         }
     }
-    let (report, recorder) = ingress.stop(|frame| emit(&frame))?;
+    let (report, recorder) = ingress.stop(|frame| emit(&frame, &mut rings))?;
     let _ = fs::remove_file(&live);
     let mut outputs = serde_json::Map::new();
     if let Some(rings) = &rings {
         let r = rings.report();
         eprintln!(
-            "  frame rings: {} rings, {} records, {} overwritten before the game read them, {} frames not written",
-            r.rings, r.records, r.overwritten_unread, r.not_written
+            "  frame rings: {} rings, {} records, {} overwritten before the game read them, {} frames not written; \
+             {} game messages ({} refused, {} not sent)",
+            r.rings,
+            r.records,
+            r.overwritten_unread,
+            r.not_written,
+            r.messages,
+            r.messages_refused,
+            messages_unsent
         );
-        outputs.insert("frame_rings".into(), serde_json::to_value(r)?);
+        let mut value = serde_json::to_value(r)?;
+        value["messages_unsent"] = messages_unsent.into();
+        outputs.insert("frame_rings".into(), value);
     }
     for (name, sink) in [("inputs_out", inputs_out), ("frames_out", frames_out)] {
         if let Some(sink) = sink {

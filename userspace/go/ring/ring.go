@@ -34,6 +34,7 @@ const (
 	offTickHz      = 32
 	offWritePos    = 64
 	offOldestPos   = 72
+	offRecords     = 80
 	offWake        = 88
 	offState       = 92
 	offReadPos     = 128
@@ -130,6 +131,8 @@ func Open(path string) (*Reader, error) {
 func (r *Reader) Close() error { return syscall.Munmap(r.data) }
 
 func (r *Reader) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&r.data[off])) }
+
+func unsafe64(b *byte) unsafe.Pointer { return unsafe.Pointer(b) }
 func (r *Reader) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.data[off])) }
 func (r *Reader) load(off int) uint64 { return atomic.LoadUint64(r.u64(off)) }
 

@@ -19,7 +19,10 @@ use support::{
     v2::{Seen, handshake, inputs, mint, start_v2},
 };
 use tickgate::{
-    session::{client::Client, token},
+    session::{
+        client::{Client, Event},
+        token,
+    },
     wire::{crypto::Key, v2::Kind},
 };
 
@@ -70,7 +73,7 @@ fn a_go_game_server_reads_its_match_like_the_rust_reader_and_a_stalled_one_is_co
     let first = std::sync::Mutex::new(None::<Child>);
     let crashed = std::sync::Mutex::new(Vec::new());
     let second = std::sync::Mutex::new(None::<Child>);
-    in_netns(&lab.tx_ns, || {
+    let heard = in_netns(&lab.tx_ns, || {
         let mut players = Vec::new();
         for (id, m) in [(11u64, 1u64), (12, 1), (21, 2), (22, 2)] {
             let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -80,10 +83,20 @@ fn a_go_game_server_reads_its_match_like_the_rust_reader_and_a_stalled_one_is_co
             players.push((sock, client));
         }
         let mut packet = Vec::new();
+        let mut buf = [0u8; 2048];
+        let mut heard = Vec::new();
+        players[0].0.set_nonblocking(true).unwrap();
         for round in 0..200u64 {
             for (sock, client) in &mut players {
                 assert!(client.seal(Kind::Input, &inputs(round), &mut packet));
                 sock.send_to(&packet, server).unwrap();
+            }
+            // Player 11 (match 1) listens for the game's message in its frames.
+            let (sock, client) = &mut players[0];
+            while let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if let Event::Frames(body) = client.receive(&buf[..n]) {
+                    heard.extend(body.records.into_iter().flat_map(|r| r.messages));
+                }
             }
             if round == 20 {
                 // The game server attaches to match 1 and "crashes" after 30 records.
@@ -94,10 +107,13 @@ fn a_go_game_server_reads_its_match_like_the_rust_reader_and_a_stalled_one_is_co
                 // It is restarted (well within the ring's capacity) and follows to the end.
                 let child = first.lock().unwrap().take().expect("the first reader started");
                 *crashed.lock().unwrap() = lines(child);
-                *second.lock().unwrap() = Some(go_read(&game, &ring1, &["-follow", "-timeout", "20s"]));
+                // It also says something to its match (through match-1.out).
+                *second.lock().unwrap() =
+                    Some(go_read(&game, &ring1, &["-follow", "-timeout", "20s", "-say", "hello from go"]));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        heard
     });
     let crashed = crashed.into_inner().unwrap();
     assert_eq!(crashed.len(), 30, "the first reader stopped after 30 records");
@@ -135,8 +151,13 @@ fn a_go_game_server_reads_its_match_like_the_rust_reader_and_a_stalled_one_is_co
     assert!(rust.len() > 20, "{} records still in the ring", rust.len());
     assert_eq!(go[go.len() - (rust.len() - 1)..], rust[1..], "the Go and the Rust reader disagree");
 
+    // The game's message reached match 1's player, with a frame (repeated with the frames
+    // after it, as frames are).
+    assert!(heard.iter().any(|m| m == b"hello from go"), "the player never heard the game");
     // Nobody read match 2: its ring overflowed, tickgate counted it and went on.
     let rings = &summary["outputs"]["frame_rings"];
+    assert_eq!(rings["messages"], 1, "{rings}");
+    assert_eq!(rings["messages_refused"], 0, "{rings}");
     assert_eq!(rings["rings"], 2, "{rings}");
     assert!(rings["overwritten_unread"].as_u64().unwrap() > 0, "{rings}");
     assert_eq!(rings["not_written"], 0, "{rings}");

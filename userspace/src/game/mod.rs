@@ -14,7 +14,7 @@ pub mod rings;
 
 pub use record::{FrameRecord, decode_frame, encode_frame};
 pub use ring::{Read, RingError, RingReader, RingStats, RingWriter};
-pub use rings::{Rings, RingsConfig, RingsReport};
+pub use rings::{GameMessage, Rings, RingsConfig, RingsReport};
 
 #[cfg(test)]
 mod tests {

@@ -79,6 +79,10 @@ pub mod kind {
     pub const FRAME: u16 = 2;
     /// The match ended: `last_tick:u64`.
     pub const MATCH_END: u16 = 3;
+    /// The game's message to every player of the match, with its next frame: the bytes.
+    pub const TO_MATCH: u16 = 16;
+    /// The game's message to one player: `player:u64` and the bytes.
+    pub const TO_PLAYER: u16 = 17;
 }
 
 /// Why a ring cannot be made or read.
@@ -191,6 +195,49 @@ pub struct RingStats {
     pub overwritten_unread: u64,
 }
 
+/// Creates a ring file at `path` (replacing one left by an earlier run): `mode`, group `gid`,
+/// the header filled in for `match_id` at `tick_hz`, an empty data area of `capacity` bytes.
+fn create_file(
+    path: &Path,
+    match_id: u64,
+    tick_hz: u32,
+    capacity: u64,
+    mode: u32,
+    gid: Option<u32>,
+) -> Result<Mapping, RingError> {
+    if !capacity.is_power_of_two() || capacity < 4096 {
+        return Err(RingError::Capacity { capacity });
+    }
+    let io = |what: &'static str| move |source| RingError::Io { what, path: path.to_owned(), source };
+    let _ = std::fs::remove_file(path);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io("creating"))?;
+    // The umask may have narrowed the mode; the operator's value wins.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(io("setting the mode of"))?;
+    if let Some(gid) = gid {
+        fchown(&file, None, Some(gid)).map_err(io("setting the group of"))?;
+    }
+    let len = HEADER_LEN + capacity as usize;
+    file.set_len(len as u64).map_err(io("sizing"))?;
+    let map = Mapping::map(&file, len, true, path)?;
+    // SAFETY: the first 8 bytes of the fresh mapping; no reader can trust the file before
+    // the magic and version are in, and those are written here first.
+    unsafe { std::ptr::copy_nonoverlapping(MAGIC.as_ptr(), map.ptr.as_ptr(), MAGIC.len()) };
+    map.u32(offset::HEADER_LEN).store(HEADER_LEN as u32, Ordering::Relaxed);
+    map.u64(offset::CAPACITY).store(capacity, Ordering::Relaxed);
+    map.u64(offset::MATCH_ID).store(match_id, Ordering::Relaxed);
+    map.u32(offset::TICK_HZ).store(tick_hz, Ordering::Relaxed);
+    map.u32(offset::WRITER_PID).store(std::process::id(), Ordering::Relaxed);
+    map.u32(offset::VERSION).store(VERSION, Ordering::Release);
+    Ok(map)
+}
+
 /// tickgate's side of one match's ring.
 #[derive(Debug)]
 pub struct RingWriter {
@@ -217,36 +264,7 @@ impl RingWriter {
         mode: u32,
         gid: Option<u32>,
     ) -> Result<Self, RingError> {
-        if !capacity.is_power_of_two() || capacity < 4096 {
-            return Err(RingError::Capacity { capacity });
-        }
-        let io = |what: &'static str| move |source| RingError::Io { what, path: path.to_owned(), source };
-        let _ = std::fs::remove_file(path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)
-            .map_err(io("creating"))?;
-        // The umask may have narrowed the mode; the operator's value wins.
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .map_err(io("setting the mode of"))?;
-        if let Some(gid) = gid {
-            fchown(&file, None, Some(gid)).map_err(io("setting the group of"))?;
-        }
-        let len = HEADER_LEN + capacity as usize;
-        file.set_len(len as u64).map_err(io("sizing"))?;
-        let map = Mapping::map(&file, len, true, path)?;
-        // SAFETY: the first 8 bytes of the fresh mapping; no reader can trust the file before
-        // the magic and version are in, and those are written here first.
-        unsafe { std::ptr::copy_nonoverlapping(MAGIC.as_ptr(), map.ptr.as_ptr(), MAGIC.len()) };
-        map.u32(offset::HEADER_LEN).store(HEADER_LEN as u32, Ordering::Relaxed);
-        map.u64(offset::CAPACITY).store(capacity, Ordering::Relaxed);
-        map.u64(offset::MATCH_ID).store(match_id, Ordering::Relaxed);
-        map.u32(offset::TICK_HZ).store(tick_hz, Ordering::Relaxed);
-        map.u32(offset::WRITER_PID).store(std::process::id(), Ordering::Relaxed);
-        map.u32(offset::VERSION).store(VERSION, Ordering::Release);
+        let map = create_file(path, match_id, tick_hz, capacity, mode, gid)?;
         Ok(Self {
             map,
             path: path.to_owned(),
@@ -425,6 +443,21 @@ impl RingReader {
 
     fn load(&self, off: usize) -> u64 {
         self.map.u64(off).load(Ordering::Acquire)
+    }
+
+    /// Creates the ring file at `path` for the game to write into (the way back:
+    /// `docs/frame-ring.md`, "The game's messages") and returns tickgate's reader over it, which
+    /// treats everything in it as untrusted.
+    pub fn create_for_game(
+        path: &Path,
+        match_id: u64,
+        tick_hz: u32,
+        capacity: u64,
+        mode: u32,
+        gid: Option<u32>,
+    ) -> Result<Self, RingError> {
+        let map = create_file(path, match_id, tick_hz, capacity, mode, gid)?;
+        Ok(Self { map, capacity, pos: 0, next_seq: 0, pending: None })
     }
 
     /// The match's tick rate, from the header.

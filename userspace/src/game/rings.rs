@@ -8,7 +8,7 @@ use std::{
 
 use super::{
     record::{encode_frame, encode_match_start},
-    ring::{RingError, RingStats, RingWriter, kind},
+    ring::{Read, RingError, RingReader, RingStats, RingWriter, kind},
 };
 use crate::frame_queue::{Frame, TickClock};
 
@@ -36,6 +36,24 @@ pub struct RingsReport {
     pub overwritten_unread: u64,
     /// Frames not written: a ring could not be made, or a frame larger than half a ring.
     pub not_written: u64,
+    /// The game's messages taken from its `match-<id>.out` rings.
+    pub messages: u64,
+    /// Records in those rings that were not a valid message (unknown kind, too short), or gaps.
+    pub messages_refused: u64,
+}
+
+/// A message the game wrote into a match's `.out` ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GameMessage {
+    /// To every player of the match, with its next frame.
+    ToMatch(Vec<u8>),
+    /// To one player.
+    ToPlayer {
+        /// The player.
+        player: u64,
+        /// The bytes.
+        message: Vec<u8>,
+    },
 }
 
 /// The rings of every live match.
@@ -43,6 +61,9 @@ pub struct RingsReport {
 pub struct Rings {
     config: RingsConfig,
     live: HashMap<u64, RingWriter>,
+    outboxes: HashMap<u64, RingReader>,
+    messages: u64,
+    refused: u64,
     ended: RingsReport,
     not_written: u64,
     /// The first error (logged once; counted always).
@@ -60,6 +81,9 @@ impl Rings {
         Ok(Self {
             config,
             live: HashMap::new(),
+            outboxes: HashMap::new(),
+            messages: 0,
+            refused: 0,
             ended: RingsReport::default(),
             not_written: 0,
             first_error: None,
@@ -69,6 +93,36 @@ impl Rings {
     /// The file of `match_id`'s ring.
     pub fn path_of(dir: &Path, match_id: u64) -> PathBuf {
         dir.join(format!("match-{match_id}.ring"))
+    }
+
+    /// The file the game writes `match_id`'s messages into.
+    pub fn out_path_of(dir: &Path, match_id: u64) -> PathBuf {
+        dir.join(format!("match-{match_id}.out"))
+    }
+
+    /// Takes at most `max` records from each live match's `.out` ring and hands each valid
+    /// message to `deliver` (with its match). Everything in those files is the game's and
+    /// untrusted: a record that is not a message is counted and skipped.
+    pub fn poll_outbound(&mut self, max: usize, mut deliver: impl FnMut(u64, GameMessage)) {
+        for (&match_id, reader) in &mut self.outboxes {
+            for _ in 0..max {
+                let message = match reader.read() {
+                    Read::Record { kind: kind::TO_MATCH, body, .. } => GameMessage::ToMatch(body),
+                    Read::Record { kind: kind::TO_PLAYER, body, .. } if body.len() >= 8 => {
+                        let (player, message) = body.split_at(8);
+                        let player = u64::from_le_bytes(player.try_into().unwrap_or_default());
+                        GameMessage::ToPlayer { player, message: message.to_vec() }
+                    }
+                    Read::Record { .. } | Read::Missed(_) => {
+                        self.refused += 1;
+                        continue;
+                    }
+                    Read::Empty | Read::Ended => break,
+                };
+                self.messages += 1;
+                deliver(match_id, message);
+            }
+        }
     }
 
     /// Writes `frame` to its match's ring (making the ring at the match's first frame; ending it
@@ -95,6 +149,16 @@ impl Rings {
                 let start =
                     encode_match_start(frame.match_id, frame.tick_hz, frame.start_ns.saturating_sub(offset));
                 w.append(kind::MATCH_START, &start)?;
+                let out = Self::out_path_of(&c.dir, frame.match_id);
+                let outbox = RingReader::create_for_game(
+                    &out,
+                    frame.match_id,
+                    frame.tick_hz,
+                    c.capacity,
+                    c.mode,
+                    c.gid,
+                )?;
+                self.outboxes.insert(frame.match_id, outbox);
                 self.ended.rings += 1;
                 slot.insert(w)
             }
@@ -108,6 +172,7 @@ impl Rings {
             w.append(kind::MATCH_END, &frame.tick.to_le_bytes())?;
             w.end();
             self.retire(&w.stats());
+            self.outboxes.remove(&frame.match_id);
         }
         Ok(())
     }
@@ -126,6 +191,8 @@ impl Rings {
             r.overwritten_unread += s.overwritten_unread;
         }
         r.not_written = self.not_written;
+        r.messages = self.messages;
+        r.messages_refused = self.refused;
         r
     }
 }

@@ -2,7 +2,7 @@
 // ring of a running `tickgate run --frame-rings DIR` and prints every record as a JSON line,
 // the shape `tickgate ring dump` prints, so the two can be compared byte for byte.
 //
-//	tickgate-game [-follow] [-timeout 60s] [-stop-after N] /dev/shm/tickgate/match-7.ring
+//	tickgate-game [-follow] [-timeout 60s] [-stop-after N] [-say TEXT] /dev/shm/tickgate/match-7.ring
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"tickgate.dev/go/ring"
@@ -55,6 +56,8 @@ func main() {
 	follow := flag.Bool("follow", false, "keep reading until the match ends or -timeout passes")
 	timeout := flag.Duration("timeout", 60*time.Second, "with -follow, give up after this long")
 	stopAfter := flag.Int("stop-after", 0, "exit after this many records (0: never), as a crashing game would")
+	say := flag.String("say", "", "send this message to every player of the match (through its .out ring)")
+	sayAfter := flag.Int("say-after", 5, "with -say, send it after this many records")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: tickgate-game [-follow] [-timeout D] [-stop-after N] RING")
@@ -110,6 +113,17 @@ func main() {
 			fmt.Fprintf(out, "{\"seq\":%d,\"unknown_kind\":%d}\n", rec.Seq, rec.Kind)
 		}
 		records++
+		if *say != "" && records == *sayAfter {
+			out := strings.TrimSuffix(flag.Arg(0), ".ring") + ".out"
+			w, err := ring.OpenWriter(out)
+			if err == nil {
+				err = w.SendToMatch([]byte(*say))
+				w.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "tickgate-game: sending:", err)
+			}
+		}
 		if *stopAfter > 0 && records >= *stopAfter {
 			return
 		}
