@@ -15,6 +15,7 @@ mod plot;
 mod receiver;
 mod relay;
 mod report;
+mod ring;
 mod sockperf;
 mod sys;
 
@@ -69,6 +70,9 @@ enum Scenario {
     /// kernel-socket relay with the same code behind recvmmsg/sendmmsg, at --tick-hz and
     /// --fast-tick-hz: round trip and fan-out cost (relay.md, relay.json).
     Relay,
+    /// A sealed frame into a Go game server: the frame ring against a Unix datagram socket,
+    /// spinning and sleeping, at --fast-tick-hz (ring.md, ring.json). Needs no lab.
+    Ring,
 }
 
 /// A rate step: packets per second (`20000`, `20k`, `1M`) or `max`.
@@ -220,6 +224,9 @@ struct Args {
     /// Longest wait for a quiet machine before a measurement, seconds.
     #[arg(long, default_value_t = 30)]
     quiet_wait: u64,
+    /// Ring scenario: frames per measurement.
+    #[arg(long, default_value_t = 3_000)]
+    ring_frames: u64,
     /// Relay scenario: players (synthetic clients, one input per tick each).
     #[arg(long, default_value_t = 32)]
     relay_players: u32,
@@ -440,8 +447,8 @@ fn plan(a: &Args) -> Vec<Planned> {
                     }
                 }
             }
-            // Not a measure::Spec: run on its own by `relay::run`.
-            Scenario::Relay => {}
+            // Not measure::Specs: run on their own by `relay::run` and `ring::run`.
+            Scenario::Relay | Scenario::Ring => {}
             Scenario::Ceiling => {
                 // 1 packet/s with a burst of 1 per source: every valid game packet after the
                 // first of each second is dropped at the hook as rate_limited.
@@ -569,6 +576,16 @@ fn run() -> Result<()> {
     }
     bar.finish_and_clear();
 
+    if args.scenarios.contains(&Scenario::Ring) && !stop.load(Ordering::Relaxed) {
+        let hz = if args.fast_tick_hz > 0 { args.fast_tick_hz } else { args.tick_hz };
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        let reader = ring::build_reader(&args.out)?;
+        let results = ring::run(&reader, args.rounds, args.ring_frames, hz, &stop)?;
+        let _ = std::fs::remove_file(&reader);
+        std::fs::write(args.out.join("ring.md"), ring::markdown(&results, args.ring_frames, hz))?;
+        std::fs::write(args.out.join("ring.json"), serde_json::to_string_pretty(&results)?)?;
+        eprintln!("tickgate-bench: ring results in {}", args.out.join("ring.md").display());
+    }
     if args.scenarios.contains(&Scenario::Relay) && !stop.load(Ordering::Relaxed) {
         let mut rates = vec![(args.tick_hz, args.grace_us)];
         if args.fast_tick_hz > 0 {
