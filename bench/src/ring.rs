@@ -63,7 +63,9 @@ pub struct RingResult {
 
 /// Builds the Go reader into `dir`.
 pub fn build_reader(dir: &Path) -> Result<PathBuf> {
-    let out = dir.join("tickgate-ringbench");
+    // Absolute: go builds from userspace/go.
+    let out =
+        std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?.join("tickgate-ringbench");
     let go = concat!(env!("CARGO_MANIFEST_DIR"), "/../userspace/go");
     let status = Command::new("go")
         .args(["build", "-o"])
