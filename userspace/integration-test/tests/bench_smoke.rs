@@ -55,11 +55,11 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
     #[rustfmt::skip]
     let mut child = Command::new(support::bin("tickgate-bench"))
         .args([
-            "--scenarios", "seed,sweep,flood,ceiling,relay", "--rounds", "1", "--duration", "0.5",
+            "--scenarios", "seed,sweep,flood,ceiling,relay,ring", "--rounds", "1", "--duration", "0.5",
             "--rate", "2000", "--clients", "16", "--flows", "4", "--fast-tick-hz", "1000",
             "--sweep-rates", "3k,max", "--sweep-duration", "0.4", "--flood-junk-rates", "20k", "--warmup-ms", "0", "--cooldown-ms", "0",
             "--max-packets", "300000", "--sockperf-seconds", "1", "--quiet-wait", "0", "--retries", "0",
-            "--relay-players", "8", "--relay-matches", "2",
+            "--relay-players", "8", "--relay-matches", "2", "--ring-frames", "200",
             "--quiet", "--out",
         ])
         .arg(&out)
@@ -135,6 +135,16 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
         }
     }
     assert!(std::fs::read_to_string(out.join("relay.md")).unwrap().contains("Ratios tickgate / socket"));
+    // The ring: every frame reached the Go reader over the ring and over the socket, both ways
+    // of waiting.
+    let ring: Value = serde_json::from_slice(&std::fs::read(out.join("ring.json")).unwrap()).unwrap();
+    let ring = ring.as_array().unwrap();
+    assert_eq!(ring.len(), 4, "ring and unix, spinning and sleeping: {ring:?}");
+    for r in ring {
+        assert_eq!(r["reading"]["frames"], 200, "{r}");
+        assert_eq!(r["reading"]["missed"], 0, "{r}");
+        assert!(f(&r["reading"]["p50_us"]) > 0.0, "{r}");
+    }
     let leftover = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let leftover = String::from_utf8_lossy(&leftover.stdout);
     assert!(
