@@ -21,12 +21,14 @@ use crate::{
     frame_queue::{
         self, Config, Frame, FrameQueue, MatchConfig, Recorder, SequencerThread, SpawnError, Stats,
     },
+    input::Clock,
+    phc::{Conversion, Phc, PhcSource as _},
     session::{
         gate::{Gate, SessionsConfig, SessionsReport},
         server::Server,
     },
     steer::counters::{TimestampCounters, XdpCounters},
-    steer::{Attachment, LoadError, LoadOptions, Mode},
+    steer::{Attachment, LoadError, LoadOptions, Mode, Program},
     sys,
     worker::{self, Counter, QueueReport, QueueStats, Sessions, WorkerConfig},
     xsk::{BindPreference, BusyPoll, XskConfig, XskError, XskSocket},
@@ -285,6 +287,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
                 Arc::clone(&stop),
                 Arc::clone(&queue_stats),
                 sessions,
+                nic_time(&attachment, ifname, &config.frames),
             )
             .map_err(IngressError::Worker)?;
             workers.push(handle);
@@ -423,6 +426,26 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             broadcast: fanout.map(FanoutStats::report),
             insecure_v1: attachment.loaded().insecure_v1().unwrap_or(false),
             replies: if gate.is_some() { "af_xdp-tx" } else { "none" },
+        }
+    }
+}
+
+/// The PHC fit of one worker, when its NIC timestamps can be kept: the `hw` program on an
+/// interface with a PTP hardware clock, in a run whose time base is CLOCK_TAI. Without one the
+/// NIC stamps are restamped to their queue's floor, as before (and counted `nic_unconverted`).
+fn nic_time(attachment: &Attachment, ifname: &str, frames: &Config) -> Option<Conversion> {
+    if attachment.program() != Program::Hw || frames.time_base != Clock::Xdp {
+        return None;
+    }
+    match Phc::of_interface(ifname) {
+        Ok(Some(phc)) => {
+            log::info!("{ifname}: NIC timestamps converted to CLOCK_TAI through {}", phc.describe());
+            Some(Conversion::new(Box::new(phc)))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            log::warn!("{ifname}: cannot use the PTP hardware clock ({e}); NIC timestamps are restamped");
+            None
         }
     }
 }

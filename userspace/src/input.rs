@@ -15,6 +15,9 @@ pub enum Clock {
     Nic,
     /// `bpf_ktime_get_tai_ns()` at the XDP hook: CLOCK_TAI.
     Xdp,
+    /// The NIC's hardware clock, converted to CLOCK_TAI by the worker through the PHC's measured
+    /// offset and rate ([`crate::phc`]): in the TAI domain, and still the NIC's moment.
+    NicTai,
 }
 
 impl Clock {
@@ -23,6 +26,7 @@ impl Clock {
         match self {
             Self::Nic => "nic",
             Self::Xdp => "xdp",
+            Self::NicTai => "nic-tai",
         }
     }
 
@@ -31,6 +35,15 @@ impl Clock {
         match self {
             Self::Nic => 0,
             Self::Xdp => 1,
+            Self::NicTai => 2,
+        }
+    }
+
+    /// The clock whose time `self`'s readings are in: a converted NIC stamp is in TAI.
+    pub fn domain(self) -> Self {
+        match self {
+            Self::Nic => Self::Nic,
+            Self::Xdp | Self::NicTai => Self::Xdp,
         }
     }
 
@@ -39,6 +52,7 @@ impl Clock {
         match code {
             0 => Some(Self::Nic),
             1 => Some(Self::Xdp),
+            2 => Some(Self::NicTai),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@
 //!
 //! - [`steer`]: the XDP program on the NIC: attach, program object, kfunc patch, counters, rate
 //!   limit, pins, device features.
+//! - [`phc`]: the NIC's PTP hardware clock, and its timestamps converted to CLOCK_TAI.
 //! - [`xsk`]: AF_XDP sockets: the UMEM and one type per ring.
 //! - [`worker`]: one RX queue's loop: ring → decode → anti-replay → hand-off.
 //! - [`wire`]: the packet format: header checks, packets, payload decode.
@@ -31,6 +32,7 @@
 //! `userspace/testkit`.
 
 pub mod steer;
+pub mod phc;
 pub mod xsk;
 pub mod worker;
 pub mod wire;

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::{
     broadcast::{Egress, History, Inbox, MAX_CATCH_UP},
     input::{Input, Timestamp},
+    phc::{Conversion, PhcReport},
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
     session::gate::{Gate, Outcome, SessionEvent},
@@ -102,11 +103,15 @@ pub enum Counter {
     FrameTxQueued,
     /// Frame packets to players not sent: TX ring full, no free TX frame, or too long.
     FrameTxDropped,
+    /// NIC timestamps converted to CLOCK_TAI through the PHC (`nic-tai`).
+    NicConverted,
+    /// NIC timestamps left unconverted (no PHC, or its fit not fresh): restamped by the merge.
+    NicUnconverted,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::Received,
         Self::InputPackets,
         Self::SyncPackets,
@@ -122,6 +127,8 @@ impl Counter {
         Self::Broadcasts,
         Self::FrameTxQueued,
         Self::FrameTxDropped,
+        Self::NicConverted,
+        Self::NicUnconverted,
     ];
 
     /// The name in reports, status output and metrics.
@@ -142,6 +149,8 @@ impl Counter {
             Self::Broadcasts => "broadcasts",
             Self::FrameTxQueued => "frame_tx_queued",
             Self::FrameTxDropped => "frame_tx_dropped",
+            Self::NicConverted => "nic_converted",
+            Self::NicUnconverted => "nic_unconverted",
         }
     }
 }
@@ -156,6 +165,7 @@ pub struct QueueStats {
     wire: [AtomicU64; WireError::COUNTER_NAMES.len()],
     rejected: [AtomicU64; Reject::COUNTER_NAMES.len()],
     xdp: Mutex<XdpStatistics>,
+    phc: Mutex<Option<PhcReport>>,
 }
 
 /// A snapshot of [`QueueStats`], as `status --json` and the run summary show it.
@@ -183,6 +193,10 @@ pub struct QueueReport {
     pub tx: BTreeMap<&'static str, u64>,
     /// Session events (joins and leaves) handed to the sequencer.
     pub events: u64,
+    /// NIC timestamps: `nic_converted` to CLOCK_TAI through the PHC, `nic_unconverted`.
+    pub nic_time: BTreeMap<&'static str, u64>,
+    /// The PHC fit this worker converts with (`null` without one).
+    pub phc: Option<PhcReport>,
 }
 
 impl QueueStats {
@@ -196,6 +210,7 @@ impl QueueStats {
             wire: std::array::from_fn(|_| AtomicU64::new(0)),
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             xdp: Mutex::new(XdpStatistics::default()),
+            phc: Mutex::new(None),
         }
     }
 
@@ -244,6 +259,11 @@ impl QueueStats {
             .map(|c| (c.name(), self.get(c)))
             .collect(),
             events: self.get(Counter::Events),
+            nic_time: [Counter::NicConverted, Counter::NicUnconverted]
+                .into_iter()
+                .map(|c| (c.name(), self.get(c)))
+                .collect(),
+            phc: self.phc.lock().ok().and_then(|p| p.clone()),
         }
     }
 }
@@ -270,6 +290,7 @@ impl QueueReport {
             | Counter::Broadcasts
             | Counter::FrameTxQueued
             | Counter::FrameTxDropped => &self.tx,
+            Counter::NicConverted | Counter::NicUnconverted => &self.nic_time,
             Counter::Events => return self.events,
         };
         map.get(counter.name()).copied().unwrap_or(0)
@@ -297,13 +318,51 @@ pub struct Ingest {
     clients: Clients,
     stats: Arc<QueueStats>,
     queue: u16,
+    phc: Option<Conversion>,
 }
 
 impl Ingest {
     /// An ingest step feeding `producer`, counting into `stats`.
     pub fn new(producer: Producer, clients: ClientsConfig, stats: Arc<QueueStats>) -> Self {
         let queue = stats.queue as u16;
-        Self { producer, clients: Clients::new(clients), stats, queue }
+        Self { producer, clients: Clients::new(clients), stats, queue, phc: None }
+    }
+
+    /// Converts this queue's NIC timestamps to CLOCK_TAI with `phc` from now on.
+    pub fn set_phc(&mut self, phc: Conversion) {
+        if let Ok(mut slot) = self.stats.phc.lock() {
+            *slot = Some(phc.report());
+        }
+        self.phc = Some(phc);
+    }
+
+    /// Samples the PHC again (every [`phc::REFRESH`](crate::phc::REFRESH)).
+    pub fn refresh_phc(&mut self) {
+        if let Some(phc) = self.phc.as_mut() {
+            phc.refresh();
+            if let Ok(mut slot) = self.stats.phc.lock() {
+                *slot = Some(phc.report());
+            }
+        }
+    }
+
+    /// A packet's receive time as the sequencer gets it: a NIC stamp converted to CLOCK_TAI
+    /// (`nic-tai`) when the PHC fit is fresh at `now_tai_ns`, else as it came (the merge then
+    /// restamps it to the queue's floor); both counted.
+    pub fn stamp(&self, rx: Timestamp, now_tai_ns: u64) -> Timestamp {
+        if rx.clock != crate::input::Clock::Nic {
+            return rx;
+        }
+        match self.phc.as_ref().and_then(|p| p.to_tai(rx.ns, now_tai_ns)) {
+            Some(ns) => {
+                self.stats.add(Counter::NicConverted, 1);
+                Timestamp { ns, clock: crate::input::Clock::NicTai }
+            }
+            None => {
+                self.stats.add(Counter::NicUnconverted, 1);
+                rx
+            }
+        }
     }
 
     /// One UDP payload (tickgate header + body) received at `rx`.
@@ -448,7 +507,8 @@ impl Ingest {
 }
 
 /// Starts the worker thread of one queue. It runs until `stop` is set, then closes its
-/// hand-off queue and refreshes the kernel statistics one last time.
+/// hand-off queue and refreshes the kernel statistics one last time. With `phc`, its NIC
+/// timestamps are converted to CLOCK_TAI.
 pub fn spawn(
     mut socket: XskSocket,
     producer: Producer,
@@ -456,6 +516,7 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     stats: Arc<QueueStats>,
     sessions: Option<Sessions>,
+    phc: Option<Conversion>,
 ) -> std::io::Result<JoinHandle<()>> {
     let queue = socket.queue();
     thread::Builder::new().name(format!("tickgate-q{queue}")).spawn(move || {
@@ -465,6 +526,9 @@ pub fn spawn(
             log::warn!("queue {queue}: could not pin the worker to core {core}; it runs unpinned");
         }
         let mut ingest = Ingest::new(producer, config.clients, Arc::clone(&stats));
+        if let Some(phc) = phc {
+            ingest.set_phc(phc);
+        }
         let mut last_stats = Instant::now();
         let mut last_poll = Instant::now();
         let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
@@ -486,7 +550,7 @@ pub fn spawn(
                     stats.add(Counter::Received, 1);
                     return;
                 };
-                let rx = Timestamp::of(&meta);
+                let rx = ingest.stamp(Timestamp::of(&meta), before);
                 match &sessions {
                     Some(s) if payload.get(v2::VERSION_OFFSET) == Some(&v2::VERSION) => {
                         ingest.received();
@@ -547,6 +611,7 @@ pub fn spawn(
             }
             if last_stats.elapsed() >= Duration::from_millis(100) {
                 refresh_kernel_stats(&socket, &stats);
+                ingest.refresh_phc();
                 last_stats = Instant::now();
             }
         }
@@ -719,5 +784,83 @@ mod tests {
             .collect();
         let got: Vec<_> = inputs.iter().map(|i| (i.seq, i.rx, i.queue, i.client_id)).collect();
         assert_eq!(got, [(0, Timestamp::xdp(10), 3, 7), (1, Timestamp::xdp(10), 3, 7)]);
+    }
+
+    /// NIC-stamped packets on one queue, XDP-stamped ones on another, a fake PHC 37 s and 12 µs
+    /// away from CLOCK_TAI and drifting: the NIC stamps come out converted (`nic-tai`), and the
+    /// frames order both queues' inputs by their true time, not by their queue's floor.
+    #[test]
+    fn nic_stamps_are_kept_in_tai_and_ordered_with_xdp_stamps() {
+        use crate::frame_queue::{Config, Epoch, Late, Pipeline};
+        use crate::input::Clock;
+        use crate::phc::{Conversion, tests::FakePhc};
+
+        const S: u64 = 1_000_000_000;
+        const MS: u64 = 1_000_000;
+        let fake = FakePhc { offset: 37 * S as i64 + 12_000, drift_ppb: 25_000, ..FakePhc::default() };
+        let clock = Arc::clone(&fake.now_tai);
+        let base = 5_000 * S;
+        *clock.lock().unwrap() = base - 200 * MS;
+        let mut conversion = Conversion::new(Box::new(fake.clone()));
+        *clock.lock().unwrap() = base - 100 * MS;
+        conversion.refresh();
+
+        let bell = Arc::default();
+        let (nic_producer, mut nic_consumer) = channel(64, &bell);
+        let (xdp_producer, mut xdp_consumer) = channel(64, &bell);
+        let nic_stats = Arc::new(QueueStats::new(0, BindMode::Copy, None));
+        let mut nic = Ingest::new(nic_producer, ClientsConfig::default(), Arc::clone(&nic_stats));
+        nic.set_phc(conversion);
+        let mut xdp = Ingest::new(
+            xdp_producer,
+            ClientsConfig::default(),
+            Arc::new(QueueStats::new(1, BindMode::Copy, None)),
+        );
+        // Interleaved in true time: client 1's inputs on the NIC queue at 0.1, 0.3, 0.5 ms into
+        // each of three 1 ms ticks, client 2's on the XDP queue at 0.2, 0.4, 0.6 ms.
+        for tick in 0..3u64 {
+            for k in 0..3u64 {
+                let t = base + tick * MS + (2 * k + 1) * 100_000;
+                let seq = tick * 3 + k;
+                let rx = nic.stamp(Timestamp::nic(fake.phc_at(t)), base);
+                nic.packet(&packet(1, seq, 1), rx);
+                xdp.packet(&packet(2, seq, 1), xdp.stamp(Timestamp::xdp(t + 100_000), base));
+            }
+        }
+        nic.publish_watermark(base + 10 * MS);
+        xdp.publish_watermark(base + 10 * MS);
+        let config = Config {
+            tick_hz: 1_000,
+            grace_us: 0,
+            late: Late::Drop,
+            time_base: Clock::Xdp,
+            epoch: Epoch::At(base),
+        };
+        let mut pipeline = Pipeline::new(&config, 2).expect("valid");
+        for (slot, consumer) in [(0, &mut nic_consumer), (1, &mut xdp_consumer)] {
+            while let Some(item) = consumer.pop() {
+                pipeline.feed(slot, item).expect("feed");
+            }
+        }
+        let frames: Vec<_> = pipeline.drain_frames().collect();
+        assert_eq!(frames.len(), 10);
+        for (tick, frame) in frames.iter().take(3).enumerate() {
+            let got: Vec<(u32, Clock)> = frame.inputs.iter().map(|i| (i.client_id, i.rx.clock)).collect();
+            let want: Vec<(u32, Clock)> =
+                (0..3).flat_map(|_| [(1, Clock::NicTai), (2, Clock::Xdp)]).collect();
+            assert_eq!(got, want, "tick {tick}: alternating by true time");
+            for (k, input) in frame.inputs.iter().enumerate() {
+                let t = base + tick as u64 * MS + (k as u64 + 1) * 100_000;
+                assert!(
+                    (input.rx.ns as i64 - t as i64).abs() < 20,
+                    "tick {tick} input {k}: {} vs {t}",
+                    input.rx.ns
+                );
+            }
+        }
+        assert_eq!(pipeline.stats().restamped_clock, 0, "nothing restamped");
+        let r = nic_stats.report();
+        assert_eq!((r.count(Counter::NicConverted), r.count(Counter::NicUnconverted)), (9, 0));
+        assert!(r.phc.is_some_and(|p| p.samples == 2 && p.source == "fake"));
     }
 }

@@ -57,6 +57,7 @@ fn encode(tick: u64, inputs: &[Input]) -> Vec<u8> {
         out.extend(i.rx.ns.to_be_bytes());
         out.push(match i.rx.clock {
             Clock::Nic => 0,
+            Clock::NicTai => 2,
             Clock::Xdp => 1,
         });
         out.extend(i.client_id.to_be_bytes());

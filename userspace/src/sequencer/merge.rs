@@ -100,7 +100,7 @@ impl Lane {
 /// Applies the clock and floor rules to an input arriving on `lane`: its order timestamp and the
 /// input as it goes on, or `None` if it is dropped.
 fn admit(lane: &mut Lane, stats: &mut MergeStats, base: Clock, mut input: Input) -> Option<(u64, Input)> {
-    let order_ts = if input.rx.clock != base {
+    let order_ts = if input.rx.clock.domain() != base.domain() {
         if !lane.seen {
             stats.dropped_no_floor += 1;
             return None;

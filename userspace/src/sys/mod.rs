@@ -119,24 +119,10 @@ pub fn driver_name(ifname: &str) -> io::Result<String> {
         eedump_len: u32,
         regdump_len: u32,
     }
-    if ifname.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
     // SAFETY: all-zero is a valid DrvInfo (plain integers and byte arrays).
     let mut info: DrvInfo = unsafe { mem::zeroed() };
     info.cmd = ETHTOOL_GDRVINFO;
-    // SAFETY: all-zero is a valid ifreq.
-    let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
-        *dst = src as libc::c_char;
-    }
-    ifr.ifr_ifru.ifru_data = (&mut info as *mut DrvInfo).cast();
-    let sock = socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?;
-    // SAFETY: SIOCETHTOOL reads `ifr` and writes through its data pointer into `info`, which
-    // outlives the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    ethtool(ifname, &mut info)?;
     let end = info.driver.iter().position(|&b| b == 0).unwrap_or(info.driver.len());
     Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
 }
@@ -393,23 +379,122 @@ pub fn rx_queue_count(ifname: &str) -> io::Result<u32> {
         other_count: u32,
         combined_count: u32,
     }
+    let mut channels = Channels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+    ethtool(ifname, &mut channels)?;
+    Ok((channels.rx_count + channels.combined_count).max(1))
+}
+
+/// `SIOCETHTOOL` on `ifname` with `data`: an ethtool command struct (`#[repr(C)]`, its `cmd`
+/// first) that the kernel reads and fills in.
+fn ethtool<T>(ifname: &str, data: &mut T) -> io::Result<()> {
     if ifname.len() >= libc::IFNAMSIZ {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
-    let mut channels = Channels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
     // SAFETY: all-zero is a valid ifreq.
     let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
     for (dst, src) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
         *dst = src as libc::c_char;
     }
-    ifr.ifr_ifru.ifru_data = (&mut channels as *mut Channels).cast();
+    ifr.ifr_ifru.ifru_data = (data as *mut T).cast();
     let sock = socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?;
-    // SAFETY: SIOCETHTOOL reads `ifr` and writes through its data pointer into `channels`,
-    // which outlives the call.
+    // SAFETY: SIOCETHTOOL reads `ifr` and writes through its data pointer into `data`, a command
+    // struct of the size the command implies, which outlives the call.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((channels.rx_count + channels.combined_count).max(1))
+    Ok(())
+}
+
+/// `ETHTOOL_GET_TS_INFO`: the index of `ifname`'s PTP hardware clock (`/dev/ptp<index>`), or
+/// `None` when the driver has none.
+pub fn phc_index(ifname: &str) -> io::Result<Option<u32>> {
+    const ETHTOOL_GET_TS_INFO: u32 = 0x41;
+    #[repr(C)]
+    #[derive(Default)]
+    struct TsInfo {
+        cmd: u32,
+        so_timestamping: u32,
+        phc_index: i32,
+        tx_types: u32,
+        tx_reserved: [u32; 3],
+        rx_filters: u32,
+        rx_reserved: [u32; 3],
+    }
+    let mut info = TsInfo { cmd: ETHTOOL_GET_TS_INFO, phc_index: -1, ..Default::default() };
+    ethtool(ifname, &mut info)?;
+    Ok(u32::try_from(info.phc_index).ok())
+}
+
+/// `struct ptp_clock_time` (include/uapi/linux/ptp_clock.h).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct PtpClockTime {
+    sec: i64,
+    nsec: u32,
+    reserved: u32,
+}
+
+impl PtpClockTime {
+    fn ns(self) -> u64 {
+        u64::try_from(self.sec).unwrap_or(0).wrapping_mul(1_000_000_000).wrapping_add(u64::from(self.nsec))
+    }
+}
+
+/// `PTP_SYS_OFFSET_PRECISE` on the PHC `fd`: its time and CLOCK_REALTIME read at one instant
+/// by the hardware (cross-timestamping), as `(phc_ns, realtime_ns)`. Drivers without it fail
+/// with `EOPNOTSUPP`.
+///
+/// # Minimum kernel version
+/// 4.7 (commit 719f1aa4a671, "ptp: Add PTP_SYS_OFFSET_PRECISE for driver crosstimestamping").
+pub fn ptp_offset_precise(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct Precise {
+        device: PtpClockTime,
+        sys_realtime: PtpClockTime,
+        sys_monoraw: PtpClockTime,
+        rsv: [u32; 4],
+    }
+    // _IOWR('=', 8, struct ptp_sys_offset_precise), 64 bytes.
+    const PTP_SYS_OFFSET_PRECISE: libc::c_ulong = 0xC040_3D08;
+    let mut p = Precise::default();
+    // SAFETY: the ioctl writes one `Precise` (64 bytes, the size its number encodes) into `p`.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), PTP_SYS_OFFSET_PRECISE, &mut p) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((p.device.ns(), p.sys_realtime.ns()))
+}
+
+/// `PTP_SYS_OFFSET_EXTENDED` on the PHC `fd` with `n` (1..=25) samples: for each, CLOCK_REALTIME
+/// before, the PHC, and CLOCK_REALTIME after, in ns.
+///
+/// # Minimum kernel version
+/// 5.0 (commit 361800876f80, "ptp: add PTP_SYS_OFFSET_EXTENDED ioctl").
+pub fn ptp_offset_extended(fd: BorrowedFd<'_>, n: u32) -> io::Result<Vec<[u64; 3]>> {
+    const MAX: usize = 25;
+    #[repr(C)]
+    struct Extended {
+        n_samples: u32,
+        clockid: i32,
+        rsv: [u32; 2],
+        ts: [[PtpClockTime; 3]; MAX],
+    }
+    // _IOWR('=', 9, struct ptp_sys_offset_extended), 1216 bytes.
+    const PTP_SYS_OFFSET_EXTENDED: libc::c_ulong = 0xC4C0_3D09;
+    let n = n.clamp(1, MAX as u32);
+    // clockid 0 is CLOCK_REALTIME, and what older kernels (where it is reserved) require.
+    let mut e = Extended { n_samples: n, clockid: 0, rsv: [0; 2], ts: [[PtpClockTime::default(); 3]; MAX] };
+    // SAFETY: the ioctl fills `e` (1216 bytes, the size its number encodes) and reads its head.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), PTP_SYS_OFFSET_EXTENDED, &mut e) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(e.ts[..n as usize].iter().map(|t| [t[0].ns(), t[1].ns(), t[2].ns()]).collect())
+}
+
+/// CLOCK_TAI − CLOCK_REALTIME now, to the second (the kernel's TAI offset; 0 when unset).
+pub fn tai_offset_ns() -> u64 {
+    let (realtime, tai) = (clock_ns(libc::CLOCK_REALTIME), clock_ns(libc::CLOCK_TAI));
+    tai.saturating_sub(realtime).saturating_add(500_000_000) / 1_000_000_000 * 1_000_000_000
 }
 
 /// `setns(fd, CLONE_NEWNET)`: moves the calling thread into the network namespace of `fd`.
