@@ -148,6 +148,37 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
         "Inputs not delivered, by reason.",
         &per_queue_reason(&|q| &q.dropped_inputs),
     );
+    metric(
+        "tickgate_queue_nic_timestamps_total",
+        "counter",
+        "NIC timestamps by fate: converted to CLOCK_TAI through the PHC, or left to be restamped.",
+        &per_queue_reason(&|q| &q.nic_time),
+    );
+    let with_phc = |f: &dyn Fn(&crate::phc::PhcReport) -> f64| -> Vec<(String, f64)> {
+        report
+            .queues
+            .iter()
+            .filter_map(|q| q.phc.as_ref().map(|p| (format!("{{queue=\"{}\"}}", q.queue), f(p))))
+            .collect()
+    };
+    metric(
+        "tickgate_phc_offset_nanoseconds",
+        "gauge",
+        "CLOCK_TAI minus the NIC's PTP hardware clock at the last sample.",
+        &with_phc(&|p| p.offset_ns as f64),
+    );
+    metric(
+        "tickgate_phc_uncertainty_nanoseconds",
+        "gauge",
+        "The last PHC sample's system-clock window (0 when the NIC cross-timestamps).",
+        &with_phc(&|p| p.window_ns as f64),
+    );
+    metric(
+        "tickgate_phc_rate_ppb",
+        "gauge",
+        "The PHC's rate against CLOCK_TAI, parts per billion.",
+        &with_phc(&|p| p.rate_ppb as f64),
+    );
     for (name, help, f) in [
         (
             "tickgate_xsk_rx_dropped_total",
