@@ -161,6 +161,24 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
             .filter_map(|q| q.phc.as_ref().map(|p| (format!("{{queue=\"{}\"}}", q.queue), f(p))))
             .collect()
     };
+    let mut delay = Vec::new();
+    for q in &report.queues {
+        let mut cumulative = 0;
+        for [below_us, n] in &q.visible_delay_us {
+            cumulative += n;
+            let le = *below_us as f64 / 1e6;
+            delay.push((format!("_bucket{{queue=\"{}\",le=\"{le}\"}}", q.queue), cumulative as f64));
+        }
+        delay.push((format!("_bucket{{queue=\"{}\",le=\"+Inf\"}}", q.queue), cumulative as f64));
+        delay.push((format!("_count{{queue=\"{}\"}}", q.queue), cumulative as f64));
+    }
+    // A histogram without a sum: its buckets are what tuning the grace needs.
+    metric(
+        "tickgate_queue_visible_delay_seconds",
+        "histogram",
+        "XDP-stamped packets by how long they took from their stamp to their worker's batch.",
+        &delay,
+    );
     metric(
         "tickgate_phc_offset_nanoseconds",
         "gauge",

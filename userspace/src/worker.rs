@@ -166,7 +166,13 @@ pub struct QueueStats {
     rejected: [AtomicU64; Reject::COUNTER_NAMES.len()],
     xdp: Mutex<XdpStatistics>,
     phc: Mutex<Option<PhcReport>>,
+    /// Stamp → worker delay of XDP-clock packets: bucket `i` counts delays below `2^i` µs
+    /// (and at least `2^(i-1)`); the last bucket takes everything longer.
+    delay: [AtomicU64; DELAY_BUCKETS],
 }
+
+/// Buckets of the stamp → worker delay histogram: up to 2^23 µs (8 s).
+pub const DELAY_BUCKETS: usize = 24;
 
 /// A snapshot of [`QueueStats`], as `status --json` and the run summary show it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -197,6 +203,9 @@ pub struct QueueReport {
     pub nic_time: BTreeMap<&'static str, u64>,
     /// The PHC fit this worker converts with (`null` without one).
     pub phc: Option<PhcReport>,
+    /// How long XDP-stamped packets took from their stamp to the worker's batch (how far a
+    /// watermark may trail "now"): `[below_us, packets]` per non-empty power-of-two bucket.
+    pub visible_delay_us: Vec<[u64; 2]>,
 }
 
 impl QueueStats {
@@ -211,7 +220,15 @@ impl QueueStats {
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             xdp: Mutex::new(XdpStatistics::default()),
             phc: Mutex::new(None),
+            delay: std::array::from_fn(|_| AtomicU64::new(0)),
         }
+    }
+
+    /// Counts one packet that became visible to the worker `delay_ns` after its XDP stamp.
+    fn visible_after(&self, delay_ns: u64) {
+        let us = delay_ns / 1_000;
+        let bucket = (u64::BITS - us.leading_zeros()) as usize;
+        bump(&self.delay[bucket.min(DELAY_BUCKETS - 1)], 1);
     }
 
     fn add(&self, counter: Counter, n: u64) {
@@ -264,6 +281,13 @@ impl QueueStats {
                 .map(|c| (c.name(), self.get(c)))
                 .collect(),
             phc: self.phc.lock().ok().and_then(|p| p.clone()),
+            visible_delay_us: self
+                .delay
+                .iter()
+                .enumerate()
+                .map(|(i, n)| [1u64 << i, n.load(Ordering::Relaxed)])
+                .filter(|[_, n]| *n > 0)
+                .collect(),
         }
     }
 }
@@ -551,6 +575,9 @@ pub fn spawn(
                     return;
                 };
                 let rx = ingest.stamp(Timestamp::of(&meta), before);
+                if rx.clock == crate::input::Clock::Xdp {
+                    stats.visible_after(before.saturating_sub(rx.ns));
+                }
                 match &sessions {
                     Some(s) if payload.get(v2::VERSION_OFFSET) == Some(&v2::VERSION) => {
                         ingest.received();
@@ -862,5 +889,16 @@ mod tests {
         let r = nic_stats.report();
         assert_eq!((r.count(Counter::NicConverted), r.count(Counter::NicUnconverted)), (9, 0));
         assert!(r.phc.is_some_and(|p| p.samples == 2 && p.source == "fake"));
+    }
+
+    #[test]
+    fn visible_delays_land_in_power_of_two_buckets() {
+        let stats = QueueStats::new(0, BindMode::Copy, None);
+        for ns in [0, 999, 1_000, 1_999, 2_000, 700_000, 500_000_000_000] {
+            stats.visible_after(ns);
+        }
+        // Below 1 µs: 2; below 2 µs: 2 (1000, 1999 ns); below 4 µs: 1; 700 µs is below 1024 µs;
+        // 500 s lands in the last bucket.
+        assert_eq!(stats.report().visible_delay_us, vec![[1, 2], [2, 2], [4, 1], [1024, 1], [1 << 23, 1]]);
     }
 }
