@@ -271,8 +271,14 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             sockets.into_iter().zip(running.producers).zip(&config.cores).enumerate()
         {
             let queue_stats = Arc::new(QueueStats::new(socket.queue(), socket.bind_mode(), *core));
-            let worker_config =
-                WorkerConfig { core: *core, busy_poll: config.busy_poll, ..WorkerConfig::default() };
+            let worker_config = WorkerConfig {
+                core: *core,
+                busy_poll: config.busy_poll,
+                // Wake when a watermark can seal a tick of the run's grid (matches started by
+                // the game with their own tick rate get the 1 ms idle wake-up).
+                seal_grid: Some((config.frames.tick_hz, config.frames.grace_ns())),
+                ..WorkerConfig::default()
+            };
             let sessions = gate.as_ref().map(|g| Sessions {
                 gate: Arc::clone(g),
                 poller: i == 0,

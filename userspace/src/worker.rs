@@ -50,6 +50,10 @@ pub struct WorkerConfig {
     pub watermark_slack_ns: u64,
     /// Anti-replay table sizing.
     pub clients: ClientsConfig,
+    /// The run's tick grid and grace, `(tick_hz, grace_ns)`: a sleeping worker also wakes when a
+    /// watermark it publishes can seal a tick (each tick end plus the grace plus the slack),
+    /// rather than up to `idle_wakeup` later. `None`: only `idle_wakeup`.
+    pub seal_grid: Option<(u32, u64)>,
 }
 
 impl Default for WorkerConfig {
@@ -61,6 +65,7 @@ impl Default for WorkerConfig {
             idle_wakeup: Duration::from_millis(1),
             watermark_slack_ns: 500_000,
             clients: ClientsConfig::default(),
+            seal_grid: None,
         }
     }
 }
@@ -544,6 +549,8 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     let queue = socket.queue();
     thread::Builder::new().name(format!("tickgate-q{queue}")).spawn(move || {
+        // Timed waits end on time: the tick-end wake-ups are worth only that much.
+        sys::tight_timer_slack();
         if let Some(core) = config.core
             && !core_affinity::set_for_current(core_affinity::CoreId { id: core })
         {
@@ -565,7 +572,15 @@ pub fn spawn(
                 // A failed poll is retried on the next round; the stop flag bounds the loop. A
                 // sealed frame or a game message for this worker's players ends the wait too.
                 let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
-                let _ = socket.wait_or(bell, config.idle_wakeup);
+                let timeout = match config.seal_grid {
+                    Some((hz, grace_ns)) => {
+                        let now = sys::clock_tai_ns();
+                        let wake = next_seal_wake(now, hz, grace_ns + config.watermark_slack_ns);
+                        config.idle_wakeup.min(Duration::from_nanos(wake.saturating_sub(now)))
+                    }
+                    None => config.idle_wakeup,
+                };
+                let _ = socket.wait_or(bell, timeout);
             }
             let before = sys::clock_tai_ns();
             let batch = match socket.receive(config.batch, |r| {
@@ -645,6 +660,23 @@ pub fn spawn(
         refresh_kernel_stats(&socket, &stats);
         ingest.close();
     })
+}
+
+/// The first instant after `now_ns` at which a watermark published by a worker (which trails
+/// "now" by its slack) reaches a tick end plus the grace: `end + after_ns` for the next tick end
+/// `end` of the run's grid (ticks start at `ceil(k · 10⁹ / tick_hz)` ns of CLOCK_TAI, which is
+/// where every match's epoch lies).
+pub fn next_seal_wake(now_ns: u64, tick_hz: u32, after_ns: u64) -> u64 {
+    if now_ns < after_ns {
+        // The grid's tick 0 starts at 0.
+        return after_ns;
+    }
+    let hz = u128::from(tick_hz.max(1));
+    let since = u128::from(now_ns - after_ns);
+    // The first grid point strictly after `now - after`.
+    let k = since * hz / 1_000_000_000 + 1;
+    let end = (k * 1_000_000_000).div_ceil(hz);
+    u64::try_from(end).unwrap_or(u64::MAX).saturating_add(after_ns)
 }
 
 /// How often the polling worker sends due keepalives and closes silent sessions.
@@ -900,5 +932,26 @@ mod tests {
         // Below 1 µs: 2; below 2 µs: 2 (1000, 1999 ns); below 4 µs: 1; 700 µs is below 1024 µs;
         // 500 s lands in the last bucket.
         assert_eq!(stats.report().visible_delay_us, vec![[1, 2], [2, 2], [4, 1], [1024, 1], [1 << 23, 1]]);
+    }
+
+    #[test]
+    fn seal_wakes_fall_on_tick_ends_plus_grace_and_slack() {
+        use crate::frame_queue::TickClock;
+        let after = 2_500_000;
+        for hz in [60u32, 1_000, 7] {
+            let grid = TickClock::new(0, hz);
+            for now in
+                [0u64, 5_000_000_000, 5_016_666_667 + after, 5_016_666_667 + after - 1, 123_456_789_012]
+            {
+                let wake = next_seal_wake(now, hz, after);
+                assert!(wake > now, "{hz} Hz at {now}: {wake}");
+                let end = wake - after;
+                let tick = grid.tick_of(end).expect("on the grid");
+                assert_eq!(grid.start(tick), end, "{hz} Hz at {now}: {end} is a tick boundary");
+                if tick > 0 {
+                    assert!(grid.start(tick - 1) + after <= now, "{hz} Hz at {now}: an earlier wake was due");
+                }
+            }
+        }
     }
 }

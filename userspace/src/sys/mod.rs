@@ -337,6 +337,13 @@ pub fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: s
     unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, &raw const ts, 0, 0) };
 }
 
+/// `prctl(PR_SET_TIMERSLACK, 1)`: the calling thread's timed waits end within about 1 µs of
+/// their deadline instead of the default 50 µs.
+pub fn tight_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the calling thread.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+}
+
 /// A non-blocking `eventfd(2)`: a counter another thread bumps to wake a `poll(2)` on it.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: no pointers; the flags are valid.
