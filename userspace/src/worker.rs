@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::{
     broadcast::{Egress, History, Inbox, MAX_CATCH_UP},
-    input::{Input, Timestamp},
+    input::{Input, InputKind, Timestamp},
     phc::{Conversion, PhcReport},
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
@@ -414,20 +414,7 @@ impl Ingest {
 
     /// Hands a join or leave to the sequencer, stamped `rx` (the packet that caused it, or now).
     pub fn event(&mut self, event: SessionEvent, rx: Timestamp) {
-        let input = Input {
-            kind: event.kind,
-            rx,
-            queue: self.queue,
-            client_id: event.player,
-            match_id: event.match_id,
-            seq: u64::from(event.session),
-            client_frame: 0,
-            payload: event.data,
-        };
-        match self.producer.try_push_input(input) {
-            Ok(()) => self.stats.add(Counter::Events, 1),
-            Err(_) => self.stats.add(Counter::HandoffFull, 1),
-        }
+        self.push_event(event.kind, event.player, event.match_id, u64::from(event.session), event.data, rx);
     }
 
     /// The ack for `player`: one more than its newest input seq accepted here (0: none yet).
@@ -436,56 +423,36 @@ impl Ingest {
     }
 
     /// Tells the game that `player` of `match_id` asked to catch up from `from_tick`, which is no
-    /// longer held (an [`InputKind::Resync`](crate::input::InputKind::Resync) input at `rx`).
+    /// longer held (an [`InputKind::Resync`] input at `rx`).
     pub fn resync(&mut self, player: u32, match_id: u64, from_tick: u64, rx: Timestamp) {
-        let input = Input {
-            kind: crate::input::InputKind::Resync,
-            rx,
-            queue: self.queue,
-            client_id: player,
-            match_id,
-            seq: from_tick,
-            client_frame: 0,
-            payload: Vec::new(),
-        };
-        match self.producer.try_push_input(input) {
-            Ok(()) => self.stats.add(Counter::Events, 1),
-            Err(_) => self.stats.add(Counter::HandoffFull, 1),
-        }
+        self.push_event(InputKind::Resync, player, match_id, from_tick, Vec::new(), rx);
     }
 
-    /// Starts `match_id` with its own configuration: a [`InputKind::Start`](crate::input::InputKind::Start)
-    /// input at `rx`, which goes through the sequencer like every input (so replay sees it).
+    /// Starts `match_id` with its own configuration: a [`InputKind::Start`] input at `rx`, which
+    /// goes through the sequencer like every input (so replay sees it).
     pub fn start(&mut self, match_id: u64, config: &crate::frame_queue::MatchConfig, rx: Timestamp) {
-        let input = Input {
-            kind: crate::input::InputKind::Start,
-            rx,
-            queue: self.queue,
-            client_id: 0,
-            match_id,
-            seq: 0,
-            client_frame: 0,
-            payload: config.encode().to_vec(),
-        };
-        match self.producer.try_push_input(input) {
-            Ok(()) => self.stats.add(Counter::Events, 1),
-            Err(_) => self.stats.add(Counter::HandoffFull, 1),
-        }
+        self.push_event(InputKind::Start, 0, match_id, 0, config.encode().to_vec(), rx);
     }
 
-    /// Ends `match_id` for the game: an [`InputKind::End`](crate::input::InputKind::End) input at
-    /// `rx`; the frame that holds it is the match's last.
+    /// Ends `match_id` for the game: an [`InputKind::End`] input at `rx`; the frame that holds it
+    /// is the match's last.
     pub fn end(&mut self, match_id: u64, rx: Timestamp) {
-        let input = Input {
-            kind: crate::input::InputKind::End,
-            rx,
-            queue: self.queue,
-            client_id: 0,
-            match_id,
-            seq: 0,
-            client_frame: 0,
-            payload: Vec::new(),
-        };
+        self.push_event(InputKind::End, 0, match_id, 0, Vec::new(), rx);
+    }
+
+    /// Hands an event (not a player's command) to the sequencer; counted as an event, or as
+    /// `handoff_full`.
+    fn push_event(
+        &mut self,
+        kind: InputKind,
+        player: u32,
+        match_id: u64,
+        seq: u64,
+        payload: Vec<u8>,
+        rx: Timestamp,
+    ) {
+        let input =
+            Input { kind, rx, queue: self.queue, client_id: player, match_id, seq, client_frame: 0, payload };
         match self.producer.try_push_input(input) {
             Ok(()) => self.stats.add(Counter::Events, 1),
             Err(_) => self.stats.add(Counter::HandoffFull, 1),
