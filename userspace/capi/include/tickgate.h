@@ -21,6 +21,18 @@
 // A null or invalid argument.
 #define TG_EINVAL -2
 
+// `tg_out_send_*`: the `.out` ring is full (tickgate has not read that far yet): try later.
+#define TG_EFULL -3
+
+// `tg_out_send_*`: the message is longer than a ring record may be.
+#define TG_ETOOLONG -4
+
+// `tg_out_send_*`: the message was queued.
+#define TG_OK 0
+
+// A match's `.out` ring, opened for writing the game's messages (opaque).
+typedef struct TgOut TgOut;
+
 // An open ring (opaque).
 typedef struct TgRing TgRing;
 
@@ -119,6 +131,36 @@ void tg_ring_wait(const struct TgRing *ring, uint32_t timeout_ms);
 // # Safety
 // `ring` is NULL or a live ring, not used after this call.
 void tg_ring_close(struct TgRing *ring);
+
+// Opens the `.out` ring at `path` (`match-<id>.out`, beside the match's ring); NULL if it
+// cannot be opened.
+//
+// # Safety
+// `path` is NULL or a valid NUL-terminated string.
+struct TgOut *tg_out_open(const char *path);
+
+// Queues `len` bytes at `data` for every player of the match, with its next frame: `TG_OK`,
+// `TG_EFULL` (try later), `TG_ETOOLONG` or `TG_EINVAL`.
+//
+// # Safety
+// `out` is NULL or a live `.out` ring; `data` points to `len` readable bytes (or is NULL with
+// `len` 0).
+int32_t tg_out_send_to_match(struct TgOut *out, const uint8_t *data, uintptr_t len);
+
+// Queues `len` bytes at `data` for one player: as `tg_out_send_to_match`.
+//
+// # Safety
+// As `tg_out_send_to_match`.
+int32_t tg_out_send_to_player(struct TgOut *out,
+                              uint64_t player,
+                              const uint8_t *data,
+                              uintptr_t len);
+
+// Closes a `.out` ring (NULL is ignored).
+//
+// # Safety
+// `out` is NULL or a live `.out` ring, not used after this call.
+void tg_out_close(struct TgOut *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -15,7 +15,10 @@ use std::{
     time::Duration,
 };
 
-use tickgate::game::{Read, RingReader, decode_frame, ring::kind};
+use tickgate::game::{
+    Read, RingReader, decode_frame,
+    ring::{GameWriteError, GameWriter, kind},
+};
 
 /// `tg_ring_next` found a record (or, with `missed` > 0, a gap).
 pub const TG_RECORD: i32 = 1;
@@ -25,6 +28,12 @@ pub const TG_EMPTY: i32 = 0;
 pub const TG_ENDED: i32 = -1;
 /// A null or invalid argument.
 pub const TG_EINVAL: i32 = -2;
+/// `tg_out_send_*`: the `.out` ring is full (tickgate has not read that far yet): try later.
+pub const TG_EFULL: i32 = -3;
+/// `tg_out_send_*`: the message is longer than a ring record may be.
+pub const TG_ETOOLONG: i32 = -4;
+/// `tg_out_send_*`: the message was queued.
+pub const TG_OK: i32 = 0;
 
 /// One input of a frame (docs/frame-ring.md, "Layout").
 #[repr(C)]
@@ -248,5 +257,87 @@ pub unsafe extern "C" fn tg_ring_close(ring: *mut TgRing) {
     if !ring.is_null() {
         // SAFETY: a ring from `tg_ring_open`, handed back exactly once.
         drop(unsafe { Box::from_raw(ring) });
+    }
+}
+
+/// A match's `.out` ring, opened for writing the game's messages (opaque).
+#[derive(Debug)]
+pub struct TgOut {
+    writer: GameWriter,
+}
+
+/// Opens the `.out` ring at `path` (`match-<id>.out`, beside the match's ring); NULL if it
+/// cannot be opened.
+///
+/// # Safety
+/// `path` is NULL or a valid NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tg_out_open(path: *const c_char) -> *mut TgOut {
+    let Some(path) = path_of(path) else { return ptr::null_mut() };
+    GameWriter::open(path).map_or(ptr::null_mut(), |writer| Box::into_raw(Box::new(TgOut { writer })))
+}
+
+fn sent(result: Result<(), GameWriteError>) -> i32 {
+    match result {
+        Ok(()) => TG_OK,
+        Err(GameWriteError::Full) => TG_EFULL,
+        Err(GameWriteError::TooLarge { .. }) => TG_ETOOLONG,
+    }
+}
+
+/// The bytes at `data` (`len` of them; NULL only with `len` 0).
+///
+/// # Safety
+/// As the callers promise: `data` points to `len` readable bytes.
+unsafe fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
+    if data.is_null() {
+        return (len == 0).then_some(&[][..]);
+    }
+    // SAFETY: the caller promises `len` readable bytes at `data`, which outlive the call.
+    Some(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Queues `len` bytes at `data` for every player of the match, with its next frame: `TG_OK`,
+/// `TG_EFULL` (try later), `TG_ETOOLONG` or `TG_EINVAL`.
+///
+/// # Safety
+/// `out` is NULL or a live `.out` ring; `data` points to `len` readable bytes (or is NULL with
+/// `len` 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tg_out_send_to_match(out: *mut TgOut, data: *const u8, len: usize) -> i32 {
+    // SAFETY: the caller passes NULL or a live ring, and `len` bytes at `data`.
+    let (Some(out), Some(message)) = (unsafe { out.as_mut() }, unsafe { bytes(data, len) }) else {
+        return TG_EINVAL;
+    };
+    sent(out.writer.send_to_match(message))
+}
+
+/// Queues `len` bytes at `data` for one player: as `tg_out_send_to_match`.
+///
+/// # Safety
+/// As `tg_out_send_to_match`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tg_out_send_to_player(
+    out: *mut TgOut,
+    player: u64,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: the caller passes NULL or a live ring, and `len` bytes at `data`.
+    let (Some(out), Some(message)) = (unsafe { out.as_mut() }, unsafe { bytes(data, len) }) else {
+        return TG_EINVAL;
+    };
+    sent(out.writer.send_to_player(player, message))
+}
+
+/// Closes a `.out` ring (NULL is ignored).
+///
+/// # Safety
+/// `out` is NULL or a live `.out` ring, not used after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tg_out_close(out: *mut TgOut) {
+    if !out.is_null() {
+        // SAFETY: a ring from `tg_out_open`, handed back exactly once.
+        drop(unsafe { Box::from_raw(out) });
     }
 }

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Command};
 
 use tickgate::{
     frame_queue::{Frame, GENESIS_HASH, chain_hash},
-    game::{RingWriter, encode_frame, record::encode_match_start, ring::kind},
+    game::{Read, RingReader, RingWriter, encode_frame, record::encode_match_start, ring::kind},
     input::{Clock, Input, InputKind, Timestamp},
 };
 
@@ -68,6 +68,9 @@ fn a_c_program_reads_a_ring_through_the_abi() {
     encode_frame(&frame, &mut body);
     w.append(kind::FRAME, &body).expect("fits");
     w.end();
+    let out_ring = dir.join("match-7.out");
+    let mut tickgate_side =
+        RingReader::create_for_game(&out_ring, 7, 60, 4096, 0o600, None).expect("a .out ring");
 
     let exe = dir.join("reader");
     let lib = library_dir();
@@ -82,14 +85,27 @@ fn a_c_program_reads_a_ring_through_the_abi() {
         .output()
         .unwrap_or_else(|e| panic!("cannot run gcc ({e}): scripts/setup.sh installs it"));
     assert!(built.status.success(), "gcc: {}", String::from_utf8_lossy(&built.stderr));
-    let ran = Command::new(&exe).arg(&ring).env("LD_LIBRARY_PATH", &lib).output().expect("the reader runs");
+    let ran = Command::new(&exe)
+        .arg(&ring)
+        .arg(&out_ring)
+        .env("LD_LIBRARY_PATH", &lib)
+        .output()
+        .expect("the reader runs");
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     let text = String::from_utf8(ran.stdout).expect("text");
     let want = format!(
         "match 7\nrecord kind=1 seq=0 len=24\nframe seq=1 tick=2 hz=60 start=33333334 last=0 hash={:02x}{:02x}.. \
-         input=1/42/3/39000000/0/6162 input=0/42/5/40000000/1001/0805 absent=43\nend -1\n",
+         input=1/42/3/39000000/0/6162 input=0/42/5/40000000/1001/0805 absent=43\nend -1\nsent 0 0\n",
         hash[0], hash[1]
     );
     assert_eq!(text, want);
+    // What the C program wrote into the .out ring is what tickgate reads back.
+    let mut got = Vec::new();
+    while let Read::Record { kind, body, .. } = tickgate_side.read() {
+        got.push((kind, body));
+    }
+    let mut to_player = 42u64.to_le_bytes().to_vec();
+    to_player.extend_from_slice(b"hi");
+    assert_eq!(got, vec![(kind::TO_MATCH, b"hello from c".to_vec()), (kind::TO_PLAYER, to_player)]);
     std::fs::remove_dir_all(&dir).expect("removed");
 }

@@ -4,8 +4,8 @@
 #include "tickgate.h"
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: reader RING\n");
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: reader RING [OUT]\n");
     return 2;
   }
   TgRing *ring = tg_ring_open(argv[1]);
@@ -38,5 +38,18 @@ int main(int argc, char **argv) {
   }
   printf("end %d\n", code);
   tg_ring_close(ring);
+  if (argc == 3) {
+    /* Answer the match through its .out ring. */
+    TgOut *out = tg_out_open(argv[2]);
+    if (!out) {
+      fprintf(stderr, "reader: cannot open %s\n", argv[2]);
+      return 1;
+    }
+    const char *hello = "hello from c";
+    int to_match = tg_out_send_to_match(out, (const uint8_t *)hello, 12);
+    int to_player = tg_out_send_to_player(out, 42, (const uint8_t *)"hi", 2);
+    printf("sent %d %d\n", to_match, to_player);
+    tg_out_close(out);
+  }
   return code == TG_EINVAL ? 1 : 0;
 }

@@ -370,6 +370,94 @@ impl Drop for RingWriter {
     }
 }
 
+/// The game's side of a match's `.out` ring (tickgate made the file): appends messages without
+/// ever overwriting what tickgate has not read (`docs/frame-ring.md`, "The game's messages").
+/// The C ABI and tests use it; Go has its own (`userspace/go/ring`).
+#[derive(Debug)]
+pub struct GameWriter {
+    map: Mapping,
+    capacity: u64,
+    write_pos: u64,
+    seq: u64,
+}
+
+/// Why a message was not written.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GameWriteError {
+    /// tickgate has not read that far yet: try again later.
+    #[error("the ring is full: tickgate has not read that far yet")]
+    Full,
+    /// The record would be larger than half the ring.
+    #[error("a record of {len} bytes does not fit the ring")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+    },
+}
+
+impl GameWriter {
+    /// Opens the `.out` ring at `path` and continues after what was written into it before.
+    pub fn open(path: &Path) -> Result<Self, RingError> {
+        let reader = RingReader::open(path)?;
+        let map = reader.map;
+        let capacity = reader.capacity;
+        let write_pos = map.u64(offset::WRITE_POS).load(Ordering::Acquire);
+        let seq = map.u64(offset::RECORDS).load(Ordering::Acquire);
+        Ok(Self { map, capacity, write_pos, seq })
+    }
+
+    /// Queues `message` for every player of the match, with its next frame.
+    pub fn send_to_match(&mut self, message: &[u8]) -> Result<(), GameWriteError> {
+        self.append(kind::TO_MATCH, message)
+    }
+
+    /// Queues `message` for one player.
+    pub fn send_to_player(&mut self, player: u64, message: &[u8]) -> Result<(), GameWriteError> {
+        let mut body = player.to_le_bytes().to_vec();
+        body.extend_from_slice(message);
+        self.append(kind::TO_PLAYER, &body)
+    }
+
+    fn append(&mut self, kind: u16, body: &[u8]) -> Result<(), GameWriteError> {
+        let len = RECORD_HEAD_LEN + body.len();
+        let need = align(len);
+        if need > self.capacity / 2 {
+            return Err(GameWriteError::TooLarge { len });
+        }
+        let read = self.map.u64(offset::READ_POS).load(Ordering::Acquire);
+        let room = self.capacity - self.write_pos % self.capacity;
+        let pad = if room < need { room } else { 0 };
+        if (self.write_pos + pad + need).saturating_sub(read) > self.capacity {
+            return Err(GameWriteError::Full);
+        }
+        if pad > 0 {
+            self.write(kind::PAD, 0, pad as usize, &[]);
+            self.write_pos += pad;
+        }
+        self.write(kind, self.seq, len, body);
+        self.write_pos += need;
+        self.seq += 1;
+        self.map.u64(offset::RECORDS).store(self.seq, Ordering::Release);
+        self.map.u64(offset::WRITE_POS).store(self.write_pos, Ordering::Release);
+        Ok(())
+    }
+
+    fn write(&self, kind: u16, seq: u64, len: usize, body: &[u8]) {
+        let at = (self.write_pos % self.capacity) as usize;
+        let mut head = [0u8; RECORD_HEAD_LEN];
+        head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+        head[4..6].copy_from_slice(&kind.to_le_bytes());
+        head[8..16].copy_from_slice(&seq.to_le_bytes());
+        // SAFETY: `at + len` fits before the end of the data area (a record never wraps: the
+        // caller padded), and the bytes from the write position on are not tickgate's to read
+        // until the write position is published after this.
+        unsafe {
+            std::ptr::copy_nonoverlapping(head.as_ptr(), self.map.data(at), RECORD_HEAD_LEN);
+            std::ptr::copy_nonoverlapping(body.as_ptr(), self.map.data(at + RECORD_HEAD_LEN), body.len());
+        }
+    }
+}
+
 /// What [`RingReader::read`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Read {

@@ -196,3 +196,51 @@ impl Rings {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::game::ring::{GameWriteError, GameWriter};
+
+    #[test]
+    fn the_games_messages_come_out_of_its_out_ring_a_bounded_number_per_pass() {
+        let dir = std::env::temp_dir().join(format!("tickgate-rings-{}", std::process::id()));
+        let config = RingsConfig { dir: dir.clone(), mode: 0o600, gid: None, capacity: 4096 };
+        let mut rings = Rings::new(config).expect("a directory");
+        let frame = Frame {
+            match_id: 4,
+            tick: 0,
+            tick_hz: 60,
+            start_ns: 1,
+            inputs: vec![],
+            hash: [0; 32],
+            absent: vec![],
+            last: false,
+        };
+        rings.frame(&frame, &mut Vec::new());
+        assert!(Rings::path_of(&dir, 4).exists());
+        let mut game = GameWriter::open(&Rings::out_path_of(&dir, 4)).expect("the .out ring");
+        game.send_to_match(b"checksum").expect("room");
+        game.send_to_player(9, b"hi").expect("room");
+        let mut got = Vec::new();
+        rings.poll_outbound(16, |m, message| got.push((m, message)));
+        assert_eq!(
+            got,
+            vec![
+                (4, GameMessage::ToMatch(b"checksum".to_vec())),
+                (4, GameMessage::ToPlayer { player: 9, message: b"hi".to_vec() })
+            ]
+        );
+        // The game cannot run past what tickgate has read: 1024-byte records, 3 fit.
+        let big = vec![7u8; 1000];
+        let sent = (0..10).take_while(|_| game.send_to_match(&big).is_ok()).count();
+        assert_eq!(sent, 3);
+        assert_eq!(game.send_to_match(&big), Err(GameWriteError::Full));
+        let mut got = Vec::new();
+        rings.poll_outbound(2, |_, message| got.push(message));
+        assert_eq!(got.len(), 2, "at most `max` records a pass");
+        let report = rings.report();
+        assert_eq!((report.rings, report.messages, report.messages_refused), (1, 4, 0));
+        std::fs::remove_dir_all(&dir).expect("removed");
+    }
+}
