@@ -169,6 +169,12 @@ func (r *Reader) Next() (Record, error) {
 			r.pos = oldest
 			continue
 		}
+		if r.pos%Align != 0 {
+			// Records start at multiples of 16: anything else is damage.
+			r.pos = write
+			r.storePos()
+			return Record{Missed: 0}, nil
+		}
 		at := r.pos % r.capacity
 		base := HeaderLen + at
 		head := make([]byte, RecordHeadLen)
@@ -201,7 +207,9 @@ func (r *Reader) Next() (Record, error) {
 		if seq > r.nextSeq {
 			gap = seq - r.nextSeq
 		}
-		r.nextSeq = seq + 1
+		if seq < ^uint64(0) {
+			r.nextSeq = seq + 1
+		}
 		atomic.StoreUint64(r.u64(offReadSeq), r.nextSeq)
 		if gap > 0 {
 			r.pending = &rec

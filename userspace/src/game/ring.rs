@@ -584,6 +584,13 @@ impl RingReader {
                 self.pos = oldest;
                 continue;
             }
+            if !self.pos.is_multiple_of(ALIGN) {
+                // Records start at multiples of 16: a position that does not is damage (and
+                // would put a record head across the end of the data area).
+                self.pos = write;
+                self.store_pos();
+                return Read::Missed(0);
+            }
             let at = (self.pos % self.capacity) as usize;
             let mut head = [0u8; RECORD_HEAD_LEN];
             self.map.read_into(at, &mut head);
@@ -608,14 +615,15 @@ impl RingReader {
                 self.store_pos();
                 return Read::Missed(0);
             }
-            self.pos += align(len);
+            // Saturating: the positions and numbers may come from a hostile writer.
+            self.pos = self.pos.saturating_add(align(len));
             self.store_pos();
             if kind == kind::PAD {
                 continue;
             }
             let record = Read::Record { kind, seq, body };
             let gap = seq.saturating_sub(self.next_seq);
-            self.next_seq = seq + 1;
+            self.next_seq = seq.saturating_add(1);
             self.map.u64(offset::READ_SEQ).store(self.next_seq, Ordering::Release);
             if gap > 0 {
                 self.pending = Some(record);
