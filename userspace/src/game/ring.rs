@@ -427,16 +427,17 @@ impl GameWriter {
         let read = self.map.u64(offset::READ_POS).load(Ordering::Acquire);
         let room = self.capacity - self.write_pos % self.capacity;
         let pad = if room < need { room } else { 0 };
-        if (self.write_pos + pad + need).saturating_sub(read) > self.capacity {
+        // Saturating: the positions were read from a file anyone with access may have written.
+        if self.write_pos.saturating_add(pad).saturating_add(need).saturating_sub(read) > self.capacity {
             return Err(GameWriteError::Full);
         }
         if pad > 0 {
             self.write(kind::PAD, 0, pad as usize, &[]);
-            self.write_pos += pad;
+            self.write_pos = self.write_pos.saturating_add(pad);
         }
         self.write(kind, self.seq, len, body);
-        self.write_pos += need;
-        self.seq += 1;
+        self.write_pos = self.write_pos.saturating_add(need);
+        self.seq = self.seq.saturating_add(1);
         self.map.u64(offset::RECORDS).store(self.seq, Ordering::Release);
         self.map.u64(offset::WRITE_POS).store(self.write_pos, Ordering::Release);
         Ok(())
