@@ -43,6 +43,7 @@ use tickgate::{
     },
     steer::rate_limit::RateLimit,
     wire::crypto::Key,
+    worker::{AdaptiveSlack, SlackRule},
 };
 use tickgate_testkit::{lab::Lab, traffic::SessionPlan};
 
@@ -73,6 +74,9 @@ enum Scenario {
     /// A sealed frame into a Go game server: the frame ring against a Unix datagram socket,
     /// spinning and sleeping, at --fast-tick-hz (ring.md, ring.json). Needs no lab.
     Ring,
+    /// Tick close against late inputs: the seed load at --fast-tick-hz with every grace of
+    /// --grace-sweep-us, each receiver once per step and round (the grace chart).
+    Grace,
 }
 
 /// A rate step: packets per second (`20000`, `20k`, `1M`) or `max`.
@@ -170,6 +174,13 @@ struct Args {
     /// Grace at --fast-tick-hz, µs.
     #[arg(long, default_value_t = 200)]
     fast_grace_us: u64,
+    /// How far every receiver's watermark trails "now" when it has nothing to read: `auto`
+    /// (measured per queue or socket, as `tickgate run --watermark-slack auto`) or µs.
+    #[arg(long, default_value = "auto")]
+    watermark_slack: SlackArg,
+    /// Graces of the grace scenario, µs.
+    #[arg(long, value_delimiter = ',', default_value = "0,25,50,100,200,400,800")]
+    grace_sweep_us: Vec<u64>,
     /// Rate steps of the sweep (packets/s, `k`/`M` suffixes, `max`).
     #[arg(long, value_delimiter = ',', default_value = "20k,50k,100k,150k,200k,250k,300k,450k,600k,max")]
     sweep_rates: Vec<Rate>,
@@ -258,6 +269,34 @@ enum Napi {
     /// Stock veth: XDP and the kernel receive path run in the sender's softirq, on the
     /// generator's core.
     Sender,
+}
+
+/// `--watermark-slack`: `auto` or µs.
+#[derive(Clone, Copy, Debug, Serialize)]
+enum SlackArg {
+    /// Measured.
+    Auto,
+    /// Fixed, µs.
+    Us(u64),
+}
+
+impl FromStr for SlackArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Self::Auto);
+        }
+        s.parse().map(Self::Us).map_err(|_| format!("{s:?} is not auto or a number of µs"))
+    }
+}
+
+impl SlackArg {
+    fn rule(self) -> SlackRule {
+        match self {
+            Self::Auto => SlackRule::Adaptive(AdaptiveSlack::default()),
+            Self::Us(us) => SlackRule::Fixed(us.saturating_mul(1_000)),
+        }
+    }
 }
 
 /// A core number or `none`.
@@ -352,6 +391,7 @@ fn plan(a: &Args) -> Vec<Planned> {
             rate_limit,
             socket_rcvbuf: a.socket_rcvbuf,
             sessions: rx_sessions.clone(),
+            slack: a.watermark_slack.rule(),
         };
     let spec = |scenario: String, round: u32, receiver: ReceiverConfig, load: GenConfig| Spec {
         scenario,
@@ -444,6 +484,24 @@ fn plan(a: &Args) -> Vec<Planned> {
                             ),
                             sweep_step: Some(*rate),
                         });
+                    }
+                }
+            }
+            Scenario::Grace => {
+                let tick_hz = if a.fast_tick_hz > 0 { a.fast_tick_hz } else { a.tick_hz };
+                for round in 0..a.rounds {
+                    for (step, grace_us) in a.grace_sweep_us.iter().enumerate() {
+                        for kind in alternate(&a.receivers, round + step as u32) {
+                            out.push(Planned {
+                                spec: spec(
+                                    format!("grace-{grace_us}us"),
+                                    round,
+                                    receiver(kind, frames(tick_hz, *grace_us), None),
+                                    load(Some(a.rate), a.duration, None),
+                                ),
+                                sweep_step: None,
+                            });
+                        }
                     }
                 }
             }

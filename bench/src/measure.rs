@@ -168,6 +168,11 @@ pub struct RunResult {
     pub latency: Summary,
     /// Send → receive stamp (socket: right after recv returned; tickgate: at the XDP hook).
     pub rx_stamp: Summary,
+    /// Tick close: frame taken from the frame queue − the end of its tick, for every frame whose
+    /// tick ended inside the window (empty ones too: the game waits for them all the same).
+    pub tick_close: Summary,
+    /// Inputs that missed their tick's seal and went to the next frame, % of the inputs in frames.
+    pub late_pct: f64,
     /// Inputs found in frames.
     pub inputs_in_frames: u64,
     /// Inputs in frames per second of sending.
@@ -197,6 +202,8 @@ pub struct Outcome {
     pub latency: Histogram<u64>,
     /// Send → receive stamp, ns.
     pub rx_stamp: Histogram<u64>,
+    /// Tick end → frame taken, ns.
+    pub tick_close: Histogram<u64>,
 }
 
 struct Snapshot {
@@ -222,6 +229,7 @@ struct Sink {
     window: (u64, u64),
     latency: Histogram<u64>,
     rx_stamp: Histogram<u64>,
+    tick_close: Histogram<u64>,
     inputs: u64,
     frames: u64,
     negative: u64,
@@ -231,6 +239,14 @@ impl Sink {
     fn take(&mut self, frame: &Frame) {
         let now = clock_tai_ns();
         self.frames += 1;
+        if let Some(tick_ns) = 1_000_000_000u64.checked_div(u64::from(frame.tick_hz)) {
+            let end = frame.start_ns + tick_ns;
+            if end >= self.window.0 && end < self.window.1 {
+                // A frame is never sealed before its tick ends: 1 ns is the floor, not a clamp
+                // that hides anything (the run's time base is the one `now` is read in).
+                self.tick_close.saturating_record(now.saturating_sub(end).max(1));
+            }
+        }
         // Joins (protocol v2) are events, not the generator's inputs.
         for input in frame.inputs.iter().filter(|i| i.kind == tickgate::input::InputKind::Command) {
             self.inputs += 1;
@@ -297,6 +313,7 @@ pub fn measure(lab: &Lab, spec: &Spec, stop: &AtomicBool) -> Result<Outcome> {
                     window: (0, 0),
                     latency: histogram(),
                     rx_stamp: histogram(),
+                    tick_close: histogram(),
                     inputs: 0,
                     frames: 0,
                     negative: 0,
@@ -419,6 +436,8 @@ pub fn measure(lab: &Lab, spec: &Spec, stop: &AtomicBool) -> Result<Outcome> {
         offered_pps: spec.load.rate,
         latency: Summary::of(&sink.latency),
         rx_stamp: Summary::of(&sink.rx_stamp),
+        tick_close: Summary::of(&sink.tick_close),
+        late_pct: 100.0 * report.sequencer.late_next as f64 / sink.inputs.max(1) as f64,
         inputs_in_frames: sink.inputs,
         delivered_pps: sink.inputs as f64 / generator.elapsed_s.max(1e-9),
         frames: sink.frames,
@@ -430,7 +449,7 @@ pub fn measure(lab: &Lab, spec: &Spec, stop: &AtomicBool) -> Result<Outcome> {
         receiver_report: report,
         generator,
     };
-    Ok(Outcome { result, latency: sink.latency, rx_stamp: sink.rx_stamp })
+    Ok(Outcome { result, latency: sink.latency, rx_stamp: sink.rx_stamp, tick_close: sink.tick_close })
 }
 
 /// Pins the calling thread (which takes frames) and the sequencer thread to `core`.

@@ -162,6 +162,85 @@ pub fn sweep_svg(
     Ok(svg)
 }
 
+/// Late inputs drawn at this floor are 0 (the y axis is logarithmic).
+const LATE_FLOOR_PCT: f64 = 1e-4;
+
+/// One point of the grace chart.
+#[derive(Clone, Copy, Debug)]
+pub struct GraceStep {
+    /// Tick close p99, µs.
+    pub p99_us: f64,
+    /// Late inputs, %.
+    pub late_pct: f64,
+    /// The grace, µs (the point's label).
+    pub grace_us: u64,
+}
+
+/// The grace sweep: late inputs (%) against tick close p99 (µs), one line per receiver through
+/// its grace steps (labelled with the grace), and the goal's corner (p99 ≤ 100 µs, ≤ 0.01 %).
+pub fn grace_svg(title: &str, series: &[(ReceiverKind, Vec<GraceStep>)]) -> Result<String> {
+    let x_max = series.iter().flat_map(|(_, p)| p.iter().map(|p| p.p99_us)).fold(200.0, f64::max) * 1.1;
+    let y_max = series.iter().flat_map(|(_, p)| p.iter().map(|p| p.late_pct)).fold(1.0, f64::max) * 2.0;
+    let at = |late: f64| late.max(LATE_FLOOR_PCT);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..x_max, (LATE_FLOOR_PCT..y_max).log_scale())
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .x_desc("tick close p99 (µs): tick end -> frame taken")
+            .y_desc("late inputs (%, 0 drawn at 0.0001)")
+            .y_label_formatter(&|y| if *y <= LATE_FLOOR_PCT { "0".into() } else { trim(*y) })
+            .draw()
+            .map_err(draw_error)?;
+        let goal = [
+            (0.0, crate::report::GOAL_LATE_PCT),
+            (100.0, crate::report::GOAL_LATE_PCT),
+            (100.0, LATE_FLOOR_PCT),
+        ];
+        chart
+            .draw_series(LineSeries::new(goal, BLACK.mix(0.5).stroke_width(1)))
+            .map_err(draw_error)?
+            .label("goal: p99 <= 100 µs at <= 0.01 % late")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+        for (kind, points) in series {
+            let c = colour(*kind);
+            let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.p99_us, at(p.late_pct))).collect();
+            chart
+                .draw_series(LineSeries::new(xy.iter().copied(), c.stroke_width(2)))
+                .map_err(draw_error)?
+                .label(kind.name())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+            chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(draw_error)?;
+            chart
+                .draw_series(points.iter().map(|p| {
+                    let style = ("sans-serif", 11).into_font().color(&c);
+                    Text::new(format!("{}", p.grace_us), (p.p99_us, at(p.late_pct)), style)
+                }))
+                .map_err(draw_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(svg)
+}
+
 fn kpps(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.1}M", x / 1e6)

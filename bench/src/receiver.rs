@@ -29,6 +29,7 @@ use tickgate::{
     ingress::{Ingress, IngressConfig, IngressReport},
     input::InputKind,
     input::Timestamp,
+    sequencer::WATERMARK_STEP_NS,
     session::anti_replay::ClientsConfig,
     session::{
         gate::{SessionEvent, SessionsConfig},
@@ -39,15 +40,17 @@ use tickgate::{
     sys::clock_monotonic_ns,
     sys::clock_tai_ns,
     wire::v2,
-    worker::{Ingest, QueueReport, QueueStats, WorkerConfig},
+    worker::{Ingest, QueueReport, QueueStats, SlackEstimator, SlackRule, next_seal_wake},
     xsk::{BindMode, XskConfig},
 };
 
 use crate::{generator::GAME_PORT, sys};
 
-/// How long a blocking read or wait lasts before the receiver publishes an idle watermark and
-/// checks its stop flag: the AF_XDP worker's poll(2) timeout.
-const WAIT: Duration = Duration::from_millis(20);
+/// How long a blocking read or wait lasts at most before the receiver publishes an idle
+/// watermark and checks its stop flag: the AF_XDP worker's idle wake-up (1 ms).
+const WAIT: Duration = Duration::from_millis(1);
+/// The shortest timed wait (SO_RCVTIMEO of 0 would mean "forever").
+const MIN_WAIT: Duration = Duration::from_micros(1);
 /// Datagrams per batched read: the AF_XDP worker's ring batch.
 const BATCH: usize = 64;
 /// Inputs each hand-off holds (as `tickgate run`).
@@ -114,6 +117,8 @@ pub struct ReceiverConfig {
     pub socket_rcvbuf: usize,
     /// Protocol v2: tokens, handshake, sealed inputs, on both paths (`None`: v1).
     pub sessions: Option<SessionsConfig>,
+    /// How far watermarks trail "now", on both paths (the same rule and estimator).
+    pub slack: SlackRule,
 }
 
 /// Final counters of a receiver.
@@ -165,6 +170,7 @@ impl Running {
                 frame_history: tickgate::broadcast::DEFAULT_HISTORY,
                 // The ingress scenarios compare receive paths: the socket receivers send nothing back.
                 broadcast: false,
+                slack: config.slack,
             };
             let ingress = Ingress::start(&ingress_config, ()).context("starting the tickgate ingress")?;
             Ok(Self::Tickgate(Box::new(ingress)))
@@ -236,10 +242,16 @@ impl SocketPath {
         let mut threads = Vec::new();
         let mut stats = Vec::new();
         let mode = config.kind;
+        let timing = Timing {
+            slack: config.slack,
+            tick_hz: config.frames.tick_hz,
+            grace_ns: config.frames.grace_ns(),
+        };
         for (i, (sock, producer)) in sockets.into_iter().zip(running.producers).enumerate() {
             // The socket path has no bind mode; "copy" is what it does (the report says socket).
             let queue_stats = Arc::new(QueueStats::new(i as u32, BindMode::Copy, config.core));
             let ingest = Ingest::new(producer, ClientsConfig::default(), Arc::clone(&queue_stats));
+            let slack_stats = Arc::clone(&queue_stats);
             let stop = Arc::clone(&stop);
             let core = config.core;
             let v2 = sessions.clone();
@@ -250,7 +262,7 @@ impl SocketPath {
                         core_affinity::set_for_current(core_affinity::CoreId { id: core });
                     }
                     let mut gate = SocketGate { server: v2, plain: vec![0; v2::MAX_PAYLOAD_LEN] };
-                    if let Err(e) = receive(mode, &sock, ingest, &mut gate, &stop) {
+                    if let Err(e) = receive(mode, &sock, ingest, &mut gate, timing, &slack_stats, &stop) {
                         eprintln!("tickgate-bench: socket receiver {i} stopped: {e}");
                     }
                 })
@@ -281,42 +293,72 @@ impl SocketPath {
     }
 }
 
+/// When a socket receiver publishes and wakes: the same rule as tickgate's workers.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    slack: SlackRule,
+    tick_hz: u32,
+    grace_ns: u64,
+}
+
 /// The receive loop of one socket. Like the AF_XDP worker: stamp, ingest, and when the socket
-/// has nothing more, publish `now - slack` as the watermark. The stamp is taken by this thread
-/// after the read returns, so every later stamp is later still; the slack is kept anyway so
-/// that both paths seal ticks by the same rule.
+/// has nothing more, publish `now - slack` as the watermark; a sleeping receiver also wakes when
+/// its watermark can seal a tick (tick end + grace + slack), as the worker does. The stamp is
+/// taken by this thread after the read returns, so its stamp → visible delay is 0 by
+/// construction: an adaptive slack settles at its floor, the fixed one is kept anyway so that
+/// both paths seal ticks by the same rule.
 fn receive(
     mode: ReceiverKind,
     sock: &UdpSocket,
     mut ingest: Ingest,
     gate: &mut SocketGate,
+    timing: Timing,
+    stats: &QueueStats,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
-    let slack = WorkerConfig::default().watermark_slack_ns;
+    let mut slack = SlackEstimator::new(timing.slack);
+    stats.set_watermark_slack(slack.slack_ns());
+    // The wait until the next tick can seal, capped at WAIT.
+    let wait = |slack_ns: u64| {
+        let now = clock_tai_ns();
+        let wake = next_seal_wake(now, timing.tick_hz, timing.grace_ns + slack_ns);
+        WAIT.min(Duration::from_nanos(wake.saturating_sub(now)).max(MIN_WAIT))
+    };
+    // SO_RCVTIMEO is a setsockopt away: set again only when it is off by a watermark step.
+    let mut rcvtimeo = Duration::ZERO;
+    let mut set_timeout = |sock: &UdpSocket, t: Duration| -> std::io::Result<()> {
+        if t.abs_diff(rcvtimeo) >= Duration::from_nanos(WATERMARK_STEP_NS) {
+            sock.set_read_timeout(Some(t))?;
+            rcvtimeo = t;
+        }
+        Ok(())
+    };
     let mut batch = sys::RecvBatch::new(BATCH);
     let mut buf = [0u8; sys::MAX_DATAGRAM];
     match mode {
         ReceiverKind::SocketRecv => {
-            sock.set_read_timeout(Some(WAIT))?;
             while !stop.load(Ordering::Relaxed) {
+                set_timeout(sock, wait(slack.slack_ns()))?;
                 match sock.recv_from(&mut buf) {
                     Ok((n, src)) => {
                         let ts = clock_tai_ns();
+                        slack.observe(0);
                         gate.packet(sock, &mut ingest, &buf[..n], src, ts);
-                        ingest.publish_watermark(ts.saturating_sub(slack));
+                        ingest.publish_watermark(ts.saturating_sub(slack.slack_ns()));
                     }
                     Err(e) if is_timeout(&e) => {
-                        ingest.publish_watermark(clock_tai_ns().saturating_sub(slack))
+                        ingest.publish_watermark(clock_tai_ns().saturating_sub(slack.slack_ns()))
                     }
                     Err(e) => return Err(e),
                 }
+                slack.tick(clock_tai_ns());
             }
         }
         ReceiverKind::SocketEpoll => {
             sock.set_nonblocking(true)?;
             let epoll = sys::Epoll::for_socket(sock)?;
             while !stop.load(Ordering::Relaxed) {
-                epoll.wait(WAIT)?;
+                epoll.wait(wait(slack.slack_ns()))?;
                 let mut got = 0;
                 let drained = loop {
                     if got == BATCH {
@@ -324,6 +366,7 @@ fn receive(
                     }
                     match sock.recv_from(&mut buf) {
                         Ok((n, src)) => {
+                            slack.observe(0);
                             gate.packet(sock, &mut ingest, &buf[..n], src, clock_tai_ns());
                             got += 1;
                         }
@@ -331,32 +374,41 @@ fn receive(
                         Err(e) => return Err(e),
                     }
                 };
+                let now = clock_tai_ns();
                 if drained {
-                    ingest.publish_watermark(clock_tai_ns().saturating_sub(slack));
+                    ingest.publish_watermark(now.saturating_sub(slack.slack_ns()));
                 }
+                slack.tick(now);
             }
         }
         ReceiverKind::SocketRecvmmsg | ReceiverKind::SocketSpin => {
-            let flags = if mode == ReceiverKind::SocketSpin {
+            let spin = mode == ReceiverKind::SocketSpin;
+            let flags = if spin {
                 sock.set_nonblocking(true)?;
                 libc::MSG_DONTWAIT
             } else {
-                sock.set_read_timeout(Some(WAIT))?;
                 libc::MSG_WAITFORONE
             };
             while !stop.load(Ordering::Relaxed) {
+                if !spin {
+                    set_timeout(sock, wait(slack.slack_ns()))?;
+                }
                 match batch.recv(sock, flags) {
                     Ok(n) => {
                         let ts = clock_tai_ns();
                         for i in 0..n {
+                            slack.observe(0);
                             gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
                         }
                         if n < batch.capacity() {
-                            ingest.publish_watermark(ts.saturating_sub(slack));
+                            ingest.publish_watermark(ts.saturating_sub(slack.slack_ns()));
                         }
+                        slack.tick(ts);
                     }
                     Err(e) if is_timeout(&e) => {
-                        ingest.publish_watermark(clock_tai_ns().saturating_sub(slack))
+                        let now = clock_tai_ns();
+                        ingest.publish_watermark(now.saturating_sub(slack.slack_ns()));
+                        slack.tick(now);
                     }
                     Err(e) => return Err(e),
                 }
@@ -379,7 +431,8 @@ fn receive(
             Err(_) => break,
         }
     }
-    ingest.publish_watermark(clock_tai_ns().saturating_sub(slack));
+    stats.set_watermark_slack(slack.slack_ns());
+    ingest.publish_watermark(clock_tai_ns().saturating_sub(slack.slack_ns()));
     ingest.close();
     Ok(())
 }

@@ -29,7 +29,7 @@ use tickgate::{
     steer::{LoadOptions, Mode, Timestamps, rate_limit::RateLimit},
     sys::{clock_monotonic_ns, clock_tai_ns},
     wire::crypto::Key,
-    worker::{Ingest, QueueStats, WorkerConfig},
+    worker::{Ingest, QueueStats, SlackRule},
     xsk::{BindMode, XskConfig},
 };
 use tickgate_testkit::{
@@ -287,6 +287,7 @@ fn serve_tickgate(
         frame_redundancy: tickgate::broadcast::DEFAULT_REDUNDANCY,
         frame_history: DEFAULT_HISTORY,
         broadcast: true,
+        slack: tickgate::worker::SlackRule::default(),
     };
     let mut ingress = Ingress::start(&config, ()).context("starting tickgate")?;
     let (io0, seq0, napi0) =
@@ -370,7 +371,10 @@ fn relay_loop(
     inbox: &tickgate::broadcast::Inbox,
     done: &AtomicBool,
 ) -> Result<(u64, u64)> {
-    let slack = WorkerConfig::default().watermark_slack_ns;
+    let slack = match SlackRule::default() {
+        SlackRule::Fixed(ns) => ns,
+        SlackRule::Adaptive(a) => a.ceiling_ns,
+    };
     let mut batch = sys::RecvBatch::new(64);
     let mut gate =
         SocketGate { server: Some(Arc::clone(server)), plain: vec![0; tickgate::wire::v2::MAX_PAYLOAD_LEN] };

@@ -68,6 +68,7 @@ pub struct Run {
 struct Group<'a> {
     latency: Histogram<u64>,
     rx_stamp: Histogram<u64>,
+    tick_close: Histogram<u64>,
     runs: Vec<&'a RunResult>,
 }
 
@@ -87,6 +88,9 @@ impl Group<'_> {
     fn loss_pct(&self) -> f64 {
         100.0 * self.lost() as f64 / self.inputs_sent().max(1) as f64
     }
+    fn late_pct(&self) -> f64 {
+        100.0 * self.sum(|r| r.late_next) as f64 / self.sum(|r| r.inputs_in_frames).max(1) as f64
+    }
     fn unexplained(&self) -> i64 {
         self.runs
             .iter()
@@ -101,7 +105,7 @@ type Groups<'a> = Vec<(String, BTreeMap<ReceiverKind, Group<'a>>)>;
 
 fn groups(outcomes: &[Outcome]) -> Groups<'_> {
     let mut out: Groups<'_> = Vec::new();
-    for o in outcomes.iter().filter(|o| o.result.scenario != "sweep") {
+    for o in outcomes.iter().filter(|o| o.result.scenario != "sweep" && !is_grace(&o.result.scenario)) {
         let at = match out.iter().position(|(s, _)| *s == o.result.scenario) {
             Some(at) => at,
             None => {
@@ -112,14 +116,112 @@ fn groups(outcomes: &[Outcome]) -> Groups<'_> {
         let g = out[at].1.entry(o.result.receiver).or_insert_with(|| Group {
             latency: measure::histogram(),
             rx_stamp: measure::histogram(),
+            tick_close: measure::histogram(),
             runs: Vec::new(),
         });
         // Cannot fail: all histograms share the same bounds.
         let _ = g.latency.add(&o.latency);
         let _ = g.rx_stamp.add(&o.rx_stamp);
+        let _ = g.tick_close.add(&o.tick_close);
         g.runs.push(&o.result);
     }
     out
+}
+
+fn is_grace(scenario: &str) -> bool {
+    scenario.starts_with("grace-")
+}
+
+/// One step of the grace scenario for one receiver, over its rounds.
+#[derive(Clone, Debug, Serialize)]
+pub struct GracePoint {
+    /// The grace, µs.
+    pub grace_us: u64,
+    /// Tick close of every round's frames merged, µs.
+    pub tick_close_us: Summary,
+    /// Late inputs (moved to the next tick), % of the inputs in frames, all rounds.
+    pub late_pct: f64,
+    /// Legit inputs lost, all rounds.
+    pub lost: i64,
+    /// Per round: (tick close p99 µs, late %).
+    pub rounds: Vec<(f64, f64)>,
+}
+
+/// The grace scenario per receiver, in grace order.
+fn grace_sweep(outcomes: &[Outcome]) -> BTreeMap<ReceiverKind, Vec<GracePoint>> {
+    /// One step's rounds, added up.
+    struct Step {
+        tick_close: Histogram<u64>,
+        late: u64,
+        inputs: u64,
+        lost: i64,
+        rounds: Vec<(f64, f64)>,
+    }
+    let mut steps: BTreeMap<(ReceiverKind, u64), Step> = BTreeMap::new();
+    for o in outcomes.iter().filter(|o| is_grace(&o.result.scenario)) {
+        let r = &o.result;
+        let e = steps.entry((r.receiver, r.grace_us)).or_insert_with(|| Step {
+            tick_close: measure::histogram(),
+            late: 0,
+            inputs: 0,
+            lost: 0,
+            rounds: Vec::new(),
+        });
+        // Cannot fail: all histograms share the same bounds.
+        let _ = e.tick_close.add(&o.tick_close);
+        e.late += r.late_next;
+        e.inputs += r.inputs_in_frames;
+        e.lost += r.loss.legit_inputs_lost;
+        e.rounds.push((r.tick_close.p99_us, r.late_pct));
+    }
+    let mut out: BTreeMap<ReceiverKind, Vec<GracePoint>> = BTreeMap::new();
+    for ((kind, grace_us), step) in steps {
+        out.entry(kind).or_default().push(GracePoint {
+            grace_us,
+            tick_close_us: Summary::of(&step.tick_close),
+            late_pct: 100.0 * step.late as f64 / step.inputs.max(1) as f64,
+            lost: step.lost,
+            rounds: step.rounds,
+        });
+    }
+    out
+}
+
+/// The late-rate bound of the tick close goal: ≤ 0.01 % of inputs late.
+pub const GOAL_LATE_PCT: f64 = 0.01;
+
+/// The lowest tick close p99 among the grace steps whose late rate is within [`GOAL_LATE_PCT`].
+fn best_close_within_goal(points: &[GracePoint]) -> Option<&GracePoint> {
+    points
+        .iter()
+        .filter(|p| p.late_pct <= GOAL_LATE_PCT && p.tick_close_us.count > 0)
+        .min_by(|a, b| a.tick_close_us.p99_us.total_cmp(&b.tick_close_us.p99_us))
+}
+
+/// Per round, tickgate's figure over the best socket receiver's of the same round: the spread
+/// of a ratio across rounds, `(min, max)`.
+fn round_spread(
+    by_receiver: &BTreeMap<ReceiverKind, Group<'_>>,
+    tg: ReceiverKind,
+    sockets: &[ReceiverKind],
+    figure: impl Fn(&RunResult) -> f64,
+) -> Option<(f64, f64)> {
+    let t = by_receiver.get(&tg)?;
+    let mut ratios = Vec::new();
+    for tr in &t.runs {
+        let best = sockets
+            .iter()
+            .filter_map(|k| by_receiver.get(k))
+            .flat_map(|g| g.runs.iter().filter(|r| r.round == tr.round).map(|r| figure(r)))
+            .filter(|v| *v > 0.0)
+            .min_by(f64::total_cmp);
+        if let Some(best) = best {
+            ratios.push(figure(tr) / best);
+        }
+    }
+    let min = ratios.iter().copied().min_by(f64::total_cmp)?;
+    let max = ratios.iter().copied().max_by(f64::total_cmp)?;
+    Some((min, max))
 }
 
 /// Runs of the sweep per receiver, in rate order.
@@ -165,6 +267,9 @@ pub struct Ratio {
     pub unit: String,
     /// Whether lower is better for this figure.
     pub lower_is_better: bool,
+    /// The ratio round by round (each round's tickgate run against the best socket run of the
+    /// same round): `[min, max]`; `None` with a single round or no per-round figure.
+    pub spread: Option<[f64; 2]>,
 }
 
 fn pairings() -> [(ReceiverKind, &'static [ReceiverKind]); 2] {
@@ -186,24 +291,41 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
         }
         for (tg, sockets) in pairings() {
             let Some(t) = by_receiver.get(&tg) else { continue };
-            let ts = Summary::of(&t.latency);
-            for (name, metric) in metrics {
-                let best = sockets
-                    .iter()
-                    .filter_map(|k| by_receiver.get(k).map(|g| (*k, metric(&Summary::of(&g.latency)))))
-                    .filter(|(_, v)| *v > 0.0)
-                    .min_by(|a, b| a.1.total_cmp(&b.1));
-                if let Some((socket, socket_value)) = best {
-                    out.push(Ratio {
-                        figure: format!("{scenario}: {name} send -> frame"),
-                        tickgate: tg,
-                        tickgate_value: metric(&ts),
-                        socket,
-                        socket_value,
-                        ratio: metric(&ts) / socket_value,
-                        unit: "µs".into(),
-                        lower_is_better: true,
-                    });
+            // Send → frame, then tick close (tick end → frame taken), each against the best
+            // socket receiver for that figure, with the ratio's spread across rounds.
+            type Hist = for<'g> fn(&'g Group<'_>) -> &'g Histogram<u64>;
+            type PerRun = fn(&RunResult) -> &Summary;
+            let figures: [(&str, Hist, PerRun); 2] = [
+                ("send -> frame", |g| &g.latency, |r| &r.latency),
+                ("tick close", |g| &g.tick_close, |r| &r.tick_close),
+            ];
+            for (label, hist, per_run) in figures {
+                let ts = Summary::of(hist(t));
+                if ts.count == 0 {
+                    continue;
+                }
+                for (name, metric) in metrics {
+                    let best = sockets
+                        .iter()
+                        .filter_map(|k| by_receiver.get(k).map(|g| (*k, metric(&Summary::of(hist(g))))))
+                        .filter(|(_, v)| *v > 0.0)
+                        .min_by(|a, b| a.1.total_cmp(&b.1));
+                    if let Some((socket, socket_value)) = best {
+                        let spread = round_spread(by_receiver, tg, sockets, |r| metric(per_run(r)))
+                            .filter(|_| t.runs.len() > 1)
+                            .map(|(lo, hi)| [lo, hi]);
+                        out.push(Ratio {
+                            figure: format!("{scenario}: {name} {label}"),
+                            tickgate: tg,
+                            tickgate_value: metric(&ts),
+                            socket,
+                            socket_value,
+                            ratio: metric(&ts) / socket_value,
+                            unit: "µs".into(),
+                            lower_is_better: true,
+                            spread,
+                        });
+                    }
                 }
             }
             if scenario.starts_with("flood") {
@@ -223,6 +345,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                         ratio: t.loss_pct() / socket_value,
                         unit: "%".into(),
                         lower_is_better: true,
+                        spread: None,
                     });
                 }
             }
@@ -243,8 +366,33 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                     ratio: v / socket_value,
                     unit: "% of a core".into(),
                     lower_is_better: true,
+                    spread: None,
                 });
             }
+        }
+    }
+    let grace = grace_sweep(outcomes);
+    for (tg, sockets) in pairings() {
+        let Some(t) = grace.get(&tg).and_then(|p| best_close_within_goal(p)) else { continue };
+        let best = sockets
+            .iter()
+            .filter_map(|k| grace.get(k).and_then(|p| best_close_within_goal(p)).map(|p| (*k, p)))
+            .min_by(|a, b| a.1.tick_close_us.p99_us.total_cmp(&b.1.tick_close_us.p99_us));
+        if let Some((socket, s)) = best {
+            out.push(Ratio {
+                figure: format!(
+                    "grace: lowest p99 tick close at ≤ {GOAL_LATE_PCT} % late (grace {} / {} µs)",
+                    t.grace_us, s.grace_us
+                ),
+                tickgate: tg,
+                tickgate_value: t.tick_close_us.p99_us,
+                socket,
+                socket_value: s.tick_close_us.p99_us,
+                ratio: t.tick_close_us.p99_us / s.tick_close_us.p99_us.max(1e-9),
+                unit: "µs".into(),
+                lower_is_better: true,
+                spread: None,
+            });
         }
     }
     let sweep = sweep(outcomes);
@@ -269,6 +417,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                 ratio: tl / sl,
                 unit: "packets/s".into(),
                 lower_is_better: false,
+                spread: None,
             });
         }
         if let Some((socket, _, sb)) = socket_figures.iter().max_by(|a, b| a.2.total_cmp(&b.2))
@@ -283,6 +432,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                 ratio: t_best / sb,
                 unit: "inputs/s".into(),
                 lower_is_better: false,
+                spread: None,
             });
         }
     }
@@ -326,6 +476,13 @@ fn us(v: f64) -> String {
     }
 }
 
+/// The watermark slack the receiver's queues ended the run with.
+fn slack_text(r: &RunResult) -> String {
+    let slacks: Vec<String> =
+        r.receiver_report.queues.iter().map(|q| format!("{} µs", q.watermark_slack_us)).collect();
+    slacks.join(", ")
+}
+
 fn compact(r: &RunResult) -> Value {
     json!({
         "scenario": r.scenario, "receiver": r.receiver, "round": r.round,
@@ -337,7 +494,7 @@ fn compact(r: &RunResult) -> Value {
             "late_sends": r.generator.late_sends, "send_errors": r.generator.send_errors,
             "size": [r.generator.size_min, r.generator.size_max],
         },
-        "latency_us": r.latency, "rx_stamp_us": r.rx_stamp,
+        "latency_us": r.latency, "rx_stamp_us": r.rx_stamp, "tick_close_us": r.tick_close, "late_pct": r.late_pct,
         "inputs_in_frames": r.inputs_in_frames, "delivered_pps": r.delivered_pps,
         "frames": r.frames, "late_next": r.late_next, "negative_latencies": r.negative_latencies,
         "loss": r.loss,
@@ -391,6 +548,7 @@ pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     let groups = groups(&run.outcomes);
     let sweep = sweep(&run.outcomes);
+    let grace = grace_sweep(&run.outcomes);
     let ratios = ratios(&run.outcomes);
 
     for (scenario, by_receiver) in &groups {
@@ -445,6 +603,30 @@ pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
         }
         written.push(path.display().to_string());
     }
+    if !grace.is_empty() {
+        let series: Vec<(ReceiverKind, Vec<plot::GraceStep>)> = grace
+            .iter()
+            .map(|(k, points)| {
+                let steps = points.iter().map(|p| plot::GraceStep {
+                    p99_us: p.tick_close_us.p99_us,
+                    late_pct: p.late_pct,
+                    grace_us: p.grace_us,
+                });
+                (*k, steps.collect())
+            })
+            .collect();
+        let tick_hz =
+            run.outcomes.iter().find(|o| is_grace(&o.result.scenario)).map_or(0, |o| o.result.tick_hz);
+        let svg = plot::grace_svg(
+            &format!("grace sweep at {tick_hz} Hz: late inputs against tick close"),
+            &series,
+        )?;
+        let path = dir.join("grace.svg");
+        if let Some(note) = plot::write(&path, &svg, png)? {
+            notes.push(note);
+        }
+        written.push(path.display().to_string());
+    }
     notes.dedup();
 
     let raw: Vec<&RunResult> = run.outcomes.iter().map(|o| &o.result).collect();
@@ -460,6 +642,8 @@ pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
                 json!({
                     "latency_us": Summary::of(&g.latency),
                     "rx_stamp_us": Summary::of(&g.rx_stamp),
+                    "tick_close_us": Summary::of(&g.tick_close),
+                    "late_pct": g.late_pct(),
                     "inputs_sent": g.inputs_sent(),
                     "inputs_lost": g.lost(),
                     "loss_pct": g.loss_pct(),
@@ -493,6 +677,7 @@ pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
         "ratios": ratios,
         "scenarios": scenarios,
         "sweep": sweep_json,
+        "grace": grace.iter().map(|(k, p)| (k.name().to_owned(), json!(p))).collect::<serde_json::Map<_, _>>(),
         "ceiling_pps": ceiling_pps,
         "sockperf": match &run.sockperf { Ok(s) => json!(s), Err(e) => json!({ "error": e }) },
         "notes": notes,
@@ -502,7 +687,7 @@ pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
     written.push(path.display().to_string());
 
     let path = dir.join("report.md");
-    fs::write(&path, markdown(run, &groups, &sweep, &ratios, ceiling_pps, &notes))?;
+    fs::write(&path, markdown(run, &groups, &sweep, &grace, &ratios, ceiling_pps, &notes))?;
     written.push(path.display().to_string());
     Ok(written)
 }
@@ -511,6 +696,7 @@ fn markdown(
     run: &Run,
     groups: &Groups<'_>,
     sweep: &BTreeMap<ReceiverKind, Vec<&RunResult>>,
+    grace: &BTreeMap<ReceiverKind, Vec<GracePoint>>,
     ratios: &[Ratio],
     ceiling_pps: Option<f64>,
     notes: &[String],
@@ -528,10 +714,14 @@ fn markdown(
         md,
         "Each tickgate receiver against the best socket receiver of its kind for that figure \
          (wakeup against the best of recv, epoll and recvmmsg; busy-poll against the spinning socket). \
-         Latency and CPU: below 1 means tickgate is lower. Throughput: above 1 means tickgate is higher.\n"
+         Latency and CPU: below 1 means tickgate is lower. Throughput: above 1 means tickgate is higher. \
+         Spread: the same ratio round by round (each round's tickgate run against the best socket run of that round).\n"
     );
-    let _ = writeln!(md, "| figure | tickgate | value | socket | value | tickgate / socket |");
-    let _ = writeln!(md, "|---|---|---:|---|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| figure | tickgate | value | socket | value | tickgate / socket | spread across rounds |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---|---:|---:|---:|");
     for r in ratios {
         let fmt = |v: f64| match r.unit.as_str() {
             "µs" => us(v),
@@ -541,13 +731,14 @@ fn markdown(
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | **{:.2}** |",
+            "| {} | {} | {} | {} | {} | **{:.2}** | {} |",
             r.figure,
             r.tickgate.name(),
             fmt(r.tickgate_value),
             r.socket.name(),
             fmt(r.socket_value),
-            r.ratio
+            r.ratio,
+            r.spread.map_or("".to_owned(), |[lo, hi]| format!("{lo:.2}–{hi:.2}"))
         );
     }
     for (scenario, by_receiver) in groups {
@@ -656,6 +847,32 @@ fn markdown(
                 }
             }
         }
+        let _ = writeln!(
+            md,
+            "\nTick close (tick end → frame taken by the game's thread, every frame whose tick ended in the window) \
+             and late inputs (sealed out of their tick, moved to the next):\n"
+        );
+        let _ = writeln!(
+            md,
+            "| receiver | frames | p50 | p99 | p99.9 | max | late inputs | watermark slack (last run) |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (kind, g) in by_receiver {
+            let s = Summary::of(&g.tick_close);
+            let slack = g.runs.last().map_or(String::new(), |r| slack_text(r));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {:.4} % | {} |",
+                kind.name(),
+                s.count,
+                us(s.p50_us),
+                us(s.p99_us),
+                us(s.p999_us),
+                us(s.max_us),
+                g.late_pct(),
+                slack
+            );
+        }
         let _ = writeln!(md, "\n![{scenario}](latency-{scenario}.svg)");
     }
     if !sweep.is_empty() {
@@ -712,6 +929,56 @@ fn markdown(
             }
         }
         let _ = writeln!(md, "\n![sweep](sweep.svg)");
+    }
+    if !grace.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## grace\n\nThe seed load at the fast tick rate with each grace in turn. A tick seals when every \
+             queue's watermark (now − slack) passes its end + grace; tick close is what the game waits after the \
+             tick ends, late inputs what sealing early costs. Goal: tick close p99 ≤ 100 µs with ≤ {GOAL_LATE_PCT} % late.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| receiver | grace | tick close p50 | p99 | p99.9 | late inputs | lost | p99 / late by round |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
+        for (kind, points) in grace {
+            for p in points {
+                let rounds: Vec<String> =
+                    p.rounds.iter().map(|(p99, late)| format!("{} / {late:.3} %", us(*p99))).collect();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} µs | {} | {} | {} | {:.4} % | {} | {} |",
+                    kind.name(),
+                    p.grace_us,
+                    us(p.tick_close_us.p50_us),
+                    us(p.tick_close_us.p99_us),
+                    us(p.tick_close_us.p999_us),
+                    p.late_pct,
+                    p.lost,
+                    rounds.join(", ")
+                );
+            }
+        }
+        let _ = writeln!(md, "\n| receiver | lowest p99 tick close at ≤ {GOAL_LATE_PCT} % late | at grace |");
+        let _ = writeln!(md, "|---|---:|---:|");
+        for (kind, points) in grace {
+            match best_close_within_goal(points) {
+                Some(p) => {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} µs |",
+                        kind.name(),
+                        us(p.tick_close_us.p99_us),
+                        p.grace_us
+                    );
+                }
+                None => {
+                    let _ = writeln!(md, "| {} | not reached | |", kind.name());
+                }
+            }
+        }
+        let _ = writeln!(md, "\n![grace](grace.svg)");
     }
     match &run.sockperf {
         Ok(s) => {

@@ -205,17 +205,18 @@ impl Epoll {
         Ok(Self { fd })
     }
 
-    /// Waits up to `timeout` for input; returns whether the socket is readable.
+    /// Waits up to `timeout` (to the ns: epoll_pwait2) for input; returns whether the socket is
+    /// readable.
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
         let mut event = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: room for exactly one event is passed.
+        let timeout = timeout.min(Duration::from_secs(60));
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: room for exactly one event is passed; `ts` is a live timespec; no sigmask.
         let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                &raw mut event,
-                1,
-                timeout.as_millis().min(60_000) as libc::c_int,
-            )
+            libc::epoll_pwait2(self.fd.as_raw_fd(), &raw mut event, 1, &raw const ts, std::ptr::null())
         };
         match check(n) {
             Ok(n) => Ok(n > 0),

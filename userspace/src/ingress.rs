@@ -60,6 +60,9 @@ pub struct IngressConfig {
     /// With sessions: send every sealed frame back to the players of its match (the way back).
     /// Off, tickgate is an ingress only: frames go to the game alone.
     pub broadcast: bool,
+    /// How far each worker's watermark trails "now": fixed, or measured per queue (see
+    /// [`SlackEstimator`](crate::worker::SlackEstimator)).
+    pub slack: worker::SlackRule,
 }
 
 /// Why an ingress could not start or stop.
@@ -277,6 +280,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
                 // Wake when a watermark can seal a tick of the run's grid (matches started by
                 // the game with their own tick rate get the 1 ms idle wake-up).
                 seal_grid: Some((config.frames.tick_hz, config.frames.grace_ns())),
+                slack: config.slack,
                 ..WorkerConfig::default()
             };
             let sessions = gate.as_ref().map(|g| Sessions {

@@ -180,6 +180,16 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
         &delay,
     );
     metric(
+        "tickgate_queue_watermark_slack_seconds",
+        "gauge",
+        "How far the queue's watermark trails now when its ring is empty (fixed, or measured with --watermark-slack auto).",
+        &report
+            .queues
+            .iter()
+            .map(|q| (format!("{{queue=\"{}\"}}", q.queue), q.watermark_slack_us as f64 / 1e6))
+            .collect::<Vec<_>>(),
+    );
+    metric(
         "tickgate_phc_offset_nanoseconds",
         "gauge",
         "CLOCK_TAI minus the NIC's PTP hardware clock at the last sample.",

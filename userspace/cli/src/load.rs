@@ -166,6 +166,31 @@ pub fn status(iface: Option<&str>, json: bool) -> Result<()> {
         for q in r["queues"].as_array().into_iter().flatten() {
             println!("  queue {}: received {}, delivered {}", q["queue"], q["received"], q["delivered"]);
         }
+        let outputs = &r["outputs"];
+        if let Some(f) = outputs.get("frame_rings") {
+            println!(
+                "  frame rings: {} rings, {} records, {} overwritten unread, {} frames not written; \
+                 game messages {} taken, {} refused, {} unsent",
+                f["rings"],
+                f["records"],
+                f["overwritten_unread"],
+                f["not_written"],
+                f["messages"],
+                f["messages_refused"],
+                f["messages_unsent"]
+            );
+        }
+        for name in ["inputs_out", "frames_out"] {
+            if let Some(o) = outputs.get(name) {
+                println!(
+                    "  --{}: {} lines written, {} dropped (reader behind), {} queued",
+                    name.replace('_', "-"),
+                    o["written"],
+                    o["dropped"],
+                    o["unwritten"]
+                );
+            }
+        }
     }
     Ok(())
 }

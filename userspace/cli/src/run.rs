@@ -27,6 +27,7 @@ use tickgate::{
         server::ServerConfig,
     },
     steer::rate_limit::RateLimit,
+    worker::{AdaptiveSlack, SlackRule},
     xsk::XskConfig,
 };
 
@@ -85,6 +86,12 @@ pub struct RunArgs {
     /// How long past a tick's end to wait for stragglers before sealing it, in µs.
     #[arg(long, default_value_t = 2_000)]
     pub grace_us: u64,
+    /// How far each worker's watermark trails "now" when its ring is empty: `auto` measures it
+    /// per queue (a high quantile of the stamp → visible delay plus 20 µs, within 20–500 µs;
+    /// `status` shows it), or a fixed number of µs. Every tick closes at least grace + slack
+    /// after its end.
+    #[arg(long, default_value = "500", value_parser = parse_slack)]
+    pub watermark_slack: SlackArg,
     /// What to do with inputs for an already sealed tick.
     #[arg(long, value_enum, default_value_t = LateArg::Next)]
     pub late: LateArg,
@@ -234,6 +241,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
         frame_redundancy: a.frame_redundancy,
         frame_history: a.frame_history,
         broadcast: !a.no_broadcast,
+        slack: match a.watermark_slack {
+            SlackArg::Auto => SlackRule::Adaptive(AdaptiveSlack::default()),
+            SlackArg::Fixed(us) => SlackRule::Fixed(us.saturating_mul(1_000)),
+        },
     };
     match &a.record {
         Some(path) => {
@@ -347,12 +358,15 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
                 frames_overflowed,
                 ..Stats::default()
             });
+            let outputs =
+                outputs_now(rings.as_ref(), messages_unsent, frames_out.as_ref(), inputs_out.as_ref());
             if a.metrics.is_some()
                 && let Ok(mut text) = exposition.lock()
             {
                 *text = metrics::render(&report, &latency);
+                text.push_str(&outputs.metrics());
             }
-            crate::live::publish(&live, &report);
+            crate::live::publish(&live, &report, &outputs);
             last_live = Instant::now();
             if !ingress.attachment().is_attached() {
                 lost_link = true;
@@ -362,9 +376,8 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
     }
     let (report, recorder) = ingress.stop(|frame| emit(&frame, &mut rings))?;
     let _ = fs::remove_file(&live);
-    let mut outputs = serde_json::Map::new();
-    if let Some(rings) = &rings {
-        let r = rings.report();
+    let mut outputs = outputs_now(rings.as_ref(), messages_unsent, None, None);
+    if let Some(crate::live::FrameRings { rings: r, .. }) = &outputs.frame_rings {
         eprintln!(
             "  frame rings: {} rings, {} records, {} overwritten before the game read them, {} frames not written; \
              {} game messages ({} refused, {} not sent)",
@@ -376,20 +389,14 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
             r.messages_refused,
             messages_unsent
         );
-        let mut value = serde_json::to_value(r)?;
-        value["messages_unsent"] = messages_unsent.into();
-        outputs.insert("frame_rings".into(), value);
     }
-    for (name, sink) in [("inputs_out", inputs_out), ("frames_out", frames_out)] {
-        if let Some(sink) = sink {
-            outputs.insert(name.into(), serde_json::to_value(sink.finish()?)?);
-        }
-    }
+    outputs.inputs_out = inputs_out.map(Sink::finish).transpose()?;
+    outputs.frames_out = frames_out.map(Sink::finish).transpose()?;
     print_summary(&report);
     if let Some(path) = &a.summary_json {
         // The report, plus what became of the JSON-lines outputs (`{}` without any).
         let mut summary = serde_json::to_value(&report)?;
-        summary["outputs"] = serde_json::Value::Object(outputs);
+        summary["outputs"] = serde_json::to_value(&outputs)?;
         fs::write(path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
@@ -424,6 +431,36 @@ fn group_id(group: &str) -> Result<u32> {
             (fields.next() == Some(group)).then(|| fields.nth(1).and_then(|gid| gid.parse().ok())).flatten()
         })
         .with_context(|| format!("--ring-group {group}: no such group in /etc/group"))
+}
+
+/// `--watermark-slack`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlackArg {
+    /// Measured per queue.
+    Auto,
+    /// Fixed, µs.
+    Fixed(u64),
+}
+
+fn parse_slack(s: &str) -> Result<SlackArg, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(SlackArg::Auto);
+    }
+    s.parse().map(SlackArg::Fixed).map_err(|_| format!("{s:?} is not `auto` or a number of µs"))
+}
+
+/// The outputs' counts now.
+fn outputs_now(
+    rings: Option<&Rings>,
+    messages_unsent: u64,
+    frames_out: Option<&Sink>,
+    inputs_out: Option<&Sink>,
+) -> crate::live::Outputs {
+    crate::live::Outputs {
+        frame_rings: rings.map(|r| crate::live::FrameRings { rings: r.report(), messages_unsent }),
+        inputs_out: inputs_out.map(Sink::report),
+        frames_out: frames_out.map(Sink::report),
+    }
 }
 
 /// Hands a frame (and its inputs) to the outputs as JSON lines; never blocks.

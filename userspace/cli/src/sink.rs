@@ -119,6 +119,14 @@ impl Sink {
         (self.counts.written.load(Ordering::Relaxed), self.counts.dropped.load(Ordering::Relaxed))
     }
 
+    /// The counts so far, for the live status and the metrics: `unwritten` is what is queued for
+    /// the writer now.
+    pub fn report(&self) -> SinkReport {
+        let (written, dropped) = self.counts();
+        let accepted = self.counts.accepted.load(Ordering::Relaxed);
+        SinkReport { written, dropped, unwritten: accepted.saturating_sub(written) }
+    }
+
     /// Closes the queue, lets the writer drain it into a reader that reads (bounded), and says
     /// what happened. A reader that never reads keeps the writer blocked: it is not waited for,
     /// and the lines it still holds are reported as not written.

@@ -55,7 +55,7 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
     #[rustfmt::skip]
     let mut child = Command::new(support::bin("tickgate-bench"))
         .args([
-            "--scenarios", "seed,sweep,flood,ceiling,relay,ring", "--rounds", "1", "--duration", "0.5",
+            "--scenarios", "seed,sweep,flood,ceiling,relay,ring,grace", "--grace-sweep-us", "0,400", "--rounds", "1", "--duration", "0.5",
             "--rate", "2000", "--clients", "16", "--flows", "4", "--fast-tick-hz", "1000",
             "--sweep-rates", "3k,max", "--sweep-duration", "0.4", "--flood-junk-rates", "20k", "--warmup-ms", "0", "--cooldown-ms", "0",
             "--max-packets", "300000", "--sockperf-seconds", "1", "--quiet-wait", "0", "--retries", "0",
@@ -113,9 +113,31 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
         }
     }
     assert!(out.join("sweep.svg").exists());
+    // Tick close: every frame of the fast seed timed; the grace steps sealed no earlier than
+    // their grace after the tick's end, and say how many inputs were late.
+    for receiver in RECEIVERS {
+        let run = &scenarios["seed-1000hz"][receiver]["runs"][0];
+        assert!(u(&run["tick_close_us"]["count"]) > 100, "seed-1000hz {receiver}: no tick close: {run}");
+        let points = report["grace"][receiver]
+            .as_array()
+            .unwrap_or_else(|| panic!("grace {receiver}: {}", report["grace"]));
+        let graces: Vec<u64> = points.iter().map(|p| u(&p["grace_us"])).collect();
+        assert_eq!(graces, [0, 400], "{receiver}");
+        for p in points {
+            assert!(u(&p["tick_close_us"]["count"]) > 100, "grace {receiver}: {p}");
+            let floor = u(&p["grace_us"]) as f64;
+            assert!(
+                f(&p["tick_close_us"]["p50_us"]) >= floor,
+                "grace {receiver}: sealed before end + grace: {p}"
+            );
+            assert!(p["late_pct"].as_f64().is_some_and(|l| (0.0..=100.0).contains(&l)), "{p}");
+        }
+    }
+    assert!(out.join("grace.svg").exists());
     assert!(f(&report["sockperf"]["avg_us"]) > 0.0, "sockperf: {}", report["sockperf"]);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for heading in ["## Headline", "## seed", "## flood", "## sweep", "## ceiling", "## sockperf"] {
+    for heading in ["## Headline", "## seed", "## flood", "## sweep", "## ceiling", "## grace", "## sockperf"]
+    {
         assert!(md.contains(heading), "report.md lacks {heading}");
     }
     assert!(!report["ratios"].as_array().unwrap().is_empty(), "no ratios");

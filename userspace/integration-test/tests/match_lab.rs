@@ -304,6 +304,7 @@ fn a_reconnecting_player_catches_up_and_the_game_speaks_to_and_ends_its_match() 
         // 32 frames: 320 ms at 100 Hz, so that tick 0 is soon too old.
         frame_history: 32,
         broadcast: true,
+        slack: tickgate::worker::SlackRule::default(),
     };
     let server: SocketAddr = (RX_IP4, 7777).into();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();

@@ -385,15 +385,18 @@ fn stalled_reader_run(stop_by_signal: bool) {
     // A first input starts the tick grid; from then on 1000 frames a second are sealed.
     play(&lab, 1, 5, false);
     let live = std::path::Path::new("/run/tickgate").join(format!("{}.json", lab.rx_if));
-    let uptime = || -> f64 {
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&live).unwrap()).unwrap();
-        v["uptime_s"].as_f64().unwrap()
-    };
+    let live_report =
+        || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&live).unwrap()).unwrap() };
+    let uptime = || live_report()["uptime_s"].as_f64().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1_500));
     let (rss_early, uptime_early) = (rss_kib(pid), uptime());
     std::thread::sleep(std::time::Duration::from_millis(2_000));
     let (rss_late, uptime_late) = (rss_kib(pid), uptime());
     assert!(uptime_late > uptime_early + 1.0, "the live status froze: {uptime_early} then {uptime_late}");
+    // The live status says, while it happens, that the reader is behind and lines are dropped.
+    let during = live_report()["outputs"]["frames_out"].clone();
+    assert!(during["dropped"].as_u64().is_some_and(|d| d > 0), "live outputs.frames_out: {during}");
+    assert!(during["unwritten"].as_u64().is_some_and(|q| q > 0), "live outputs.frames_out: {during}");
     // 2 s at 1000 frames/s with nobody reading: bounded queues, so no growth worth the name.
     assert!(rss_late < rss_early + 16 * 1024, "memory grew from {rss_early} KiB to {rss_late} KiB");
     if stop_by_signal {

@@ -15,7 +15,7 @@ mod handoff;
 mod merge;
 
 pub use doorbell::Doorbell;
-pub use handoff::{Consumer, Producer, channel};
+pub use handoff::{Consumer, Producer, WATERMARK_STEP_NS, channel};
 pub use merge::{Frontier, Merge, MergeStats, Released};
 
 use crate::input::Input;

@@ -401,6 +401,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
         frame_redundancy: tickgate::broadcast::DEFAULT_REDUNDANCY,
         frame_history: tickgate::broadcast::DEFAULT_HISTORY,
         broadcast: true,
+        slack: tickgate::worker::SlackRule::default(),
     };
     let done = AtomicBool::new(false);
     let hard_stop = Instant::now() + Duration::from_secs(a.seconds + 60);

@@ -17,6 +17,10 @@ use std::{
 
 use serde::Serialize;
 
+mod slack;
+
+pub use slack::{AdaptiveSlack, SlackEstimator, SlackRule};
+
 use crate::{
     broadcast::{Egress, History, Inbox, MAX_CATCH_UP},
     input::{Input, InputKind, Timestamp},
@@ -47,7 +51,8 @@ pub struct WorkerConfig {
     /// How far behind "now" the worker's watermark stays when its ring is drained: the longest a
     /// stamped packet can take to become visible in the ring (the end of the driver's NAPI poll,
     /// where the kernel publishes the RX producer index; tens of µs in practice).
-    pub watermark_slack_ns: u64,
+    /// Fixed, or measured from the queue's own delays (see [`SlackEstimator`]).
+    pub slack: SlackRule,
     /// Anti-replay table sizing.
     pub clients: ClientsConfig,
     /// The run's tick grid and grace, `(tick_hz, grace_ns)`: a sleeping worker also wakes when a
@@ -63,7 +68,7 @@ impl Default for WorkerConfig {
             busy_poll: false,
             batch: 64,
             idle_wakeup: Duration::from_millis(1),
-            watermark_slack_ns: 500_000,
+            slack: SlackRule::default(),
             clients: ClientsConfig::default(),
             seal_grid: None,
         }
@@ -174,6 +179,8 @@ pub struct QueueStats {
     /// Stamp → worker delay of XDP-clock packets: bucket `i` counts delays below `2^i` µs
     /// (and at least `2^(i-1)`); the last bucket takes everything longer.
     delay: [AtomicU64; DELAY_BUCKETS],
+    /// The watermark slack the worker uses now, ns.
+    slack_ns: AtomicU64,
 }
 
 /// Buckets of the stamp → worker delay histogram: up to 2^23 µs (8 s).
@@ -211,6 +218,9 @@ pub struct QueueReport {
     /// How long XDP-stamped packets took from their stamp to the worker's batch (how far a
     /// watermark may trail "now"): `[below_us, packets]` per non-empty power-of-two bucket.
     pub visible_delay_us: Vec<[u64; 2]>,
+    /// How far the worker's watermark trails "now" at the moment (fixed, or measured from the
+    /// delays above with an adaptive slack), µs.
+    pub watermark_slack_us: u64,
 }
 
 impl QueueStats {
@@ -226,14 +236,19 @@ impl QueueStats {
             xdp: Mutex::new(XdpStatistics::default()),
             phc: Mutex::new(None),
             delay: std::array::from_fn(|_| AtomicU64::new(0)),
+            slack_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Records the watermark slack the queue's reader uses now (the worker does; a receiver of
+    /// another kind with its own [`SlackEstimator`] may too).
+    pub fn set_watermark_slack(&self, ns: u64) {
+        self.slack_ns.store(ns, Ordering::Relaxed);
     }
 
     /// Counts one packet that became visible to the worker `delay_ns` after its XDP stamp.
     fn visible_after(&self, delay_ns: u64) {
-        let us = delay_ns / 1_000;
-        let bucket = (u64::BITS - us.leading_zeros()) as usize;
-        bump(&self.delay[bucket.min(DELAY_BUCKETS - 1)], 1);
+        bump(&self.delay[slack::bucket(delay_ns)], 1);
     }
 
     fn add(&self, counter: Counter, n: u64) {
@@ -293,6 +308,7 @@ impl QueueStats {
                 .map(|(i, n)| [1u64 << i, n.load(Ordering::Relaxed)])
                 .filter(|[_, n]| *n > 0)
                 .collect(),
+            watermark_slack_us: self.slack_ns.load(Ordering::Relaxed) / 1_000,
         }
     }
 }
@@ -527,6 +543,8 @@ pub fn spawn(
         if let Some(phc) = phc {
             ingest.set_phc(phc);
         }
+        let mut slack = SlackEstimator::new(config.slack);
+        stats.set_watermark_slack(slack.slack_ns());
         let mut last_stats = Instant::now();
         let mut last_poll = Instant::now();
         let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
@@ -542,7 +560,7 @@ pub fn spawn(
                 let timeout = match config.seal_grid {
                     Some((hz, grace_ns)) => {
                         let now = sys::clock_tai_ns();
-                        let wake = next_seal_wake(now, hz, grace_ns + config.watermark_slack_ns);
+                        let wake = next_seal_wake(now, hz, grace_ns + slack.slack_ns());
                         config.idle_wakeup.min(Duration::from_nanos(wake.saturating_sub(now)))
                     }
                     None => config.idle_wakeup,
@@ -558,7 +576,9 @@ pub fn spawn(
                 };
                 let rx = ingest.stamp(Timestamp::of(&meta), before);
                 if rx.clock == crate::input::Clock::Xdp {
-                    stats.visible_after(before.saturating_sub(rx.ns));
+                    let delay = before.saturating_sub(rx.ns);
+                    stats.visible_after(delay);
+                    slack.observe(delay);
                 }
                 match &sessions {
                     Some(s) if payload.get(v2::VERSION_OFFSET) == Some(&v2::VERSION) => {
@@ -598,8 +618,10 @@ pub fn spawn(
             ingest.unusable(batch.missing_metadata, batch.payload_out_of_bounds, batch.invalid_descriptors);
             // Only a drained ring proves nothing older is waiting behind the batch.
             if batch.received + batch.invalid_descriptors < config.batch {
-                ingest.publish_watermark(before.saturating_sub(config.watermark_slack_ns));
+                ingest.publish_watermark(before.saturating_sub(slack.slack_ns()));
             }
+            slack.tick(before);
+            stats.set_watermark_slack(slack.slack_ns());
             if let Some(s) = &sessions
                 && s.poller
                 && last_poll.elapsed() >= SESSION_POLL
