@@ -8,7 +8,10 @@
 use std::{
     collections::BTreeMap,
     net::{SocketAddrV4, UdpSocket},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -23,7 +26,10 @@ use tickgate::{
 use tickgate::{sys::clock_monotonic_ns, sys::clock_tai_ns, wire};
 use tickgate_testkit::{client::SyntheticClient, traffic::SessionPlan};
 
-use crate::sys;
+use crate::{
+    live::{self, LiveFrames},
+    sys,
+};
 
 /// First byte of the tickgate header's checksum and length fields, and the header size.
 const HEADER_LEN: usize = 28;
@@ -36,9 +42,27 @@ pub const GAME_PORT: u16 = 7777;
 /// The port junk that is not game traffic goes to: nothing listens there.
 pub const OTHER_PORT: u16 = 9999;
 
+/// How the generator's packets enter the lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GenPath {
+    /// UDP sockets (sendmmsg): each packet an skb, which the receiver veth converts for XDP.
+    Skb,
+    /// Junk (and the ceiling's packets) as live XDP frames (`BPF_PROG_RUN`), like a NIC's
+    /// receive; legit inputs still through sockets (they are unique per packet).
+    Live,
+}
+
+/// Copies per live-frame call at full speed.
+const LIVE_BATCH: u64 = 65_536;
+
 /// What to send.
 #[derive(Clone, Debug, Serialize)]
 pub struct GenConfig {
+    /// How packets enter the lab.
+    pub path: GenPath,
+    /// The sender veth (live frames go through it).
+    pub tx_if: String,
     /// Legit packets per second; `None` sends as fast as the core allows.
     pub rate: Option<u64>,
     /// How long to send.
@@ -275,6 +299,13 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
         })
         .collect();
     let junk_refs: Vec<&[u8]> = junk_packets.iter().map(Vec::as_slice).collect();
+    // Live frames: the same junk as Ethernet frames, and the one sender that may send them.
+    let live = match config.path {
+        GenPath::Live => Some(LiveFrames::new(&config.tx_if)?),
+        GenPath::Skb => None,
+    };
+    let live_junk =
+        [live::udp_frame(config.dst.port(), &junk_packets[0]), live::udp_frame(OTHER_PORT, &junk_packets[1])];
 
     let mut report =
         GenReport { size_min: usize::MAX, tid: sys::gettid(), handshake_packets, ..GenReport::default() };
@@ -293,8 +324,45 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
     let mut first_send = None;
     let mut last_send = start_mono;
     let sent_total = |r: &GenReport| r.total() + r.send_errors.values().sum::<u64>();
+    // Live junk at full speed comes from a thread of its own (on this core: it inherits the
+    // pinning), so that its long calls never hold the legit schedule.
+    let junk_stop = Arc::new(AtomicBool::new(false));
+    let junk_thread = match (&live, config.junk) {
+        (Some(_), true) => Some(spawn_live_junk(
+            &config.tx_if,
+            live_junk.clone(),
+            end_mono,
+            config.max_packets,
+            Arc::clone(&junk_stop),
+        )?),
+        _ => None,
+    };
 
-    while !stop.load(Ordering::Relaxed) && sent_total(&report) < config.max_packets {
+    // The ceiling with live frames: one packet, repeated as fast as the kernel runs them (XDP
+    // drops them all but one a second, by the rate limit); its one input is counted once.
+    let ceiling_live = live.is_some() && config.rate.is_none() && !config.junk && sessions.is_empty();
+    if let Some(live) = live.as_ref().filter(|_| ceiling_live) {
+        let mut packet = Vec::new();
+        let seq = clients[0].next_packet(clock_tai_ns(), &mut packet);
+        pad(&mut packet, config.size);
+        let frame = live::udp_frame(config.dst.port(), &packet);
+        report.size_min = packet.len();
+        report.size_max = packet.len();
+        report.inputs = seq.min(1);
+        first_send = Some(clock_monotonic_ns());
+        while !stop.load(Ordering::Relaxed) && sent_total(&report) < config.max_packets {
+            if clock_monotonic_ns() >= end_mono {
+                break;
+            }
+            let n = LIVE_BATCH.min(config.max_packets - sent_total(&report));
+            match live.send(&frame, n as u32) {
+                Ok(()) => report.legit_packets += n,
+                Err(e) => *report.send_errors.entry(errno_name(&e)).or_default() += 1,
+            }
+            last_send = clock_monotonic_ns();
+        }
+    }
+    while !ceiling_live && !stop.load(Ordering::Relaxed) && sent_total(&report) < config.max_packets {
         let now = clock_monotonic_ns();
         if now >= end_mono {
             break;
@@ -308,6 +376,8 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
         };
         if due == 0 {
             let junk_due = match (config.junk, config.junk_rate) {
+                // Live junk has a thread of its own.
+                _ if junk_thread.is_some() => 0,
                 (false, _) => 0,
                 (true, None) => BATCH,
                 (true, Some(r)) => {
@@ -397,6 +467,17 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
         first_send.get_or_insert(now);
         last_send = clock_monotonic_ns();
     }
+    junk_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = junk_thread {
+        let junk = t.join().map_err(|_| std::io::Error::other("the live junk thread panicked"))?;
+        report.junk_game_port += junk.game;
+        report.junk_other_port += junk.other;
+        for (k, v) in junk.errors {
+            *report.send_errors.entry(k).or_default() += v;
+        }
+        first_send.get_or_insert(start_mono);
+        last_send = last_send.max(junk.last_mono);
+    }
     let first = first_send.unwrap_or(start_mono);
     report.elapsed_s = last_send.saturating_sub(first).max(1) as f64 / 1e9;
     report.legit_pps = report.legit_packets as f64 / report.elapsed_s;
@@ -405,6 +486,60 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
         report.size_min = 0;
     }
     Ok(report)
+}
+
+/// What the live junk thread sent.
+#[derive(Debug, Default)]
+struct LiveJunk {
+    game: u64,
+    other: u64,
+    errors: BTreeMap<String, u64>,
+    last_mono: u64,
+}
+
+/// Starts the thread that sends junk as live frames at full speed until `end_mono`, `budget`
+/// frames or `stop`: the two kinds in turn, [`LIVE_BATCH`] copies per call. A `BPF_PROG_RUN`
+/// call costs about 25 ms here whatever its size (set-up and tear-down of its page pool), so the
+/// calls are large and unpaced: only full-speed junk goes this way. The thread is created on
+/// the caller's thread, so it shares its network namespace and core, at idle priority.
+fn spawn_live_junk(
+    tx_if: &str,
+    frames: [Vec<u8>; 2],
+    end_mono: u64,
+    budget: u64,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<LiveJunk>> {
+    let live = LiveFrames::new(tx_if)?;
+    std::thread::Builder::new().name("bench-gen-live".into()).spawn(move || {
+        // SCHED_IDLE: the legit thread on this core preempts it whenever a packet is due (at the
+        // next batch of 64 frames inside the kernel's loop), so junk takes only what is left.
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a live sched_param; pid 0 is the calling thread.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) } != 0 {
+            eprintln!(
+                "tickgate-bench: SCHED_IDLE for the live junk thread: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let mut out = LiveJunk::default();
+        let mut calls = 0u64;
+        while !stop.load(Ordering::Relaxed) && clock_monotonic_ns() < end_mono {
+            let sent = out.game + out.other + out.errors.values().sum::<u64>();
+            if sent >= budget {
+                break;
+            }
+            let n = LIVE_BATCH.min(budget - sent);
+            let game = calls.is_multiple_of(2);
+            calls += 1;
+            match live.send(&frames[usize::from(!game)], n as u32) {
+                Ok(()) if game => out.game += n,
+                Ok(()) => out.other += n,
+                Err(e) => *out.errors.entry(errno_name(&e)).or_default() += 1,
+            }
+            out.last_mono = clock_monotonic_ns();
+        }
+        out
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 mod generator;
 mod kernel;
+mod live;
 mod measure;
 mod plot;
 mod receiver;
@@ -48,7 +49,7 @@ use tickgate::{
 use tickgate_testkit::{lab::Lab, traffic::SessionPlan};
 
 use crate::{
-    generator::GenConfig,
+    generator::{GenConfig, GenPath},
     measure::{Outcome, Spec},
     receiver::{ReceiverConfig, ReceiverKind},
 };
@@ -178,6 +179,11 @@ struct Args {
     /// (measured per queue or socket, as `tickgate run --watermark-slack auto`) or µs.
     #[arg(long, default_value = "auto")]
     watermark_slack: SlackArg,
+    /// How flood and ceiling packets enter the lab, each a scenario of its own: `skb` (sockets)
+    /// and `live` (junk and the ceiling's packets as live XDP frames via BPF_PROG_RUN, like a
+    /// NIC's receive; labelled `-live`).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "skb,live")]
+    generators: Vec<GenPath>,
     /// Graces of the grace scenario, µs.
     #[arg(long, value_delimiter = ',', default_value = "0,25,50,100,200,400,800")]
     grace_sweep_us: Vec<u64>,
@@ -313,6 +319,14 @@ impl FromStr for CoreArg {
     }
 }
 
+/// The label suffix of a generator path.
+fn path_suffix(path: GenPath) -> &'static str {
+    match path {
+        GenPath::Skb => "",
+        GenPath::Live => "-live",
+    }
+}
+
 /// One planned measurement.
 struct Planned {
     spec: Spec,
@@ -360,6 +374,8 @@ fn plan(a: &Args) -> Vec<Planned> {
         }
     };
     let load = |rate: Option<u64>, duration: f64, junk: Option<Rate>| GenConfig {
+        path: GenPath::Skb,
+        tx_if: String::new(),
         rate,
         junk_rate: match junk {
             Some(Rate::Pps(r)) => Some(r),
@@ -433,38 +449,44 @@ fn plan(a: &Args) -> Vec<Planned> {
                 }
             }
             Scenario::Flood => {
-                // The brief's flood: junk at full speed, at the game's tick rate, every round.
-                for round in 0..a.rounds {
-                    for kind in alternate(&a.receivers, round) {
-                        out.push(Planned {
-                            spec: spec(
-                                "flood".into(),
-                                round,
-                                receiver(kind, frames(a.tick_hz, a.grace_us), None),
-                                load(Some(a.rate), a.duration, Some(Rate::Max)),
-                            ),
-                            sweep_step: None,
-                        });
+                for &path in &a.generators {
+                    let via = path_suffix(path);
+                    let load = |rate, duration, junk| GenConfig { path, ..load(rate, duration, junk) };
+                    // The brief's flood: junk at full speed, at the game's tick rate, every round.
+                    for round in 0..a.rounds {
+                        for kind in alternate(&a.receivers, round) {
+                            out.push(Planned {
+                                spec: spec(
+                                    format!("flood{via}"),
+                                    round,
+                                    receiver(kind, frames(a.tick_hz, a.grace_us), None),
+                                    load(Some(a.rate), a.duration, Some(Rate::Max)),
+                                ),
+                                sweep_step: None,
+                            });
+                        }
                     }
-                }
-                // Then fixed junk rates, the same for every receiver, at the fast tick rate.
-                let (tick_hz, grace_us, suffix) = variants.last().cloned().unwrap_or_default();
-                for (step, junk) in a.flood_junk_rates.iter().enumerate() {
-                    let label = match junk {
-                        Rate::Pps(r) if r % 1000 == 0 => format!("flood{suffix}-junk{}k", r / 1000),
-                        Rate::Pps(r) => format!("flood{suffix}-junk{r}"),
-                        Rate::Max => format!("flood{suffix}-junkmax"),
-                    };
-                    for kind in alternate(&a.receivers, step as u32) {
-                        out.push(Planned {
-                            spec: spec(
-                                label.clone(),
-                                0,
-                                receiver(kind, frames(tick_hz, grace_us), None),
-                                load(Some(a.rate), a.duration, Some(*junk)),
-                            ),
-                            sweep_step: None,
-                        });
+                    // Then fixed junk rates, the same for every receiver, at the fast tick rate
+                    // (sockets only: live frames cannot be paced).
+                    let (tick_hz, grace_us, suffix) = variants.last().cloned().unwrap_or_default();
+                    let paced = if path == GenPath::Skb { a.flood_junk_rates.as_slice() } else { &[] };
+                    for (step, junk) in paced.iter().enumerate() {
+                        let label = match junk {
+                            Rate::Pps(r) if r % 1000 == 0 => format!("flood{suffix}-junk{}k{via}", r / 1000),
+                            Rate::Pps(r) => format!("flood{suffix}-junk{r}{via}"),
+                            Rate::Max => format!("flood{suffix}-junkmax{via}"),
+                        };
+                        for kind in alternate(&a.receivers, step as u32) {
+                            out.push(Planned {
+                                spec: spec(
+                                    label.clone(),
+                                    0,
+                                    receiver(kind, frames(tick_hz, grace_us), None),
+                                    load(Some(a.rate), a.duration, Some(*junk)),
+                                ),
+                                sweep_step: None,
+                            });
+                        }
                     }
                 }
             }
@@ -511,19 +533,21 @@ fn plan(a: &Args) -> Vec<Planned> {
                 // 1 packet/s with a burst of 1 per source: every valid game packet after the
                 // first of each second is dropped at the hook as rate_limited.
                 let limit = RateLimit::new(1, 1).ok();
-                for round in 0..a.rounds {
-                    out.push(Planned {
-                        spec: spec(
-                            "ceiling".into(),
-                            round,
-                            receiver(ReceiverKind::TickgateWakeup, frames(a.tick_hz, a.grace_us), limit),
-                            // The rate limit sheds handshakes too, so under v2 the ceiling's
-                            // packets come without sessions: XDP drops them all the same
-                            // (no_session or rate_limited), which is what the ceiling measures.
-                            GenConfig { sessions: None, ..load(None, a.duration, None) },
-                        ),
-                        sweep_step: None,
-                    });
+                for &path in &a.generators {
+                    for round in 0..a.rounds {
+                        out.push(Planned {
+                            spec: spec(
+                                format!("ceiling{}", path_suffix(path)),
+                                round,
+                                receiver(ReceiverKind::TickgateWakeup, frames(a.tick_hz, a.grace_us), limit),
+                                // The rate limit sheds handshakes too, so under v2 the ceiling's
+                                // packets come without sessions: XDP drops them all the same
+                                // (no_session or rate_limited), which is what the ceiling measures.
+                                GenConfig { path, sessions: None, ..load(None, a.duration, None) },
+                            ),
+                            sweep_step: None,
+                        });
+                    }
                 }
             }
         }
@@ -575,6 +599,7 @@ fn run() -> Result<()> {
     std::thread::sleep(Duration::from_secs(1));
     for p in &mut planned {
         p.spec.receiver.ifname = lab.rx_if.clone();
+        p.spec.load.tx_if = lab.tx_if.clone();
     }
 
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(planned.len() as u64) };

@@ -17,7 +17,7 @@ use tickgate_testkit::{
 };
 
 use crate::{
-    generator::{self, GenConfig, GenReport},
+    generator::{self, GenConfig, GenPath, GenReport},
     kernel::{self, CoreUse, LinkStats, Mib},
     receiver::{ReceiverConfig, ReceiverKind, ReceiverReport, Running},
 };
@@ -504,7 +504,10 @@ fn account(spec: &Spec, g: &GenReport, sink: &Sink, r: &ReceiverReport, k: &Kern
     // sender's tx_dropped. With XDP it also counts a failed redirect (AF_XDP ring full) as the
     // receiver's rx_dropped, which the AF_XDP statistics count already: left out for tickgate.
     add("veth.tx_dropped".into(), k.tx_link.tx_dropped);
-    let rx_dropped = if r.tickgate.is_some() { 0 } else { k.rx_link.rx_dropped };
+    // Live frames the receiver's ring could not take are counted on both sides (the receiver's
+    // rx_dropped repeats the sender's tx_dropped): once is enough.
+    let rx_dropped =
+        if r.tickgate.is_some() || spec.load.path == GenPath::Live { 0 } else { k.rx_link.rx_dropped };
     add("veth.rx_dropped".into(), rx_dropped);
     let veth = rx_dropped + k.tx_link.tx_dropped;
     let mut terminal = veth;
@@ -565,7 +568,8 @@ fn account(spec: &Spec, g: &GenReport, sink: &Sink, r: &ReceiverReport, k: &Kern
     let lost = g.inputs as i64 - sink.inputs as i64;
     let input_drops: u64 =
         r.queues.iter().flat_map(|q| q.dropped_inputs.values()).sum::<u64>() + r.sequencer.late_dropped;
-    let exact_inputs = !spec.load.junk && spec.load.redundancy <= 1;
+    // Live frames repeat one packet: inputs and packets no longer map one to one.
+    let exact_inputs = !spec.load.junk && spec.load.redundancy <= 1 && spec.load.path == GenPath::Skb;
     Loss {
         legit_inputs_lost: lost,
         legit_loss_pct: if g.inputs > 0 { 100.0 * lost as f64 / g.inputs as f64 } else { 0.0 },

@@ -286,7 +286,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
     let metrics: [Metric; 4] =
         [("p50", |s| s.p50_us), ("p99", |s| s.p99_us), ("p99.9", |s| s.p999_us), ("mean", |s| s.mean_us)];
     for (scenario, by_receiver) in &groups {
-        if scenario == "ceiling" {
+        if scenario.starts_with("ceiling") {
             continue;
         }
         for (tg, sockets) in pairings() {
@@ -565,7 +565,7 @@ pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
             }
         }
         written.push(format!("{}/hgrm/{scenario}.*.hgrm", dir.display()));
-        if scenario == "ceiling" {
+        if scenario.starts_with("ceiling") {
             continue;
         }
         let series: Vec<(ReceiverKind, &Histogram<u64>)> =
@@ -580,15 +580,18 @@ pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
         }
         written.push(path.display().to_string());
     }
-    let ceiling_pps =
-        groups.iter().find(|(s, _)| s == "ceiling").and_then(|(_, g)| g.values().next()).map(|g| {
+    let ceiling = |name: &str| {
+        groups.iter().find(|(s, _)| s == name).and_then(|(_, g)| g.values().next()).map(|g| {
             g.mean(|r| {
                 r.receiver_report
                     .tickgate
                     .as_ref()
                     .map_or(0.0, |t| t.counters.rx_packets as f64 / r.generator.elapsed_s)
             })
-        });
+        })
+    };
+    let ceiling_pps = ceiling("ceiling");
+    let ceiling_live_pps = ceiling("ceiling-live");
     if !sweep.is_empty() {
         let series: Vec<(ReceiverKind, Vec<(f64, f64)>)> = sweep
             .iter()
@@ -679,6 +682,7 @@ pub fn write(dir: &Path, run: &Run, png: bool) -> Result<Vec<String>> {
         "sweep": sweep_json,
         "grace": grace.iter().map(|(k, p)| (k.name().to_owned(), json!(p))).collect::<serde_json::Map<_, _>>(),
         "ceiling_pps": ceiling_pps,
+        "ceiling_live_pps": ceiling_live_pps,
         "sockperf": match &run.sockperf { Ok(s) => json!(s), Err(e) => json!({ "error": e }) },
         "notes": notes,
     });
@@ -744,7 +748,7 @@ fn markdown(
     for (scenario, by_receiver) in groups {
         let Some(first) = by_receiver.values().next().and_then(|g| g.runs.first()) else { continue };
         let _ = writeln!(md, "\n## {scenario}\n\n{}\n", scenario_note(first));
-        if scenario == "ceiling" {
+        if scenario.starts_with("ceiling") {
             let _ = writeln!(
                 md,
                 "| round | generator pps | XDP rx pps | dropped rate_limited | other drops | steered | unexplained | NAPI CPU | hook capacity (rx pps / NAPI share) |"

@@ -71,7 +71,8 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
 
     let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let scenarios = &report["scenarios"];
-    for scenario in ["seed", "seed-1000hz", "flood", "flood-1000hz-junk20k"] {
+    // `-live`: the junk came as live XDP frames (BPF_PROG_RUN), the legit inputs through sockets.
+    for scenario in ["seed", "seed-1000hz", "flood", "flood-1000hz-junk20k", "flood-live"] {
         for receiver in RECEIVERS {
             let runs = scenarios[scenario][receiver]["runs"].as_array().unwrap_or_else(|| {
                 panic!(
@@ -99,11 +100,15 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
         }
         assert!(out.join(format!("latency-{scenario}.svg")).exists());
     }
-    let ceiling = scenarios["ceiling"]["tickgate-wakeup"]["runs"].as_array().unwrap();
-    for run in ceiling {
-        check_accounted(run);
-        assert!(reason(run, "xdp.rate_limited") > 0, "ceiling: XDP did not drop: {run}");
+    for scenario in ["ceiling", "ceiling-live"] {
+        let ceiling = scenarios[scenario]["tickgate-wakeup"]["runs"].as_array().unwrap();
+        for run in ceiling {
+            check_accounted(run);
+            assert!(reason(run, "xdp.rate_limited") > 0, "{scenario}: XDP did not drop: {run}");
+        }
     }
+    // The live ceiling's packets reached the XDP hook as frames: every one counted there.
+    assert!(f(&report["ceiling_live_pps"]) > 0.0, "ceiling-live: {}", report["ceiling_live_pps"]);
     for receiver in RECEIVERS {
         let steps = report["sweep"][receiver]["steps"].as_array().unwrap();
         assert_eq!(steps.len(), 2, "sweep {receiver}: {steps:?}");

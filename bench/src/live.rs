@@ -1,0 +1,178 @@
+//! Traffic like a NIC's: frames injected into the sender veth with `BPF_PROG_RUN` in live-frame
+//! mode (`BPF_F_TEST_XDP_LIVE_FRAMES`, the way xdp-trafficgen sends). The kernel runs a
+//! two-instruction XDP program (`return XDP_TX`) on each copy of the frame as if the sender veth
+//! had received it, and XDP_TX there becomes an `ndo_xdp_xmit` into the peer: the receiver veth
+//! gets `xdp_frame`s, runs its XDP program on them without building an skb first (as a NIC
+//! driver does), and builds an skb only for what goes on to the kernel stack (the socket path,
+//! and what tickgate's program passes). A frame the peer's ring cannot take is counted by veth as
+//! the sender's `tx_dropped`, which the bench's accounting already reads.
+//!
+//! Every copy is the same bytes, so only traffic that may repeat can go this way: junk, and the
+//! ceiling's packets that XDP drops anyway. Sealed protocol v2 inputs are unique per packet and
+//! keep going through sockets.
+
+use std::{
+    ffi::CString,
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+};
+
+use tickgate_testkit::lab::{RX_IP4, RX_MAC, TX_IP4, TX_MAC};
+
+use libbpf_rs::libbpf_sys;
+
+/// Copies of a frame the kernel sends per `BPF_PROG_RUN` call at most (it batches them by 64
+/// and checks for signals in between).
+pub const MAX_REPEAT: u32 = 1 << 16;
+
+/// `r0 = XDP_TX; exit`, as raw eBPF instructions (opcode, registers, offset, immediate).
+const XDP_TX_PROGRAM: [u64; 2] = [
+    // BPF_ALU64 | BPF_MOV | BPF_K, dst r0, imm 3 (XDP_TX).
+    0xb7 | (3 << 32),
+    // BPF_JMP | BPF_EXIT.
+    0x95,
+];
+
+/// The UDP source port of live frames (nothing in the lab sends from it otherwise).
+pub const LIVE_SRC_PORT: u16 = 40_404;
+
+/// An XDP_TX program loaded for live-frame injection through one interface of the calling
+/// thread's network namespace.
+#[derive(Debug)]
+pub struct LiveFrames {
+    prog: OwnedFd,
+    ifindex: u32,
+}
+
+impl LiveFrames {
+    /// Loads the program; `ifname` is the interface to send through (the sender veth), looked up
+    /// in the calling thread's namespace, where every later `send` must run too.
+    pub fn new(ifname: &str) -> io::Result<Self> {
+        let name = CString::new(ifname).map_err(|_| io::Error::other("interface name with a NUL"))?;
+        // SAFETY: `name` is a NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let prog_name = c"tg_live_tx";
+        let license = c"GPL";
+        // SAFETY: the instruction array outlives the call and has the layout of `bpf_insn` (8
+        // bytes each, little-endian code/regs/off/imm on x86-64); a null `opts` is allowed.
+        let fd = unsafe {
+            libbpf_sys::bpf_prog_load(
+                libbpf_sys::BPF_PROG_TYPE_XDP,
+                prog_name.as_ptr(),
+                license.as_ptr(),
+                XDP_TX_PROGRAM.as_ptr().cast(),
+                XDP_TX_PROGRAM.len() as u64,
+                std::ptr::null_mut(),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: a new fd that nothing else owns.
+        let prog = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self { prog, ifindex })
+    }
+
+    /// Sends `copies` copies of `frame` (an Ethernet frame) out of the interface. Returns once
+    /// the kernel has run them all (or a signal interrupted it: then fewer went).
+    pub fn send(&self, frame: &[u8], copies: u32) -> io::Result<()> {
+        let ctx = libbpf_sys::xdp_md {
+            data: 0,
+            data_end: frame.len() as u32,
+            data_meta: 0,
+            ingress_ifindex: self.ifindex,
+            rx_queue_index: 0,
+            egress_ifindex: 0,
+        };
+        let mut opts = libbpf_sys::bpf_test_run_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+            data_in: frame.as_ptr().cast(),
+            data_size_in: frame.len() as u32,
+            ctx_in: (&raw const ctx).cast(),
+            ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
+            repeat: copies.clamp(1, MAX_REPEAT) as i32,
+            flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
+            ..Default::default()
+        };
+        // SAFETY: `opts` points at live buffers of the sizes it states, for the whole call.
+        let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &raw mut opts) };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(())
+    }
+}
+
+/// An Ethernet + IPv4 + UDP frame from the lab's sender to its receiver, from
+/// [`LIVE_SRC_PORT`] to `dst_port`, carrying `payload`.
+pub fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let ip_len = 20 + udp_len;
+    let mut f = Vec::with_capacity(14 + ip_len);
+    f.extend_from_slice(&RX_MAC);
+    f.extend_from_slice(&TX_MAC);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let ip_start = f.len();
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&(ip_len as u16).to_be_bytes());
+    // Id 0, don't fragment, TTL 64, UDP, checksum filled below.
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&TX_IP4.octets());
+    f.extend_from_slice(&RX_IP4.octets());
+    let sum = ipv4_checksum(&f[ip_start..ip_start + 20]);
+    f[ip_start + 10..ip_start + 12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&LIVE_SRC_PORT.to_be_bytes());
+    f.extend_from_slice(&dst_port.to_be_bytes());
+    f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    // UDP checksum 0: none (allowed over IPv4).
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The IPv4 header checksum of `header` (its checksum field zero).
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 =
+        header.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_udp_frame_has_a_valid_ipv4_header_and_the_lab_addresses() {
+        let payload = [0u8; 36];
+        let f = udp_frame(7777, &payload);
+        assert_eq!(f.len(), 14 + 20 + 8 + 36);
+        assert_eq!(&f[0..6], &RX_MAC);
+        assert_eq!(&f[6..12], &TX_MAC);
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+        // A header with its checksum in place sums to 0xffff (checksum 0).
+        assert_eq!(ipv4_checksum(&f[14..34]), 0);
+        assert_eq!(u16::from_be_bytes([f[16], f[17]]), 64);
+        assert_eq!(&f[26..30], &TX_IP4.octets());
+        assert_eq!(&f[30..34], &RX_IP4.octets());
+        assert_eq!(u16::from_be_bytes([f[34], f[35]]), LIVE_SRC_PORT);
+        assert_eq!(u16::from_be_bytes([f[36], f[37]]), 7777);
+        assert_eq!(u16::from_be_bytes([f[38], f[39]]), 44);
+        assert!(tickgate::wire::decode(&f[42..]).is_err(), "bad magic must not decode");
+    }
+
+    #[test]
+    fn the_checksum_matches_a_known_header() {
+        // The classic example header (RFC 1071 style): 45 00 00 73 00 00 40 00 40 11 .. c0 a8 00 01 c0 a8 00 c7.
+        let h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01,
+            0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(ipv4_checksum(&h), 0xb861);
+    }
+}
