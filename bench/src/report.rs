@@ -345,7 +345,9 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                         ratio: t.loss_pct() / socket_value,
                         unit: "%".into(),
                         lower_is_better: true,
-                        spread: None,
+                        spread: round_spread(by_receiver, tg, sockets, |r| r.loss.legit_loss_pct)
+                            .filter(|_| t.runs.len() > 1)
+                            .map(|(lo, hi)| [lo, hi]),
                     });
                 }
             }
@@ -366,7 +368,9 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                     ratio: v / socket_value,
                     unit: "% of a core".into(),
                     lower_is_better: true,
-                    spread: None,
+                    spread: round_spread(by_receiver, tg, sockets, |r| r.cpu.receiver_pct)
+                        .filter(|_| t.runs.len() > 1)
+                        .map(|(lo, hi)| [lo, hi]),
                 });
             }
         }
