@@ -122,7 +122,7 @@ enum Protocol {
 const BENCH_PROTOCOL_ID: u64 = 0x7469_636b_6265_6e63;
 
 /// Benchmark tickgate against the kernel socket path in a veth lab (run as root).
-#[derive(Debug, Parser, Serialize)]
+#[derive(Clone, Debug, Parser, Serialize)]
 #[command(name = "tickgate-bench", version)]
 struct Args {
     /// Scenarios to run, in this order.
@@ -139,9 +139,16 @@ struct Args {
     /// Seconds of load per measurement (seed, flood, ceiling).
     #[arg(long, default_value_t = 3.0)]
     duration: f64,
-    /// Rounds of seed, flood and ceiling: each round measures every receiver once.
+    /// Rounds of seed, flood, ceiling and grace: each round measures every receiver once.
     #[arg(long, default_value_t = 2)]
     rounds: u32,
+    /// After --rounds, add rounds (up to this many in all) to each scenario with a headline
+    /// ratio whose spread across rounds is wider than ±--spread-target-pct.
+    #[arg(long, default_value_t = 4)]
+    max_rounds: u32,
+    /// The spread a headline ratio may have across rounds before another round is run, %.
+    #[arg(long, default_value_t = 10.0)]
+    spread_target_pct: f64,
     /// Legit packets per second in seed and flood.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
@@ -587,7 +594,12 @@ fn run() -> Result<()> {
     let started = Instant::now();
     let machine = report::Machine::describe();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut planned = plan(&args);
+    // Every round a scenario may need is planned; the rounds past --rounds are kept in reserve
+    // for the scenarios whose ratios spread too wide.
+    let (mut planned, mut reserve): (Vec<Planned>, Vec<Planned>) =
+        plan(&Args { rounds: args.rounds.max(args.max_rounds), ..args.clone() })
+            .into_iter()
+            .partition(|p| p.sweep_step.is_some() || p.spec.round < args.rounds);
 
     let lab = Lab::create("tgb", args.queues).context("creating the veth lab")?;
     if args.napi == Napi::Threaded {
@@ -597,7 +609,7 @@ fn run() -> Result<()> {
     // Addresses were just added: let the kernel's own announcements (IPv6 MLD reports) go by
     // so that the lab carries only the bench's packets while it measures.
     std::thread::sleep(Duration::from_secs(1));
-    for p in &mut planned {
+    for p in planned.iter_mut().chain(reserve.iter_mut()) {
         p.spec.receiver.ifname = lab.rx_if.clone();
         p.spec.load.tx_if = lab.tx_if.clone();
     }
@@ -613,14 +625,11 @@ fn run() -> Result<()> {
     }
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut saturated: Vec<ReceiverKind> = Vec::new();
-    for p in &planned {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
+    let mut run_one = |p: &Planned, outcomes: &mut Vec<Outcome>| -> Result<()> {
         let kind = p.spec.receiver.kind;
         if p.sweep_step.is_some_and(|r| r != Rate::Max) && saturated.contains(&kind) {
             bar.inc(1);
-            continue;
+            return Ok(());
         }
         bar.set_message(format!("{} {} round {}", p.spec.scenario, kind.name(), p.spec.round));
         let mut attempt = 0;
@@ -656,6 +665,37 @@ fn run() -> Result<()> {
         }
         outcomes.push(outcome);
         bar.inc(1);
+        Ok(())
+    };
+    for p in &planned {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        run_one(p, &mut outcomes)?;
+    }
+    // More rounds, one at a time, for the scenarios whose ratios still spread too wide.
+    for round in args.rounds..args.max_rounds {
+        let wide = report::wide_scenarios(&outcomes, args.spread_target_pct);
+        let next: Vec<&Planned> =
+            reserve.iter().filter(|p| p.spec.round == round && wide.contains(&p.spec.scenario)).collect();
+        if next.is_empty() || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let names: Vec<&String> = wide.iter().collect();
+        say(
+            &bar,
+            format!(
+                "spread wider than ±{} % in {names:?}: round {round} of at most {}",
+                args.spread_target_pct, args.max_rounds
+            ),
+        );
+        bar.inc_length(next.len() as u64);
+        for p in next {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            run_one(p, &mut outcomes)?;
+        }
     }
     bar.finish_and_clear();
 

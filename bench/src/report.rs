@@ -251,6 +251,8 @@ const SLEEPING_SOCKETS: [ReceiverKind; 3] =
 /// One headline ratio.
 #[derive(Clone, Debug, Serialize)]
 pub struct Ratio {
+    /// The scenario it comes from.
+    pub scenario: String,
     /// What is compared.
     pub figure: String,
     /// The tickgate receiver.
@@ -315,6 +317,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                             .filter(|_| t.runs.len() > 1)
                             .map(|(lo, hi)| [lo, hi]);
                         out.push(Ratio {
+                            scenario: scenario.clone(),
                             figure: format!("{scenario}: {name} {label}"),
                             tickgate: tg,
                             tickgate_value: metric(&ts),
@@ -337,6 +340,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                     && socket_value > 0.0
                 {
                     out.push(Ratio {
+                        scenario: scenario.clone(),
                         figure: format!("{scenario}: legit inputs lost"),
                         tickgate: tg,
                         tickgate_value: t.loss_pct(),
@@ -360,6 +364,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
             {
                 let v = t.mean(|r| r.cpu.receiver_pct);
                 out.push(Ratio {
+                    scenario: scenario.clone(),
                     figure: format!("{scenario}: receiver CPU"),
                     tickgate: tg,
                     tickgate_value: v,
@@ -384,6 +389,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
             .min_by(|a, b| a.1.tick_close_us.p99_us.total_cmp(&b.1.tick_close_us.p99_us));
         if let Some((socket, s)) = best {
             out.push(Ratio {
+                scenario: "grace".into(),
                 figure: format!(
                     "grace: lowest p99 tick close at ≤ {GOAL_LATE_PCT} % late (grace {} / {} µs)",
                     t.grace_us, s.grace_us
@@ -413,6 +419,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
             socket_figures.iter().max_by(|a, b| a.1.unwrap_or(0.0).total_cmp(&b.1.unwrap_or(0.0))),
         ) {
             out.push(Ratio {
+                scenario: "sweep".into(),
                 figure: "sweep: highest lossless rate".into(),
                 tickgate: tg,
                 tickgate_value: tl,
@@ -428,6 +435,7 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
             && *sb > 0.0
         {
             out.push(Ratio {
+                scenario: "sweep".into(),
                 figure: "sweep: most inputs/s delivered".into(),
                 tickgate: tg,
                 tickgate_value: t_best,
@@ -441,6 +449,19 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
         }
     }
     out
+}
+
+/// Whether a ratio's round-by-round spread reaches beyond `pct` % of the ratio on either side.
+fn spread_wider_than(r: &Ratio, pct: f64) -> bool {
+    let Some([lo, hi]) = r.spread else { return false };
+    let (below, above) = (r.ratio * (1.0 - pct / 100.0), r.ratio * (1.0 + pct / 100.0));
+    lo < below || hi > above
+}
+
+/// The scenarios with a headline ratio whose spread across rounds is wider than ±`pct` %: the
+/// ones another round should be run for.
+pub fn wide_scenarios(outcomes: &[Outcome], pct: f64) -> std::collections::BTreeSet<String> {
+    ratios(outcomes).into_iter().filter(|r| spread_wider_than(r, pct)).map(|r| r.scenario).collect()
 }
 
 /// The HdrHistogram percentile distribution text (`.hgrm`), values in milliseconds.
@@ -724,6 +745,15 @@ fn markdown(
          (wakeup against the best of recv, epoll and recvmmsg; busy-poll against the spinning socket). \
          Latency and CPU: below 1 means tickgate is lower. Throughput: above 1 means tickgate is higher. \
          Spread: the same ratio round by round (each round's tickgate run against the best socket run of that round).\n"
+    );
+    let setting = |k: &str| run.settings.get(k).map_or("?".to_owned(), ToString::to_string);
+    let _ = writeln!(
+        md,
+        "Rounds: {} per scenario, and more (up to {} in all) for a scenario while one of its ratios spread wider \
+         than ±{} % across rounds; the spread column shows what remained.\n",
+        setting("rounds"),
+        setting("max_rounds"),
+        setting("spread_target_pct")
     );
     let _ = writeln!(
         md,
@@ -1018,4 +1048,34 @@ fn markdown(
         let _ = writeln!(md, "\nNote: {note}");
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ratio(ratio: f64, spread: Option<[f64; 2]>) -> Ratio {
+        Ratio {
+            scenario: "seed".into(),
+            figure: "seed: p50 send -> frame".into(),
+            tickgate: ReceiverKind::TickgateWakeup,
+            tickgate_value: ratio,
+            socket: ReceiverKind::SocketRecv,
+            socket_value: 1.0,
+            ratio,
+            unit: "µs".into(),
+            lower_is_better: true,
+            spread,
+        }
+    }
+
+    #[test]
+    fn a_spread_is_wide_when_a_round_strays_more_than_the_target_either_way() {
+        assert!(!spread_wider_than(&ratio(1.0, None), 10.0), "one round has no spread");
+        assert!(!spread_wider_than(&ratio(1.0, Some([0.95, 1.08])), 10.0));
+        assert!(spread_wider_than(&ratio(1.0, Some([0.89, 1.0])), 10.0));
+        assert!(spread_wider_than(&ratio(1.0, Some([1.0, 1.11])), 10.0));
+        assert!(!spread_wider_than(&ratio(0.5, Some([0.46, 0.54])), 10.0));
+        assert!(spread_wider_than(&ratio(0.5, Some([0.44, 0.5])), 10.0));
+    }
 }
