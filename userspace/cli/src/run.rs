@@ -122,6 +122,9 @@ pub struct RunArgs {
     /// Group of the ring files (a name or a number), e.g. the game server's.
     #[arg(long, value_name = "GROUP")]
     pub ring_group: Option<String>,
+    /// Owner of the ring files (a user name or a number), e.g. the game server's user.
+    #[arg(long, value_name = "USER")]
+    pub ring_owner: Option<String>,
     /// Bytes of each ring's data area (a power of two of at least 4096): how far a game may
     /// fall behind before it loses frames.
     #[arg(long, default_value_t = tickgate::game::ring::DEFAULT_CAPACITY)]
@@ -306,6 +309,7 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
                 dir: dir.clone(),
                 mode: a.ring_mode,
                 gid: a.ring_group.as_deref().map(group_id).transpose()?,
+                uid: a.ring_owner.as_deref().map(user_id).transpose()?,
                 capacity: a.ring_capacity,
             })
             .with_context(|| format!("--frame-rings {}", dir.display()))?,
@@ -419,6 +423,20 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 /// A group's id from its number or its name (`/etc/group`).
+fn user_id(user: &str) -> Result<u32> {
+    if let Ok(uid) = user.parse() {
+        return Ok(uid);
+    }
+    let users = fs::read_to_string("/etc/passwd").context("reading /etc/passwd for --ring-owner")?;
+    users
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next() == Some(user)).then(|| fields.nth(1).and_then(|uid| uid.parse().ok())).flatten()
+        })
+        .with_context(|| format!("--ring-owner {user}: no such user in /etc/passwd"))
+}
+
 fn group_id(group: &str) -> Result<u32> {
     if let Ok(gid) = group.parse() {
         return Ok(gid);

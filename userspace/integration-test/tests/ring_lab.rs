@@ -65,8 +65,24 @@ fn a_go_game_server_reads_its_match_like_the_rust_reader_and_a_stalled_one_is_co
     let run = start_v2(
         &lab,
         &key,
-        &["--duration", "5", "--frame-rings", dir.to_str().unwrap(), "--ring-capacity", "16384"],
+        &[
+            "--duration",
+            "5",
+            "--frame-rings",
+            dir.to_str().unwrap(),
+            "--ring-capacity",
+            "16384",
+            // The operator hands the files to the game's user and group (nobody/nogroup here).
+            "--ring-owner",
+            "65534",
+            "--ring-group",
+            "65534",
+            "--ring-mode",
+            "640",
+        ],
     );
+    let live = std::path::Path::new("/run/tickgate").join(format!("{}.json", lab.rx_if));
+    let live_rings = std::sync::Mutex::new(serde_json::Value::Null);
     let server: SocketAddr = (RX_IP4, 7777).into();
     let ring1 = dir.join("match-1.ring");
     let ring2 = dir.join("match-2.ring");
@@ -103,6 +119,11 @@ fn a_go_game_server_reads_its_match_like_the_rust_reader_and_a_stalled_one_is_co
                 assert!(support::wait_for(5, || ring1.exists()), "no ring for match 1");
                 *first.lock().unwrap() = Some(go_read(&game, &ring1, &["-follow", "-stop-after", "30"]));
             }
+            if round == 150 {
+                // The live status counts the rings while the run goes on.
+                let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&live).unwrap()).unwrap();
+                *live_rings.lock().unwrap() = v["outputs"]["frame_rings"].clone();
+            }
             if round == 70 {
                 // It is restarted (well within the ring's capacity) and follows to the end.
                 let child = first.lock().unwrap().take().expect("the first reader started");
@@ -115,6 +136,15 @@ fn a_go_game_server_reads_its_match_like_the_rust_reader_and_a_stalled_one_is_co
         }
         heard
     });
+    let live_rings = live_rings.into_inner().unwrap();
+    assert_eq!(live_rings["rings"], 2, "live outputs.frame_rings: {live_rings}");
+    assert!(live_rings["records"].as_u64().is_some_and(|r| r > 20), "live outputs.frame_rings: {live_rings}");
+    // Owner, group and mode as configured, on the frames and on the game's way back.
+    for file in [&ring1, &ring2, &dir.join("match-1.out")] {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(file).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (65534, 65534, 0o640), "{}", file.display());
+    }
     let crashed = crashed.into_inner().unwrap();
     assert_eq!(crashed.len(), 30, "the first reader stopped after 30 records");
     // The restarted reader ends when the run does (the ring says the writer stopped).

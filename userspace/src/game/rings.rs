@@ -21,6 +21,9 @@ pub struct RingsConfig {
     pub mode: u32,
     /// Group of each file, if not tickgate's own.
     pub gid: Option<u32>,
+    /// Owner of each file, if not tickgate's own (the game's user, so that it owns what it
+    /// writes to).
+    pub uid: Option<u32>,
     /// Bytes of each ring's data area (a power of two).
     pub capacity: u64,
 }
@@ -137,6 +140,16 @@ impl Rings {
         }
     }
 
+    /// Gives `path` to `uid` (its group and mode are set when it is made).
+    fn own(path: &std::path::Path, uid: Option<u32>) -> Result<(), RingError> {
+        let Some(uid) = uid else { return Ok(()) };
+        std::os::unix::fs::chown(path, Some(uid), None).map_err(|source| RingError::Io {
+            what: "setting the owner of",
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     fn write(&mut self, frame: &Frame, scratch: &mut Vec<u8>) -> Result<(), RingError> {
         let writer = match self.live.entry(frame.match_id) {
             std::collections::hash_map::Entry::Occupied(w) => w.into_mut(),
@@ -145,6 +158,7 @@ impl Rings {
                 let path = Self::path_of(&c.dir, frame.match_id);
                 let mut w =
                     RingWriter::create(&path, frame.match_id, frame.tick_hz, c.capacity, c.mode, c.gid)?;
+                Self::own(&path, c.uid)?;
                 let offset = TickClock::new(0, frame.tick_hz.max(1)).start(frame.tick);
                 let start =
                     encode_match_start(frame.match_id, frame.tick_hz, frame.start_ns.saturating_sub(offset));
@@ -158,6 +172,7 @@ impl Rings {
                     c.mode,
                     c.gid,
                 )?;
+                Self::own(&out, c.uid)?;
                 self.outboxes.insert(frame.match_id, outbox);
                 self.ended.rings += 1;
                 slot.insert(w)
@@ -205,7 +220,7 @@ mod tests {
     #[test]
     fn the_games_messages_come_out_of_its_out_ring_a_bounded_number_per_pass() {
         let dir = std::env::temp_dir().join(format!("tickgate-rings-{}", std::process::id()));
-        let config = RingsConfig { dir: dir.clone(), mode: 0o600, gid: None, capacity: 4096 };
+        let config = RingsConfig { dir: dir.clone(), mode: 0o600, gid: None, uid: None, capacity: 4096 };
         let mut rings = Rings::new(config).expect("a directory");
         let frame = Frame {
             match_id: 4,
