@@ -353,6 +353,8 @@ fn run_with<R: Recorder + Send + 'static>(a: &RunArgs, config: &IngressConfig, r
             inputs_seen += frame.inputs.len() as u64;
             emit(&frame, &mut rings);
             frames_seen += 1;
+            // Written out: its buffer goes back to the sequencer for the next frames.
+            ingress.frames().recycle(frame);
         }
         if last_live.elapsed() >= Duration::from_secs(1) {
             let frames_overflowed = ingress.frames().overflowed();

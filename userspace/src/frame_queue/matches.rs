@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque, btree_map::Entry};
 
 use super::tick::{TickStats, Ticker};
-use super::{Config, Epoch, Frame, MatchConfig};
+use super::{Config, Epoch, Frame, FramePool, MatchConfig};
 use crate::input::{Input, InputKind};
 
 /// Every live match and the order their deadlines come due in.
@@ -33,6 +33,8 @@ pub(super) struct Matches {
     advances: u64,
     starts_ignored: u64,
     inputs_after_end: u64,
+    /// Frame buffers the game gave back, shared by every match's ticker.
+    pub(super) pool: FramePool,
 }
 
 #[derive(Debug)]
@@ -47,8 +49,13 @@ struct Match {
 }
 
 impl Match {
-    fn new(config: &Config) -> Self {
-        Self { ticker: Ticker::new(config), members: BTreeMap::new(), had_members: false, queued: u64::MAX }
+    fn new(config: &Config, pool: &FramePool) -> Self {
+        Self {
+            ticker: Ticker::with_pool(config, pool.clone()),
+            members: BTreeMap::new(),
+            had_members: false,
+            queued: u64::MAX,
+        }
     }
 }
 
@@ -66,11 +73,12 @@ impl Matches {
             advances: 0,
             starts_ignored: 0,
             inputs_after_end: 0,
+            pool: FramePool::default(),
         };
         // An explicit epoch is the run's grid for match 0 (protocol v1, replays of old logs):
         // it exists from the start and seals empty ticks before any input.
         if let Epoch::At(_) = config.epoch {
-            matches.live.insert(0, Match::new(config));
+            matches.live.insert(0, Match::new(config, &matches.pool));
             matches.started += 1;
             matches.schedule(0);
         }
@@ -97,7 +105,7 @@ impl Matches {
                     None => {}
                 }
                 self.started += 1;
-                new.insert(Match::new(&config))
+                new.insert(Match::new(&config, &self.pool))
             }
         };
         entry.ticker.place(input);

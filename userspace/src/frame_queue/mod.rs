@@ -10,6 +10,7 @@
 
 mod frame;
 mod matches;
+mod pool;
 mod sequencer_thread;
 mod tick;
 
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 pub use frame::{Frame, GENESIS_HASH, JsonLines, chain_hash, encode_frame, encode_inputs, frame_order, hex};
+pub use pool::{FramePool, POOL_BUFFERS};
 pub use sequencer_thread::{
     FRAME_QUEUE_CAPACITY, FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn,
     spawn_with_fanout,
@@ -345,6 +347,16 @@ impl<R: Recorder> Pipeline<R> {
         self.frames.drain(..)
     }
 
+    /// The pool a consumer gives frame buffers back to (see [`FramePool`]).
+    pub fn pool(&self) -> FramePool {
+        self.matches.pool.clone()
+    }
+
+    /// Gives a frame's buffer back for the next frames, once the game is done with it.
+    pub fn recycle(&self, frame: Frame) {
+        self.matches.pool.put(frame.inputs);
+    }
+
     /// Whether every queue is closed and drained: all frames that will ever exist are sealed.
     /// The last one is the last tick holding an input (or sealed earlier by a watermark).
     pub fn is_finished(&self) -> bool {
@@ -463,6 +475,49 @@ mod tests {
         p.push_watermark(0, MS + 200_000).expect("feed");
         let frame = p.pop_frame().expect("tick 0 sealed");
         assert_eq!(ticks(&[frame]), vec![(0, vec![MS / 2])]);
+    }
+
+    /// Fifty inputs in `tick`, and a watermark that seals it.
+    fn feed_tick(p: &mut Pipeline, tick: u64) {
+        for c in 0..50 {
+            p.push_input(0, input(tick * MS + 10 + c, c as u32, tick + 1)).expect("feed");
+        }
+        p.push_watermark(0, (tick + 1) * MS + 200_000).expect("feed");
+    }
+
+    #[test]
+    fn a_recycled_frame_buffer_is_filled_again() {
+        let mut p = Pipeline::new(&config(Late::Drop), 1).expect("valid config");
+        feed_tick(&mut p, 0);
+        let first = p.pop_frame().expect("tick 0");
+        let (ptr, capacity) = (first.inputs.as_ptr(), first.inputs.capacity());
+        p.recycle(first);
+        assert_eq!(p.pool().len(), 1, "given back");
+        feed_tick(&mut p, 1);
+        let second = p.pop_frame().expect("tick 1");
+        assert_eq!(p.pool().len(), 0, "taken again");
+        assert_eq!(second.inputs.as_ptr(), ptr, "tick 1 filled the buffer of tick 0");
+        assert!(second.inputs.capacity() >= capacity);
+        assert_eq!(second.inputs.len(), 50);
+    }
+
+    #[test]
+    fn recycling_changes_no_frame() {
+        let mut plain = Pipeline::new(&config(Late::Drop), 1).expect("valid config");
+        let mut recycling = Pipeline::new(&config(Late::Drop), 1).expect("valid config");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for tick in 0..6 {
+            feed_tick(&mut plain, tick);
+            feed_tick(&mut recycling, tick);
+            a.extend(plain.drain_frames().map(|f| (f.tick, f.inputs, f.hash)));
+            let frames: Vec<Frame> = recycling.drain_frames().collect();
+            for frame in frames {
+                b.push((frame.tick, frame.inputs.clone(), frame.hash));
+                recycling.recycle(frame);
+            }
+        }
+        assert_eq!(a.len(), 6);
+        assert_eq!(a, b);
     }
 
     #[test]

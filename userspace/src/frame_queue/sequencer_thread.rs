@@ -12,7 +12,7 @@ use std::sync::{
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use super::{Config, ConfigError, Frame, Pipeline, Recorder, Stats};
+use super::{Config, ConfigError, Frame, FramePool, Pipeline, Recorder, Stats};
 use crate::broadcast::Fanout;
 use crate::sequencer::{self, Consumer, Doorbell, Producer};
 
@@ -72,6 +72,7 @@ pub fn spawn_with_fanout<R: Recorder + Send + 'static>(
     fanout: Option<Fanout>,
 ) -> Result<Running<R>, SpawnError> {
     let pipeline = Pipeline::with_recorder(config, queues, recorder)?;
+    let pool = pipeline.pool();
     let bell = Arc::new(Doorbell::default());
     let (producers, consumers): (Vec<_>, Vec<_>) =
         (0..queues).map(|_| sequencer::channel(capacity, &bell)).unzip();
@@ -84,7 +85,7 @@ pub fn spawn_with_fanout<R: Recorder + Send + 'static>(
         .map_err(SpawnError::Thread)?;
     Ok(Running {
         producers,
-        frames: FrameQueue { rx, finished: false, overflowed },
+        frames: FrameQueue { rx, finished: false, overflowed, pool },
         sequencer: SequencerThread { handle },
     })
 }
@@ -145,6 +146,7 @@ pub struct FrameQueue {
     rx: Receiver<Frame>,
     finished: bool,
     overflowed: Arc<AtomicU64>,
+    pool: FramePool,
 }
 
 impl FrameQueue {
@@ -180,6 +182,12 @@ impl FrameQueue {
     /// Whether the run has ended and every frame has been taken.
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// Gives a frame's buffer back once the game is done with it: the sequencer fills it again
+    /// instead of faulting in fresh pages (optional; a dropped frame is simply freed).
+    pub fn recycle(&self, frame: Frame) {
+        self.pool.put(frame.inputs);
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::frame::{Frame, HashChain, frame_order};
+use super::pool::FramePool;
 use super::{Config, Epoch, Late};
 use crate::input::Input;
 
@@ -110,6 +111,7 @@ pub(super) struct Ticker {
     chain: HashChain,
     stats: TickStats,
     new_epoch: Option<u64>,
+    pool: FramePool,
 }
 
 /// One open tick's inputs, and whether they are still in frame order: they arrive in time
@@ -127,17 +129,31 @@ impl Default for Bucket {
 }
 
 impl Bucket {
-    fn push(&mut self, input: Input, size_hint: usize) {
+    fn push(&mut self, input: Input, size_hint: usize, pool: &FramePool) {
         match self.inputs.last() {
             Some(last) => self.sorted &= frame_order(last, &input).is_le(),
-            None => self.inputs.reserve(size_hint),
+            None => {
+                // A buffer the game gave back has its pages mapped already.
+                if self.inputs.capacity() == 0
+                    && let Some(reused) = pool.take()
+                {
+                    self.inputs = reused;
+                }
+                self.inputs.reserve(size_hint);
+            }
         }
         self.inputs.push(input);
     }
 }
 
 impl Ticker {
+    #[cfg(test)]
     pub(super) fn new(config: &Config) -> Self {
+        Self::with_pool(config, FramePool::default())
+    }
+
+    /// A ticker whose frames take their buffers from `pool` when the game gives some back.
+    pub(super) fn with_pool(config: &Config, pool: FramePool) -> Self {
         let mut ticker = Self {
             tick_hz: config.tick_hz,
             grace_ns: config.grace_ns(),
@@ -151,6 +167,7 @@ impl Ticker {
             chain: HashChain::default(),
             stats: TickStats::default(),
             new_epoch: None,
+            pool,
         };
         if let Epoch::At(epoch) = config.epoch {
             ticker.start_clock(TickClock::new(epoch, config.tick_hz));
@@ -190,7 +207,7 @@ impl Ticker {
                 if self.open.len() <= index {
                     self.open.resize_with(index + 1, Bucket::default);
                 }
-                self.open[index].push(input, self.size_hint);
+                self.open[index].push(input, self.size_hint, &self.pool);
             }
             _ => self.place_late(input),
         }
@@ -298,7 +315,7 @@ impl Ticker {
                 if self.open.is_empty() {
                     self.open.push_back(Bucket::default());
                 }
-                self.open[0].push(input, self.size_hint);
+                self.open[0].push(input, self.size_hint, &self.pool);
             }
         }
     }
