@@ -325,7 +325,7 @@ fn serve_socket(
     let (fanout, mut inboxes, _mailer, _history) =
         Fanout::new(1, tickgate::broadcast::DEFAULT_REDUNDANCY, DEFAULT_HISTORY, frames.tick_hz)?;
     let inbox = inboxes.pop().ok_or_else(|| anyhow!("no inbox"))?;
-    let mut running = frame_queue::spawn_with_fanout(&frames, 1, 65_536, (), Some(fanout))?;
+    let mut running = frame_queue::spawn_with_fanout(&frames, 1, 65_536, (), Some(Box::new(fanout)))?;
     let producer = running.producers.pop().ok_or_else(|| anyhow!("no producer"))?;
     let server = Arc::new(Mutex::new(
         Server::new(sessions.server.clone()).map_err(|e| anyhow!("no random bytes: {e}"))?,

@@ -17,7 +17,7 @@ use std::sync::{
     mpsc::{self, Receiver, SyncSender, TrySendError},
 };
 
-use crate::frame_queue::{Frame, MatchConfig};
+use crate::frame_queue::{Frame, FrameFanout, MatchConfig};
 use crate::sys;
 use crate::wire::frame_packet;
 
@@ -294,6 +294,17 @@ impl History {
     }
 }
 
+/// The sequencer thread hands each sealed frame to the workers through their inboxes.
+impl FrameFanout for Fanout {
+    fn frame(&mut self, frame: &Frame) {
+        self.hand_out(frame);
+    }
+
+    fn ring(&mut self) {
+        self.wake();
+    }
+}
+
 impl Fanout {
     /// A fan-out to `workers` inboxes, repeating `redundancy` older frames in each packet and
     /// keeping `history` frames per match for catch-up (`tick_hz`, the run's, answers a catch-up
@@ -333,7 +344,7 @@ impl Fanout {
 
     /// Wakes every worker whose inbox got a frame since the last call: once per batch of sealed
     /// frames, not once per frame.
-    pub fn ring(&mut self) {
+    fn wake(&mut self) {
         for (unrung, bell) in self.unrung.iter_mut().zip(&self.bells) {
             if std::mem::take(unrung) {
                 sys::eventfd_signal(bell.as_fd());
@@ -347,7 +358,7 @@ impl Fanout {
     }
 
     /// Hands a sealed frame, with the game's messages waiting for its match, to every worker.
-    pub fn frame(&mut self, frame: &Frame) {
+    fn hand_out(&mut self, frame: &Frame) {
         let messages = self.take_messages(frame.match_id);
         let mut record = Vec::with_capacity(frame_packet::RECORD_HEAD_LEN + 64 * frame.inputs.len());
         frame_packet::encode_record(frame, &messages, &mut record);

@@ -265,7 +265,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             config.queues.len(),
             config.handoff_capacity,
             recorder,
-            fanout,
+            fanout.map(|f| Box::new(f) as Box<dyn frame_queue::FrameFanout>),
         )?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut stats = Vec::new();

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use frame::{Frame, GENESIS_HASH, JsonLines, chain_hash, encode_frame, encode_inputs, frame_order, hex};
 pub use pool::{FramePool, POOL_BUFFERS};
 pub use sequencer_thread::{
-    FRAME_QUEUE_CAPACITY, FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn,
+    FRAME_QUEUE_CAPACITY, FrameFanout, FrameQueue, RunOutcome, Running, SequencerThread, SpawnError, spawn,
     spawn_with_fanout,
 };
 pub use tick::{MAX_TICKS_AHEAD, TickClock};

@@ -13,7 +13,6 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::{Config, ConfigError, Frame, FramePool, Pipeline, Recorder, Stats};
-use crate::broadcast::Fanout;
 use crate::sequencer::{self, Consumer, Doorbell, Producer};
 
 /// Items taken from one queue before looking at the next, so a busy queue cannot starve the
@@ -63,13 +62,22 @@ pub fn spawn<R: Recorder + Send + 'static>(
     spawn_with_fanout(config, queues, capacity, recorder, None)
 }
 
+/// Where every sealed frame also goes, on the sequencer thread, before the game gets it: the
+/// broadcast to the players (`broadcast::Fanout`).
+pub trait FrameFanout: Send {
+    /// One sealed frame.
+    fn frame(&mut self, frame: &Frame);
+    /// After each batch of sealed frames: wake whoever waits for them (once per batch).
+    fn ring(&mut self);
+}
+
 /// [`spawn`], and every sealed frame also goes to `fanout` (the broadcast to the players).
 pub fn spawn_with_fanout<R: Recorder + Send + 'static>(
     config: &Config,
     queues: usize,
     capacity: usize,
     recorder: R,
-    fanout: Option<Fanout>,
+    fanout: Option<Box<dyn FrameFanout>>,
 ) -> Result<Running<R>, SpawnError> {
     let pipeline = Pipeline::with_recorder(config, queues, recorder)?;
     let pool = pipeline.pool();
@@ -96,7 +104,7 @@ fn run<R: Recorder>(
     bell: &Doorbell,
     frames: SyncSender<Frame>,
     overflowed: &AtomicU64,
-    mut fanout: Option<Fanout>,
+    mut fanout: Option<Box<dyn FrameFanout>>,
 ) -> RunOutcome<R> {
     while !pipeline.is_finished() {
         let mut fed = 0usize;
