@@ -17,6 +17,7 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
 };
 
+use tickgate_common::frame::{Frame, Ip};
 use tickgate_testkit::lab::{RX_IP4, RX_MAC, TX_IP4, TX_MAC};
 
 use libbpf_rs::libbpf_sys;
@@ -107,45 +108,25 @@ impl LiveFrames {
 }
 
 /// An Ethernet + IPv4 + UDP frame from the lab's sender to its receiver, from
-/// [`LIVE_SRC_PORT`] to `dst_port`, carrying `payload`.
+/// [`LIVE_SRC_PORT`] to `dst_port`, carrying `payload` (the fixtures' frame builder, with the
+/// lab's addresses).
 pub fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
-    let udp_len = 8 + payload.len();
-    let ip_len = 20 + udp_len;
-    let mut f = Vec::with_capacity(14 + ip_len);
-    f.extend_from_slice(&RX_MAC);
-    f.extend_from_slice(&TX_MAC);
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let ip_start = f.len();
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&(ip_len as u16).to_be_bytes());
-    // Id 0, don't fragment, TTL 64, UDP, checksum filled below.
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&TX_IP4.octets());
-    f.extend_from_slice(&RX_IP4.octets());
-    let sum = ipv4_checksum(&f[ip_start..ip_start + 20]);
-    f[ip_start + 10..ip_start + 12].copy_from_slice(&sum.to_be_bytes());
-    f.extend_from_slice(&LIVE_SRC_PORT.to_be_bytes());
-    f.extend_from_slice(&dst_port.to_be_bytes());
-    f.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    // UDP checksum 0: none (allowed over IPv4).
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
-
-/// The IPv4 header checksum of `header` (its checksum field zero).
-fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 =
-        header.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    let ip = Ip::between(TX_IP4.into(), RX_IP4.into());
+    Frame { dst_mac: RX_MAC, src_mac: TX_MAC, ..Frame::udp(ip, LIVE_SRC_PORT, dst_port, payload) }.build()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one's-complement sum of an IPv4 header with its checksum in place is all ones.
+    fn checksum_verifies(header: &[u8]) -> bool {
+        let mut sum: u32 = header.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
 
     #[test]
     fn a_udp_frame_has_a_valid_ipv4_header_and_the_lab_addresses() {
@@ -155,8 +136,10 @@ mod tests {
         assert_eq!(&f[0..6], &RX_MAC);
         assert_eq!(&f[6..12], &TX_MAC);
         assert_eq!(&f[12..14], &[0x08, 0x00]);
-        // A header with its checksum in place sums to 0xffff (checksum 0).
-        assert_eq!(ipv4_checksum(&f[14..34]), 0);
+        assert!(checksum_verifies(&f[14..34]), "IPv4 header checksum");
+        assert!(!checksum_verifies(&[
+            0x45, 0, 0, 64, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 77, 0, 1, 10, 77, 0, 2
+        ]));
         assert_eq!(u16::from_be_bytes([f[16], f[17]]), 64);
         assert_eq!(&f[26..30], &TX_IP4.octets());
         assert_eq!(&f[30..34], &RX_IP4.octets());
@@ -164,15 +147,5 @@ mod tests {
         assert_eq!(u16::from_be_bytes([f[36], f[37]]), 7777);
         assert_eq!(u16::from_be_bytes([f[38], f[39]]), 44);
         assert!(tickgate::wire::decode(&f[42..]).is_err(), "bad magic must not decode");
-    }
-
-    #[test]
-    fn the_checksum_matches_a_known_header() {
-        // The classic example header (RFC 1071 style): 45 00 00 73 00 00 40 00 40 11 .. c0 a8 00 01 c0 a8 00 c7.
-        let h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01,
-            0xc0, 0xa8, 0x00, 0xc7,
-        ];
-        assert_eq!(ipv4_checksum(&h), 0xb861);
     }
 }

@@ -7,7 +7,8 @@
 //! sequencer thread would pop them. Generating and cloning inputs is outside the timing; freeing
 //! the frames (and their payloads) is outside it in `pipeline` and inside it in `pipeline_and_free`;
 //! `pipeline_recycling` gives every frame's buffer back as the game would (`FrameQueue::recycle`).
-//! The `_1khz` pair seals 52 frames of 20 000 inputs instead of 3 of 333 000.
+//! Those two run at 60 Hz and at 1 kHz, which seals 52 frames of 20 000 inputs instead of 3 of
+//! 333 000.
 //!
 //! Run: `cargo bench --bench sequencer` (or `-- --sample-count 20` for tighter figures).
 
@@ -58,27 +59,34 @@ fn workload(queues: usize) -> Vec<(usize, Item)> {
     sequence
 }
 
-/// Feeds the whole sequence; returns the frames and the emptied sequence buffer, so that freeing
-/// it (a pre-generation artifact) is not timed.
-fn run(queues: usize, sequence: Vec<(usize, Item)>) -> (Vec<Frame>, Vec<(usize, Item)>) {
-    run_at(60, queues, sequence)
+fn config(tick_hz: u32) -> Config {
+    Config { tick_hz, grace_us: 2_000, late: Late::Next, time_base: Clock::Xdp, epoch: Epoch::FirstInput }
 }
 
-fn run_at(tick_hz: u32, queues: usize, mut sequence: Vec<(usize, Item)>) -> (Vec<Frame>, Vec<(usize, Item)>) {
-    let config = Config {
-        tick_hz,
-        grace_us: 2_000,
-        late: Late::Next,
-        time_base: Clock::Xdp,
-        epoch: Epoch::FirstInput,
-    };
-    let mut pipeline = Pipeline::new(&config, queues).expect("valid config");
+/// Feeds the whole sequence at `tick_hz`; returns the frames and the emptied sequence buffer, so
+/// that freeing it (a pre-generation artifact) is not timed. With `recycle`, the consumer gives
+/// every frame's buffer back as soon as it has it (the game calling `FrameQueue::recycle`): the
+/// pipeline refills returned buffers instead of faulting in fresh pages, and no frame is kept.
+fn run(
+    tick_hz: u32,
+    queues: usize,
+    mut sequence: Vec<(usize, Item)>,
+    recycle: bool,
+) -> (Vec<Frame>, Vec<(usize, Item)>) {
+    let mut pipeline = Pipeline::new(&config(tick_hz), queues).expect("valid config");
     let mut frames = Vec::new();
+    let mut inputs = 0;
     for (slot, item) in sequence.drain(..) {
         pipeline.feed(slot, item).expect("valid item");
-        frames.extend(pipeline.drain_frames());
+        for frame in pipeline.drain_frames() {
+            inputs += frame.inputs.len();
+            frames.push(frame);
+        }
+        if recycle {
+            frames.drain(..).for_each(|frame| pipeline.recycle(frame));
+        }
     }
-    assert_eq!(frames.iter().map(|f| f.inputs.len()).sum::<usize>(), INPUTS);
+    assert_eq!(inputs, INPUTS);
     (frames, sequence)
 }
 
@@ -88,79 +96,29 @@ fn pipeline(bencher: Bencher, queues: usize) {
     bencher
         .counter(ItemsCount::new(INPUTS))
         .with_inputs(|| sequence.clone())
-        .bench_local_values(|sequence| run(queues, sequence));
+        .bench_local_values(|sequence| run(60, queues, sequence, false));
 }
 
-/// As [`run`], and the consumer gives every frame's buffer back as soon as it has it (the game
-/// calling `FrameQueue::recycle`): the pipeline refills returned buffers instead of faulting in
-/// fresh pages. Freeing what is left is timed, as in `pipeline_and_free`.
-fn run_recycling(
-    tick_hz: u32,
-    queues: usize,
-    mut sequence: Vec<(usize, Item)>,
-) -> (usize, Vec<(usize, Item)>) {
-    let config = Config {
-        tick_hz,
-        grace_us: 2_000,
-        late: Late::Next,
-        time_base: Clock::Xdp,
-        epoch: Epoch::FirstInput,
-    };
-    let mut pipeline = Pipeline::new(&config, queues).expect("valid config");
-    let mut inputs = 0;
-    for (slot, item) in sequence.drain(..) {
-        pipeline.feed(slot, item).expect("valid item");
-        let frames: Vec<Frame> = pipeline.drain_frames().collect();
-        for frame in frames {
-            inputs += frame.inputs.len();
-            pipeline.recycle(frame);
-        }
-    }
-    assert_eq!(inputs, INPUTS);
-    (inputs, sequence)
-}
-
-#[divan::bench(args = [1, 8], sample_count = 10, sample_size = 1)]
-fn pipeline_recycling(bencher: Bencher, queues: usize) {
-    let sequence = workload(queues);
-    bencher
-        .counter(ItemsCount::new(INPUTS))
-        .with_inputs(|| sequence.clone())
-        .bench_local_values(|sequence| run_recycling(60, queues, sequence).1);
-}
-
-/// At 1 kHz: 52 frames of 20 000 inputs instead of 3 of 333 000, so most frames can reuse a
-/// buffer.
-#[divan::bench(args = [1, 8], sample_count = 10, sample_size = 1)]
-fn pipeline_recycling_1khz(bencher: Bencher, queues: usize) {
-    let sequence = workload(queues);
-    bencher
-        .counter(ItemsCount::new(INPUTS))
-        .with_inputs(|| sequence.clone())
-        .bench_local_values(|sequence| run_recycling(1_000, queues, sequence).1);
-}
-
-/// At 1 kHz, frames freed by the consumer (the baseline of `pipeline_recycling_1khz`).
-#[divan::bench(args = [1, 8], sample_count = 10, sample_size = 1)]
-fn pipeline_and_free_1khz(bencher: Bencher, queues: usize) {
+/// Frames freed inside the timing, at 60 Hz (3 frames of 333 000 inputs) and 1 kHz (52 frames of
+/// 20 000).
+#[divan::bench(consts = [60, 1_000], args = [1, 8], sample_count = 10, sample_size = 1)]
+fn pipeline_and_free<const TICK_HZ: u32>(bencher: Bencher, queues: usize) {
     let sequence = workload(queues);
     bencher.counter(ItemsCount::new(INPUTS)).with_inputs(|| sequence.clone()).bench_local_values(
         |sequence| {
-            let (frames, sequence) = run_at(1_000, queues, sequence);
+            let (frames, sequence) = run(TICK_HZ, queues, sequence, false);
             drop(frames);
             sequence
         },
     );
 }
 
-#[divan::bench(args = [1, 8], sample_count = 10, sample_size = 1)]
-fn pipeline_and_free(bencher: Bencher, queues: usize) {
+/// Every frame's buffer given back at once; the baseline is `pipeline_and_free` at the same rate.
+#[divan::bench(consts = [60, 1_000], args = [1, 8], sample_count = 10, sample_size = 1)]
+fn pipeline_recycling<const TICK_HZ: u32>(bencher: Bencher, queues: usize) {
     let sequence = workload(queues);
-    bencher.counter(ItemsCount::new(INPUTS)).with_inputs(|| sequence.clone()).bench_local_values(
-        |sequence| {
-            let (frames, sequence) = run(queues, sequence);
-            drop(frames);
-            sequence
-        },
-    );
+    bencher
+        .counter(ItemsCount::new(INPUTS))
+        .with_inputs(|| sequence.clone())
+        .bench_local_values(|sequence| run(TICK_HZ, queues, sequence, true).1);
 }

@@ -426,31 +426,27 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 
 /// A group's id from its number or its name (`/etc/group`).
 fn user_id(user: &str) -> Result<u32> {
-    if let Ok(uid) = user.parse() {
-        return Ok(uid);
-    }
-    let users = fs::read_to_string("/etc/passwd").context("reading /etc/passwd for --ring-owner")?;
-    users
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.split(':');
-            (fields.next() == Some(user)).then(|| fields.nth(1).and_then(|uid| uid.parse().ok())).flatten()
-        })
-        .with_context(|| format!("--ring-owner {user}: no such user in /etc/passwd"))
+    id_of(user, "/etc/passwd", "--ring-owner", "user")
 }
 
 fn group_id(group: &str) -> Result<u32> {
-    if let Ok(gid) = group.parse() {
-        return Ok(gid);
+    id_of(group, "/etc/group", "--ring-group", "group")
+}
+
+/// A number, or the id of `name` in `file` (`name:password:id:…`, as /etc/passwd and /etc/group
+/// both are).
+fn id_of(name: &str, file: &str, flag: &str, what: &str) -> Result<u32> {
+    if let Ok(id) = name.parse() {
+        return Ok(id);
     }
-    let groups = fs::read_to_string("/etc/group").context("reading /etc/group for --ring-group")?;
-    groups
+    let lines = fs::read_to_string(file).with_context(|| format!("reading {file} for {flag}"))?;
+    lines
         .lines()
         .find_map(|line| {
             let mut fields = line.split(':');
-            (fields.next() == Some(group)).then(|| fields.nth(1).and_then(|gid| gid.parse().ok())).flatten()
+            (fields.next() == Some(name)).then(|| fields.nth(1).and_then(|id| id.parse().ok())).flatten()
         })
-        .with_context(|| format!("--ring-group {group}: no such group in /etc/group"))
+        .with_context(|| format!("{flag} {name}: no such {what} in {file}"))
 }
 
 /// `--watermark-slack`.
@@ -595,4 +591,22 @@ pub fn print_summary(r: &IngressReport) {
         }
     }
     eprintln!("  unexplained steered packets: {}", r.unexplained_steered);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_and_groups_are_numbers_or_names_looked_up_in_their_file() {
+        let file = std::env::temp_dir().join(format!("tickgate-ids-{}", std::process::id()));
+        fs::write(&file, "root:x:0:0:root:/root:/bin/sh\ngame:x:1234:1234::/home/game:/bin/sh\n").unwrap();
+        let path = file.to_str().unwrap();
+        assert_eq!(id_of("77", path, "--ring-owner", "user").unwrap(), 77);
+        assert_eq!(id_of("game", path, "--ring-owner", "user").unwrap(), 1234);
+        assert_eq!(id_of("root", path, "--ring-owner", "user").unwrap(), 0);
+        let e = id_of("nobody-here", path, "--ring-group", "group").unwrap_err().to_string();
+        assert!(e.contains("--ring-group nobody-here: no such group"), "{e}");
+        fs::remove_file(&file).unwrap();
+    }
 }

@@ -114,17 +114,16 @@ impl Sink {
         }
     }
 
-    /// Lines written so far, and lines dropped.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.counts.written.load(Ordering::Relaxed), self.counts.dropped.load(Ordering::Relaxed))
-    }
-
     /// The counts so far, for the live status and the metrics: `unwritten` is what is queued for
     /// the writer now.
     pub fn report(&self) -> SinkReport {
-        let (written, dropped) = self.counts();
-        let accepted = self.counts.accepted.load(Ordering::Relaxed);
-        SinkReport { written, dropped, unwritten: accepted.saturating_sub(written) }
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let written = load(&self.counts.written);
+        SinkReport {
+            written,
+            dropped: load(&self.counts.dropped),
+            unwritten: load(&self.counts.accepted).saturating_sub(written),
+        }
     }
 
     /// Closes the queue, lets the writer drain it into a reader that reads (bounded), and says
@@ -140,7 +139,8 @@ impl Sink {
             Some(w) if w.is_finished() => w.join().is_ok(),
             _ => false,
         };
-        let (written, dropped) = self.counts();
+        let report = self.report();
+        let SinkReport { written, dropped, .. } = report;
         if dropped > 0 || !finished {
             eprintln!(
                 "tickgate: --{}: {written} lines written, {dropped} dropped{}: the reader did not keep up",
@@ -150,10 +150,7 @@ impl Sink {
         }
         match self.counts.error.lock().ok().and_then(|e| e.clone()) {
             Some(e) => anyhow::bail!("writing --{}: {e}", self.name),
-            None => {
-                let accepted = self.counts.accepted.load(Ordering::Relaxed);
-                Ok(SinkReport { written, dropped, unwritten: accepted.saturating_sub(written) })
-            }
+            None => Ok(report),
         }
     }
 }

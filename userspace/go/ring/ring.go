@@ -77,35 +77,35 @@ type Reader struct {
 
 func align(n uint64) uint64 { return (n + Align - 1) / Align * Align }
 
-// Open maps the ring file at path, checks its header and resumes after the last record the
-// previous reader of the file read (or at the oldest record still held).
-func Open(path string) (*Reader, error) {
+// mapRing maps the ring file at path read-write and checks its header (magic, version, header
+// length, a power-of-two capacity of at least 4096 that matches the file): the frames ring the
+// Reader reads and the .out ring the Writer writes share it.
+func mapRing(path string) ([]byte, uint64, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	size := st.Size()
 	if size < HeaderLen {
-		return nil, fmt.Errorf("ring: %s is shorter than the header", path)
+		return nil, 0, fmt.Errorf("ring: %s is shorter than the header", path)
 	}
 	data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	bad := func(why string) (*Reader, error) {
+	bad := func(why string) ([]byte, uint64, error) {
 		syscall.Munmap(data)
-		return nil, fmt.Errorf("ring: %s is not a frame ring this reader reads: %s", path, why)
+		return nil, 0, fmt.Errorf("ring: %s is not a tickgate ring: %s", path, why)
 	}
 	if string(data[offMagic:offMagic+8]) != string(Magic[:]) {
 		return bad("bad magic")
 	}
-	r := &Reader{data: data}
-	if atomic.LoadUint32(r.u32(offVersion)) != Version {
+	if atomic.LoadUint32((*uint32)(unsafe.Pointer(&data[offVersion]))) != Version {
 		return bad("unknown version")
 	}
 	if binary.LittleEndian.Uint32(data[offHeaderLen:]) != HeaderLen {
@@ -115,6 +115,17 @@ func Open(path string) (*Reader, error) {
 	if capacity < 4096 || capacity&(capacity-1) != 0 || HeaderLen+capacity != uint64(size) {
 		return bad("capacity does not match the file")
 	}
+	return data, capacity, nil
+}
+
+// Open maps the ring file at path, checks its header and resumes after the last record the
+// previous reader of the file read (or at the oldest record still held).
+func Open(path string) (*Reader, error) {
+	data, capacity, err := mapRing(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{data: data}
 	r.capacity = capacity
 	atomic.StoreUint32(r.u32(offReaderPid), uint32(os.Getpid()))
 	saved, oldest, write := r.load(offReadPos), r.load(offOldestPos), r.load(offWritePos)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"syscall"
 )
@@ -31,28 +30,11 @@ type Writer struct {
 
 // OpenWriter maps the .out ring at path and continues after what was written into it before.
 func OpenWriter(path string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() < HeaderLen+4096 {
-		return nil, fmt.Errorf("ring: %s is too short", path)
-	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	data, capacity, err := mapRing(path)
 	if err != nil {
 		return nil, err
 	}
 	w := &Writer{data: data}
-	capacity := binary.LittleEndian.Uint64(data[offCapacity:])
-	if string(data[:8]) != string(Magic[:]) || capacity&(capacity-1) != 0 || HeaderLen+capacity != uint64(st.Size()) {
-		syscall.Munmap(data)
-		return nil, fmt.Errorf("ring: %s is not a ring this writer writes", path)
-	}
 	w.capacity = capacity
 	w.writePos = atomic.LoadUint64(w.u64(offWritePos))
 	w.seq = atomic.LoadUint64(w.u64(offRecords))
