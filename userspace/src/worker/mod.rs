@@ -518,8 +518,8 @@ impl Ingest {
     }
 }
 
-/// Starts the worker thread of one queue. It runs until `stop` is set, then closes its
-/// hand-off queue and refreshes the kernel statistics one last time. With `phc`, its NIC
+/// Starts the worker thread of one queue. It runs until `stop` is set, takes what its ring
+/// still holds (for at most 20 ms), then closes its hand-off queue and refreshes the kernel statistics one last time. With `phc`, its NIC
 /// timestamps are converted to CLOCK_TAI.
 pub fn spawn(
     mut socket: XskSocket,
@@ -544,7 +544,8 @@ pub fn spawn(
             ingest.set_phc(phc);
         }
         let mut slack = SlackEstimator::new(config.slack);
-        stats.set_watermark_slack(slack.slack_ns());
+        let mut shown_slack = slack.slack_ns();
+        stats.set_watermark_slack(shown_slack);
         let mut last_stats = Instant::now();
         let mut last_poll = Instant::now();
         let mut plain = [0u8; v2::MAX_PAYLOAD_LEN];
@@ -552,8 +553,14 @@ pub fn spawn(
         let mut frames: Vec<Vec<u8>> = Vec::new();
         let mut catch_ups: Vec<(u32, u32, u64, u64)> = Vec::new();
         let mut events: Vec<SessionEvent> = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            if !config.busy_poll {
+        // Once `stop` is set the worker still takes what is already in its ring (not longer than
+        // `STOP_DRAIN`), so that a clean stop loses nothing the kernel had delivered.
+        let mut stopping: Option<Instant> = None;
+        loop {
+            if stopping.is_none() && stop.load(Ordering::Relaxed) {
+                stopping = Some(Instant::now());
+            }
+            if !config.busy_poll && stopping.is_none() {
                 // A failed poll is retried on the next round; the stop flag bounds the loop. A
                 // sealed frame or a game message for this worker's players ends the wait too.
                 let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
@@ -617,11 +624,15 @@ pub fn spawn(
             };
             ingest.unusable(batch.missing_metadata, batch.payload_out_of_bounds, batch.invalid_descriptors);
             // Only a drained ring proves nothing older is waiting behind the batch.
-            if batch.received + batch.invalid_descriptors < config.batch {
+            let drained = batch.received + batch.invalid_descriptors < config.batch;
+            if drained {
                 ingest.publish_watermark(before.saturating_sub(slack.slack_ns()));
             }
             slack.tick(before);
-            stats.set_watermark_slack(slack.slack_ns());
+            if slack.slack_ns() != shown_slack {
+                shown_slack = slack.slack_ns();
+                stats.set_watermark_slack(shown_slack);
+            }
             if let Some(s) = &sessions
                 && s.poller
                 && last_poll.elapsed() >= SESSION_POLL
@@ -645,6 +656,11 @@ pub fn spawn(
                 ingest.refresh_phc();
                 last_stats = Instant::now();
             }
+            if let Some(since) = stopping
+                && (drained || since.elapsed() >= STOP_DRAIN)
+            {
+                break;
+            }
         }
         refresh_kernel_stats(&socket, &stats);
         ingest.close();
@@ -667,6 +683,10 @@ pub fn next_seal_wake(now_ns: u64, tick_hz: u32, after_ns: u64) -> u64 {
     let end = (k * 1_000_000_000).div_ceil(hz);
     u64::try_from(end).unwrap_or(u64::MAX).saturating_add(after_ns)
 }
+
+/// The longest a stopping worker keeps taking packets from its ring (a flood would otherwise
+/// keep it from stopping).
+const STOP_DRAIN: Duration = Duration::from_millis(20);
 
 /// How often the polling worker sends due keepalives and closes silent sessions.
 const SESSION_POLL: Duration = Duration::from_millis(100);
