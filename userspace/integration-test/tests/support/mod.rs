@@ -116,6 +116,21 @@ impl Lab {
     }
 }
 
+impl Drop for Lab {
+    /// The run directory goes with the lab (the namespaces go with `inner`); a failing test
+    /// keeps it for a look and says where it is.
+    fn drop(&mut self) {
+        let dir = run_dir_path(self);
+        if std::thread::panicking() {
+            if dir.exists() {
+                eprintln!("kept the failed run's outputs in {}", dir.display());
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
 /// Runs the CLI inside namespace `ns`.
 pub fn tickgate_in(ns: &str, args: &[&str]) -> Output {
     Command::new("nsenter")
@@ -225,11 +240,15 @@ pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 
 /// A fresh directory for one run's outputs.
 pub fn run_dir(lab: &Lab) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tickgate-run-{}", lab.rx_if));
+    let dir = run_dir_path(lab);
     if !dir.exists() {
         std::fs::create_dir_all(&dir).unwrap();
     }
     dir
+}
+
+fn run_dir_path(lab: &Lab) -> PathBuf {
+    std::env::temp_dir().join(format!("tickgate-run-{}", lab.rx_if))
 }
 
 pub struct Run {
