@@ -40,7 +40,7 @@ use tickgate::{
     sys::clock_monotonic_ns,
     sys::clock_tai_ns,
     wire::v2,
-    worker::{Ingest, QueueReport, QueueStats, SlackEstimator, SlackRule, next_seal_wake},
+    worker::{Alarm, Ingest, QueueReport, QueueStats, SlackEstimator, SlackRule, next_seal_wake},
     xsk::{BindMode, XskConfig},
 };
 
@@ -49,6 +49,8 @@ use crate::{generator::GAME_PORT, sys};
 /// How long a blocking read or wait lasts at most before the receiver publishes an idle
 /// watermark and checks its stop flag: the AF_XDP worker's idle wake-up (1 ms).
 const WAIT: Duration = Duration::from_millis(1);
+/// The epoll token of socket-epoll's alarm (the socket's is 0).
+const ALARM: u64 = 1;
 /// The shortest timed wait (SO_RCVTIMEO of 0 would mean "forever").
 const MIN_WAIT: Duration = Duration::from_micros(1);
 /// Datagrams per batched read: the AF_XDP worker's ring batch.
@@ -66,7 +68,8 @@ pub enum ReceiverKind {
     TickgateBusy,
     /// Kernel UDP socket, one blocking recv(2) per datagram.
     SocketRecv,
-    /// Kernel UDP socket, epoll_wait(2) then non-blocking recv(2) until drained.
+    /// Kernel UDP socket, epoll_wait(2) then non-blocking recv(2) until drained; timed
+    /// wake-ups from the worker's timerfd alarm in the same epoll set.
     SocketEpoll,
     /// Kernel UDP socket, blocking recvmmsg(2) of up to 64 datagrams (MSG_WAITFORONE).
     SocketRecvmmsg,
@@ -303,7 +306,9 @@ struct Timing {
 
 /// The receive loop of one socket. Like the AF_XDP worker: stamp, ingest, and when the socket
 /// has nothing more, publish `now - slack` as the watermark; a sleeping receiver also wakes when
-/// its watermark can seal a tick (tick end + grace + slack), as the worker does. The stamp is
+/// its watermark can seal a tick (tick end + grace + slack), as the worker does (socket-epoll
+/// with the worker's own timerfd [`Alarm`]; recv and recvmmsg through SO_RCVTIMEO, a coarser
+/// timer that costs nothing per wait). The stamp is
 /// taken by this thread after the read returns, so its stamp → visible delay is 0 by
 /// construction: an adaptive slack settles at its floor, the fixed one is kept anyway so that
 /// both paths seal ticks by the same rule.
@@ -357,8 +362,13 @@ fn receive(
         ReceiverKind::SocketEpoll => {
             sock.set_nonblocking(true)?;
             let epoll = sys::Epoll::for_socket(sock)?;
+            let mut alarm = Alarm::new(WAIT, Some((timing.tick_hz, timing.grace_ns)))?;
+            epoll.watch(alarm.fd(), ALARM)?;
             while !stop.load(Ordering::Relaxed) {
-                epoll.wait(wait(slack.slack_ns()))?;
+                alarm.prepare(slack.slack_ns())?;
+                if epoll.wait(None)? & (1 << ALARM) != 0 {
+                    alarm.fired();
+                }
                 let mut got = 0;
                 let drained = loop {
                     if got == BATCH {

@@ -4,7 +4,7 @@
 use std::{
     io, mem,
     net::{SocketAddrV4, UdpSocket},
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
     ptr,
     time::Duration,
 };
@@ -184,43 +184,59 @@ pub fn send_batch(sock: &UdpSocket, packets: &[&[u8]], dsts: &[SocketAddrV4]) ->
     Ok(sent as usize)
 }
 
-/// An epoll instance watching one socket for input.
+/// An epoll instance watching one socket (token 0) and any other fds for input.
 #[derive(Debug)]
 pub struct Epoll {
     fd: OwnedFd,
 }
 
 impl Epoll {
-    /// Watches `sock` for `EPOLLIN` (level-triggered).
+    /// Watches `sock` for `EPOLLIN` (level-triggered), as token 0.
     pub fn for_socket(sock: &UdpSocket) -> io::Result<Self> {
         // SAFETY: plain epoll_create1 call; the result is checked.
         let raw = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `raw` is a new fd owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
-        // SAFETY: both fds are open and `event` is a live epoll_event.
-        check(unsafe {
-            libc::epoll_ctl(fd.as_raw_fd(), libc::EPOLL_CTL_ADD, sock.as_raw_fd(), &raw mut event)
-        })?;
-        Ok(Self { fd })
+        let this = Self { fd: unsafe { OwnedFd::from_raw_fd(raw) } };
+        this.watch(sock.as_fd(), 0)?;
+        Ok(this)
     }
 
-    /// Waits up to `timeout` (to the ns: epoll_pwait2) for input; returns whether the socket is
-    /// readable.
-    pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let mut event = libc::epoll_event { events: 0, u64: 0 };
-        let timeout = timeout.min(Duration::from_secs(60));
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-        };
-        // SAFETY: room for exactly one event is passed; `ts` is a live timespec; no sigmask.
+    /// Watches `fd` for `EPOLLIN` (level-triggered) as `token` (below 64).
+    pub fn watch(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        // SAFETY: both fds are open and `event` is a live epoll_event.
+        check(unsafe {
+            libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &raw mut event)
+        })?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` (to the ns: epoll_pwait2; `None`: without one) for input; returns
+    /// the readable tokens as a bit mask (`1 << token`), 0 on a timeout or a signal.
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<u64> {
+        const MAX_EVENTS: usize = 4;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        let ts = timeout.map(|t| {
+            let t = t.min(Duration::from_secs(60));
+            libc::timespec {
+                tv_sec: t.as_secs() as libc::time_t,
+                tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+            }
+        });
+        let ts_ptr = ts.as_ref().map_or(ptr::null(), ptr::from_ref);
+        // SAFETY: room for MAX_EVENTS events is passed; `ts_ptr` is a live timespec or null; no sigmask.
         let n = unsafe {
-            libc::epoll_pwait2(self.fd.as_raw_fd(), &raw mut event, 1, &raw const ts, std::ptr::null())
+            libc::epoll_pwait2(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                MAX_EVENTS as libc::c_int,
+                ts_ptr,
+                ptr::null(),
+            )
         };
         match check(n) {
-            Ok(n) => Ok(n > 0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Ok(n) => Ok(events[..n as usize].iter().fold(0, |mask, e| mask | 1 << e.u64)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(e),
         }
     }

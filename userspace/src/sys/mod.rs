@@ -6,7 +6,7 @@
 use std::{
     ffi::{CStr, CString},
     io, mem,
-    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
     path::Path,
 };
 
@@ -368,6 +368,65 @@ pub fn eventfd_clear(fd: BorrowedFd<'_>) {
     let mut value = 0u64;
     // SAFETY: reads 8 bytes into a live u64, as eventfd requires.
     unsafe { libc::read(fd.as_raw_fd(), (&raw mut value).cast(), mem::size_of::<u64>()) };
+}
+
+/// A non-blocking one-shot `timerfd(2)` on CLOCK_MONOTONIC: readable once its deadline has
+/// passed, until [`clear`](Self::clear)ed. A thread that sleeps in `poll(2)` many times per
+/// deadline arms it once instead of passing a timeout to every `poll`, which starts and cancels
+/// a kernel timer each time (a timer-register write, and under a hypervisor a VM exit, each).
+#[derive(Debug)]
+pub struct Timer(OwnedFd);
+
+impl Timer {
+    /// A disarmed timer.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: no pointers; the clock and flags are valid.
+        let fd =
+            unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by timerfd_create and is owned by nobody else.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Arms the timer for CLOCK_MONOTONIC time `at_ns` (a time already past fires at once),
+    /// replacing any earlier deadline.
+    pub fn arm_at(&self, at_ns: u64) -> io::Result<()> {
+        // A zero `it_value` would disarm.
+        let at_ns = at_ns.max(1);
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec {
+                tv_sec: libc::time_t::try_from(at_ns / 1_000_000_000).unwrap_or(libc::time_t::MAX),
+                tv_nsec: (at_ns % 1_000_000_000) as libc::c_long,
+            },
+        };
+        // SAFETY: a live itimerspec to read and a null old value (not wanted).
+        let ret = unsafe {
+            libc::timerfd_settime(
+                self.0.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &raw const spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+
+    /// Makes the timer unreadable again; whether it had fired.
+    pub fn clear(&self) -> bool {
+        let mut expirations = 0u64;
+        // SAFETY: reads 8 bytes into a live u64, as timerfd requires.
+        let n =
+            unsafe { libc::read(self.0.as_raw_fd(), (&raw mut expirations).cast(), mem::size_of::<u64>()) };
+        n == mem::size_of::<u64>() as isize && expirations > 0
+    }
+
+    /// The fd to poll.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 /// Number of RX queues of an interface (`ETHTOOL_GCHANNELS`: rx + combined channels).

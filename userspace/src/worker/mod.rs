@@ -17,8 +17,10 @@ use std::{
 
 use serde::Serialize;
 
+mod alarm;
 mod slack;
 
+pub use alarm::{Alarm, next_wake};
 pub use slack::{AdaptiveSlack, SlackEstimator, SlackRule};
 
 use crate::{
@@ -43,10 +45,11 @@ pub struct WorkerConfig {
     pub busy_poll: bool,
     /// Descriptors taken from the ring per call.
     pub batch: u32,
-    /// Longest sleep in poll(2) when the ring is empty. An idle queue's watermark is only as
-    /// recent as its last wake-up, and every frame waits for the slowest queue's watermark, so
-    /// this must stay well below the tick grace: 1 ms keeps a quiet queue from holding frames
-    /// back by more than that, at about 1000 wake-ups per second per idle queue.
+    /// Longest time between two timed wake-ups of a sleeping worker (see [`Alarm`]). An idle
+    /// queue's watermark is only as recent as its last wake-up, and every frame waits for the
+    /// slowest queue's watermark, so this must stay well below the tick grace: 1 ms keeps a
+    /// quiet queue from holding frames back by more than that, at about 1000 wake-ups per
+    /// second per idle queue.
     pub idle_wakeup: Duration,
     /// How far behind "now" the worker's watermark stays when its ring is drained: the longest a
     /// stamped packet can take to become visible in the ring (the end of the driver's NAPI poll,
@@ -531,6 +534,9 @@ pub fn spawn(
     phc: Option<Conversion>,
 ) -> std::io::Result<JoinHandle<()>> {
     let queue = socket.queue();
+    // A busy-polling worker never sleeps.
+    let mut alarm =
+        if config.busy_poll { None } else { Some(Alarm::new(config.idle_wakeup, config.seal_grid)?) };
     thread::Builder::new().name(format!("tickgate-q{queue}")).spawn(move || {
         // Timed waits end on time: the tick-end wake-ups are worth only that much.
         sys::tight_timer_slack();
@@ -560,19 +566,25 @@ pub fn spawn(
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
             }
-            if !config.busy_poll && stopping.is_none() {
+            if let Some(alarm) = alarm.as_mut()
+                && stopping.is_none()
+            {
                 // A failed poll is retried on the next round; the stop flag bounds the loop. A
                 // sealed frame or a game message for this worker's players ends the wait too.
                 let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
-                let timeout = match config.seal_grid {
-                    Some((hz, grace_ns)) => {
-                        let now = sys::clock_tai_ns();
-                        let wake = next_seal_wake(now, hz, grace_ns + slack.slack_ns());
-                        config.idle_wakeup.min(Duration::from_nanos(wake.saturating_sub(now)))
+                // Without a timer (it could not be armed) the wait is bounded the old way.
+                let timeout = match alarm.prepare(slack.slack_ns()) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        log::warn!("queue {queue}: could not arm the wake-up timer: {e}");
+                        Some(config.idle_wakeup)
                     }
-                    None => config.idle_wakeup,
                 };
-                let _ = socket.wait_or(bell, timeout);
+                if let Ok(ready) = socket.wait_with([bell, Some(alarm.fd())], timeout)
+                    && ready.also[1]
+                {
+                    alarm.fired();
+                }
             }
             let before = sys::clock_tai_ns();
             let batch = match socket.receive(config.batch, |r| {

@@ -15,5 +15,5 @@ pub mod stats;
 mod umem;
 
 pub use config::{BindPreference, BusyPoll, ConfigError, MIN_FRAME_SIZE, XskConfig};
-pub use socket::{BindMode, Received, RxBatch, TxBatch, XskError, XskSocket};
+pub use socket::{BindMode, Ready, Received, RxBatch, TxBatch, XskError, XskSocket};
 pub use stats::{XdpStatistics, XskCounters};

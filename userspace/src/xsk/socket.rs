@@ -143,6 +143,15 @@ pub struct Received<'a> {
     pub payload: Option<&'a [u8]>,
 }
 
+/// What woke an [`XskSocket::wait_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// The RX ring has packets.
+    pub rx: bool,
+    /// Which of the other fds are readable, in the order given.
+    pub also: [bool; 2],
+}
+
 /// What one [`XskSocket::receive`] call saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RxBatch {
@@ -529,12 +538,19 @@ impl XskSocket {
     /// Blocks in `poll(2)` until the RX ring has packets (`true`) or `timeout` passes (`false`).
     /// A signal ends the wait early with `false`.
     pub fn wait(&self, timeout: Duration) -> Result<bool, XskError> {
-        self.wait_or(None, timeout)
+        Ok(self.wait_with([None, None], Some(timeout))?.rx)
     }
 
-    /// [`wait`](Self::wait), also woken when `also` (an eventfd) becomes readable.
-    pub fn wait_or(&self, also: Option<BorrowedFd<'_>>, timeout: Duration) -> Result<bool, XskError> {
-        sys::xsk::poll_readable(self.fd(), also, timeout).map_err(|e| SyscallError::new("ppoll", e).into())
+    /// [`wait`](Self::wait), also woken when one of `also` (an eventfd, a timerfd; `None`
+    /// entries are skipped) becomes readable; `timeout` `None` waits without one.
+    pub fn wait_with(
+        &self,
+        also: [Option<BorrowedFd<'_>>; 2],
+        timeout: Option<Duration>,
+    ) -> Result<Ready, XskError> {
+        let [rx, first, second] = sys::xsk::poll_readable([Some(self.fd()), also[0], also[1]], timeout)
+            .map_err(|e| SyscallError::new("ppoll", e))?;
+        Ok(Ready { rx, also: [first, second] })
     }
 
     /// The kernel's counters for this socket.

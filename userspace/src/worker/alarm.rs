@@ -1,0 +1,190 @@
+//! When a sleeping worker wakes with no packet to wake it: at each instant its watermark can
+//! seal a tick of the run's grid, and at least every `idle_wakeup`, so that an idle queue never
+//! holds a frame back by more than that.
+//!
+//! The wake-ups come from one timerfd in the worker's `poll(2)` set, armed once per expiry.
+//! Passing a timeout to every `poll` would do the same with a kernel timer started and
+//! cancelled at each of the thousands of packet wake-ups a second: on the lab VM that was a
+//! timer-register write (a VM exit) per start and per cancel, and half the worker's CPU at
+//! 10 000 packets/s (docs/benchmarks.md, "The worker's timer").
+
+use std::{io, os::fd::BorrowedFd, time::Duration};
+
+use super::next_seal_wake;
+use crate::sys;
+
+/// A worker's timed wake-ups.
+#[derive(Debug)]
+pub struct Alarm {
+    timer: sys::Timer,
+    /// The CLOCK_MONOTONIC deadline armed, until the timer fires.
+    armed: Option<u64>,
+    /// When the timer last fired (or the alarm was made), CLOCK_MONOTONIC ns.
+    last_fired: u64,
+    /// CLOCK_TAI − CLOCK_MONOTONIC as of then. Both clocks run at the rate NTP sets, so this
+    /// only moves when the system clock is stepped; reading it once per expiry keeps the wanted
+    /// deadline the same ns from one wait to the next, so that it is not armed again and again.
+    tai_offset: u64,
+    idle_ns: u64,
+    seal_grid: Option<(u32, u64)>,
+}
+
+impl Alarm {
+    /// Wake-ups every `idle_wakeup` at least and, with `seal_grid` `(tick_hz, grace_ns)`, at each
+    /// tick end plus the grace plus the slack of the run's grid.
+    pub fn new(idle_wakeup: Duration, seal_grid: Option<(u32, u64)>) -> io::Result<Self> {
+        Ok(Self {
+            timer: sys::Timer::new()?,
+            armed: None,
+            last_fired: sys::clock_monotonic_ns(),
+            tai_offset: tai_offset(),
+            idle_ns: u64::try_from(idle_wakeup.as_nanos()).unwrap_or(u64::MAX),
+            seal_grid,
+        })
+    }
+
+    /// Before a wait: arms the timer for the next wake-up unless it is armed for that one or an
+    /// earlier one already.
+    pub fn prepare(&mut self, slack_ns: u64) -> io::Result<()> {
+        let now = sys::clock_monotonic_ns();
+        let want = next_wake(
+            now,
+            now.wrapping_add(self.tai_offset),
+            self.last_fired,
+            self.idle_ns,
+            self.seal_after(slack_ns),
+        );
+        if self.armed.is_none_or(|armed| want < armed) {
+            self.timer.arm_at(want)?;
+            self.armed = Some(want);
+        }
+        Ok(())
+    }
+
+    /// After a wait in which [`fd`](Self::fd) was readable.
+    pub fn fired(&mut self) {
+        self.timer.clear();
+        self.armed = None;
+        self.last_fired = sys::clock_monotonic_ns();
+        self.tai_offset = tai_offset();
+    }
+
+    /// The fd the worker polls.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.timer.fd()
+    }
+
+    fn seal_after(&self, slack_ns: u64) -> Option<(u32, u64)> {
+        self.seal_grid.map(|(hz, grace_ns)| (hz, grace_ns.saturating_add(slack_ns)))
+    }
+}
+
+/// CLOCK_TAI − CLOCK_MONOTONIC now (wrapping: a u64 to add back).
+fn tai_offset() -> u64 {
+    sys::clock_tai_ns().wrapping_sub(sys::clock_monotonic_ns())
+}
+
+/// The next wake-up in CLOCK_MONOTONIC ns: `idle_ns` after the last one, or earlier at the next
+/// seal instant of `seal` `(tick_hz, after_ns)` (see [`next_seal_wake`], which works in
+/// CLOCK_TAI; `now_mono` and `now_tai` are the same instant in both clocks).
+pub fn next_wake(
+    now_mono: u64,
+    now_tai: u64,
+    last_fired: u64,
+    idle_ns: u64,
+    seal: Option<(u32, u64)>,
+) -> u64 {
+    let idle = last_fired.saturating_add(idle_ns);
+    match seal {
+        Some((hz, after_ns)) => {
+            let seal_mono = now_mono.saturating_add(next_seal_wake(now_tai, hz, after_ns) - now_tai);
+            idle.min(seal_mono)
+        }
+        None => idle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn the_next_wake_is_the_idle_deadline_or_an_earlier_seal_instant() {
+        // No grid: 1 ms after the last wake-up, however late "now" is.
+        assert_eq!(next_wake(5 * MS, 0, 4 * MS, MS, None), 5 * MS);
+        assert_eq!(next_wake(7 * MS, 0, 4 * MS, MS, None), 5 * MS);
+        // 1 kHz grid with 300 µs after each tick end, TAI 1000 ms ahead of MONOTONIC: at TAI
+        // 1 002.1 ms the next seal instant is 1 002.3 ms, i.e. MONOTONIC 2.3 ms.
+        let seal = Some((1_000, 300_000));
+        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, MS, seal), 2_300_000);
+        // Past the seal instant: the next one, unless the idle deadline comes first.
+        assert_eq!(next_wake(2_400_000, 1_002_400_000, 2_300_000, MS, seal), 3_300_000);
+        assert_eq!(next_wake(2_400_000, 1_002_400_000, 2_300_000, MS / 2, seal), 2_800_000);
+        // 60 Hz: seal instants are 16.7 ms apart; the idle deadline wins between them.
+        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, MS, Some((60, 2 * MS))), 3 * MS);
+    }
+
+    #[test]
+    fn the_alarm_is_armed_once_per_expiry_and_fires_on_time() {
+        let mut alarm = Alarm::new(Duration::from_millis(5), None).unwrap();
+        let started = Instant::now();
+        alarm.prepare(0).unwrap();
+        let armed = alarm.armed.unwrap();
+        // Waits that end early (a packet) keep the deadline rather than arming a later one.
+        for _ in 0..3 {
+            assert_eq!(
+                sys::xsk::poll_readable([Some(alarm.fd())], Some(Duration::from_micros(200))).unwrap(),
+                [false]
+            );
+            alarm.prepare(0).unwrap();
+            assert_eq!(alarm.armed, Some(armed));
+        }
+        // The deadline: readable within a generous bound (no timing is asserted beyond "it
+        // fired, not before its deadline").
+        assert_eq!(
+            sys::xsk::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(),
+            [true]
+        );
+        assert!(started.elapsed() >= Duration::from_millis(5));
+        assert!(sys::clock_monotonic_ns() >= armed);
+        alarm.fired();
+        assert_eq!(alarm.armed, None);
+        assert_eq!(sys::xsk::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [false]);
+        // The next one is measured from the expiry.
+        alarm.prepare(0).unwrap();
+        assert_eq!(alarm.armed, Some(alarm.last_fired + 5 * MS));
+    }
+
+    #[test]
+    fn a_seal_deadline_is_armed_once_however_often_the_worker_waits() {
+        let mut alarm = Alarm::new(Duration::from_secs(10), Some((1_000, 200_000))).unwrap();
+        alarm.prepare(0).unwrap();
+        let armed = alarm.armed.unwrap();
+        for _ in 0..1_000 {
+            alarm.prepare(0).unwrap();
+            if sys::clock_monotonic_ns() < armed {
+                assert_eq!(alarm.armed, Some(armed));
+            }
+        }
+    }
+
+    #[test]
+    fn an_earlier_seal_instant_rearms_the_alarm() {
+        let mut alarm = Alarm::new(Duration::from_secs(10), None).unwrap();
+        alarm.prepare(0).unwrap();
+        let idle = alarm.armed.unwrap();
+        alarm.seal_grid = Some((1_000, 0));
+        alarm.prepare(0).unwrap();
+        let seal = alarm.armed.unwrap();
+        assert!(seal < idle, "{seal} {idle}");
+        assert!(seal <= sys::clock_monotonic_ns() + MS + MS / 10, "within a tick of now");
+        assert_eq!(
+            sys::xsk::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(),
+            [true]
+        );
+    }
+}
