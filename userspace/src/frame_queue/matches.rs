@@ -143,6 +143,12 @@ impl Matches {
         }
     }
 
+    /// The lowest watermark that seals a tick of some match (or skips a stale entry of the
+    /// deadline heap, which is as good a reason to look).
+    pub(super) fn next_deadline(&self) -> Option<u64> {
+        self.due.peek().map(|&Reverse((at, _))| at)
+    }
+
     /// Every queue is closed: seals every open tick of every match, in match order.
     pub(super) fn finish(&mut self, out: &mut VecDeque<Frame>) {
         let ids: Vec<u64> = self.live.keys().copied().collect();

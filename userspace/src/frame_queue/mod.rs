@@ -384,6 +384,20 @@ impl<R: Recorder> Pipeline<R> {
         self.matches.advances()
     }
 
+    /// The lowest item time worth waking the sequencer thread for: the next seal deadline of
+    /// any match, and no later than `stale_ns` past the merged watermark, so that inputs (a new
+    /// match's first, a start) are read within about that even when no deadline is near. 0 (any
+    /// item) once every queue is closed.
+    pub fn wake_at(&self, stale_ns: u64) -> u64 {
+        match self.merge.frontier() {
+            Frontier::At(watermark) => {
+                let stale = watermark.saturating_add(stale_ns);
+                self.matches.next_deadline().map_or(stale, |deadline| deadline.min(stale))
+            }
+            Frontier::End => 0,
+        }
+    }
+
     /// The merged watermark.
     pub fn frontier(&self) -> Frontier {
         self.merge.frontier()

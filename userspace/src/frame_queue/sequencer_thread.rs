@@ -18,6 +18,9 @@ use crate::sequencer::{self, Consumer, Doorbell, Producer};
 /// Items taken from one queue before looking at the next, so a busy queue cannot starve the
 /// watermarks of the others.
 const BATCH: usize = 256;
+/// How long (in watermark time) a parked sequencer may leave inputs unread when no seal deadline
+/// comes sooner: a new match's first input, or a game's start, is seen within about this.
+const MAX_UNREAD_NS: u64 = 4_000_000;
 
 /// The sequencer thread could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -134,9 +137,10 @@ fn run<R: Recorder>(
         if fed > 0 || pipeline.is_finished() {
             continue;
         }
-        // Nothing to do until a worker pushes: only a push can release or seal anything.
+        // Nothing to do until a worker pushes something that can seal a tick (or the inputs
+        // have waited `MAX_UNREAD_NS`): only a push can release or seal anything.
         pipeline.recorder_mut().idle();
-        bell.wait(|| consumers.iter().any(Consumer::has_items));
+        bell.wait(pipeline.wake_at(MAX_UNREAD_NS), || consumers.iter().any(Consumer::has_items));
     }
     let mut stats = pipeline.stats();
     stats.frames_overflowed = overflowed.load(Ordering::Relaxed);
@@ -354,6 +358,36 @@ mod tests {
         drop(producer);
         let outcome = running.sequencer.join().expect("sequencer thread");
         assert_eq!(outcome.stats.inputs_ordered, 1);
+    }
+
+    /// Pushes that cannot seal anything do not wake a parked sequencer: it parks for its next
+    /// deadline (or its bound on unread inputs), and only a push reaching that time rings.
+    #[test]
+    fn pushes_before_the_next_deadline_leave_the_sequencer_parked() {
+        let config = Config { tick_hz: 100, ..one_ms_ticks() };
+        let mut running = spawn(&config, 1, 1_024, ()).expect("spawn");
+        let mut producer = running.producers.pop().expect("one producer");
+        producer.publish_watermark(10_000_000);
+        let first = running.frames.next_frame(Duration::from_secs(30)).expect("tick 0 seals");
+        assert_eq!(first.tick, 0);
+        // Parked now until 14 ms (10 ms + MAX_UNREAD_NS; tick 1 ends at 20 ms). Twenty inputs
+        // and watermarks below that, each after the sequencer had time to park again: under a
+        // ring per batch each of them woke it.
+        for n in 1..=20u64 {
+            thread::sleep(Duration::from_millis(1));
+            let at = 10_000_000 + n * 100_000;
+            assert_eq!(producer.try_push_input(input(at, 0, n)), Ok(()));
+            producer.publish_watermark(at + 50_000);
+        }
+        assert_eq!(running.frames.try_next_frame(), None);
+        producer.publish_watermark(20_000_000);
+        let second = running.frames.next_frame(Duration::from_secs(30)).expect("the crossing woke it");
+        assert_eq!((second.tick, second.inputs.len()), (1, 20));
+        producer.close();
+        let outcome = running.sequencer.join().expect("sequencer thread");
+        // The first watermark, the crossing, the close: no more.
+        assert!(outcome.wakeups <= 3, "{outcome:?}");
+        assert_eq!(outcome.stats.inputs_ordered, 20);
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! blocks and never loses the close. The queue is crossbeam's `ArrayQueue`.
 //!
 //! The producer rings the sequencer's [`Doorbell`] so that an idle sequencer sleeps instead of
-//! polling, once per batch rather than once per item: a watermark call (pushed or coalesced), the
-//! close, and every `capacity / 4`-th item pushed without a ring; other inputs wait for the
-//! next of those. A worker calls [`Producer::publish_watermark`] after every batch, so nothing
-//! it pushes waits longer than the batch.
+//! polling, once per batch rather than once per item, and only when the batch can matter: a
+//! watermark call [`offer`](Doorbell::offer)s the newest time pushed since the last ring, which
+//! wakes the sequencer if it reaches the time the sequencer parked for (its next seal deadline,
+//! or its bound on unread inputs); the close and every `capacity / 4`-th item pushed without a
+//! ring wake it whatever their time. A worker calls [`Producer::publish_watermark`] after every
+//! drained batch, so nothing it pushes waits longer than the sequencer allows.
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub fn channel(capacity: usize, bell: &Arc<Doorbell>) -> (Producer, Consumer) {
         watermarks_dropped: 0,
         closed: false,
         unrung: 0,
+        unrung_up_to: 0,
     };
     (producer, Consumer { queue, finished: false })
 }
@@ -55,12 +58,15 @@ pub struct Producer {
     closed: bool,
     /// Items pushed since the last ring of the doorbell.
     unrung: usize,
+    /// The newest input stamp or watermark among them.
+    unrung_up_to: u64,
 }
 
 impl Producer {
     /// Hands an input to the sequencer, or gives it back if the queue is full (counted in
     /// [`handoff_full`](Self::handoff_full); the caller drops it under that reason).
     pub fn try_push_input(&mut self, input: Input) -> Result<(), Input> {
+        let stamp = input.rx.ns;
         if !self.reserve() {
             self.handoff_full += 1;
             return Err(input);
@@ -75,6 +81,7 @@ impl Producer {
         // A watermark or the close rings for it; only a queue filling up needs the sequencer
         // now. Counted here, so the hot path reads no shared index for it.
         self.unrung += 1;
+        self.unrung_up_to = self.unrung_up_to.max(stamp);
         if self.unrung >= (self.capacity / 4).max(1) {
             self.ring();
         }
@@ -89,12 +96,14 @@ impl Producer {
     /// watermark supersedes it, and they keep a busy-polling worker, which publishes on every
     /// empty spin, from filling the queue with watermarks and starving its own inputs.
     ///
-    /// Inputs pushed since the last ring are signalled here, whether or not the watermark itself
-    /// goes into the queue.
+    /// Inputs pushed since the last ring are offered to the sequencer here, whether or not the
+    /// watermark itself goes into the queue; they stay unrung (and counted toward the quarter
+    /// queue that forces a ring) if the sequencer is parked for a later time.
     pub fn publish_watermark(&mut self, watermark: u64) {
         self.push_watermark(watermark);
-        if self.unrung > 0 {
-            self.ring();
+        if self.unrung > 0 && self.bell.offer(self.unrung_up_to) {
+            self.unrung = 0;
+            self.unrung_up_to = 0;
         }
     }
 
@@ -109,6 +118,7 @@ impl Producer {
         if self.reserve() && self.queue.push(Item::Watermark(watermark)).is_ok() {
             self.last_watermark = Some(watermark);
             self.unrung += 1;
+            self.unrung_up_to = self.unrung_up_to.max(watermark);
         } else {
             self.watermarks_dropped += 1;
         }
@@ -116,6 +126,7 @@ impl Producer {
 
     fn ring(&mut self) {
         self.unrung = 0;
+        self.unrung_up_to = 0;
         self.bell.ring();
     }
 
