@@ -431,6 +431,21 @@ fn plan(a: &Args) -> Vec<Planned> {
         warmup: Duration::from_millis(a.warmup_ms),
         cooldown: Duration::from_millis(a.cooldown_ms),
     };
+    // One measurement per receiver, in the A B order of `turn`, with the same label, frames and
+    // load.
+    let each_receiver = |label: &str,
+                         round: u32,
+                         turn: u32,
+                         frames: frame_queue::Config,
+                         load: GenConfig,
+                         sweep_step: Option<Rate>| {
+        let mut out = Vec::new();
+        for kind in alternate(&a.receivers, turn) {
+            let spec = spec(label.to_owned(), round, receiver(kind, frames, None), load.clone());
+            out.push(Planned { spec, sweep_step });
+        }
+        out
+    };
     let mut variants = vec![(a.tick_hz, a.grace_us, String::new())];
     if a.fast_tick_hz > 0 && a.fast_tick_hz != a.tick_hz {
         variants.push((a.fast_tick_hz, a.fast_grace_us, format!("-{}hz", a.fast_tick_hz)));
@@ -441,17 +456,14 @@ fn plan(a: &Args) -> Vec<Planned> {
             Scenario::Seed => {
                 for (tick_hz, grace_us, suffix) in &variants {
                     for round in 0..a.rounds {
-                        for kind in alternate(&a.receivers, round) {
-                            out.push(Planned {
-                                spec: spec(
-                                    format!("seed{suffix}"),
-                                    round,
-                                    receiver(kind, frames(*tick_hz, *grace_us), None),
-                                    load(Some(a.rate), a.duration, None),
-                                ),
-                                sweep_step: None,
-                            });
-                        }
+                        out.extend(each_receiver(
+                            &format!("seed{suffix}"),
+                            round,
+                            round,
+                            frames(*tick_hz, *grace_us),
+                            load(Some(a.rate), a.duration, None),
+                            None,
+                        ));
                     }
                 }
             }
@@ -461,17 +473,14 @@ fn plan(a: &Args) -> Vec<Planned> {
                     let load = |rate, duration, junk| GenConfig { path, ..load(rate, duration, junk) };
                     // The brief's flood: junk at full speed, at the game's tick rate, every round.
                     for round in 0..a.rounds {
-                        for kind in alternate(&a.receivers, round) {
-                            out.push(Planned {
-                                spec: spec(
-                                    format!("flood{via}"),
-                                    round,
-                                    receiver(kind, frames(a.tick_hz, a.grace_us), None),
-                                    load(Some(a.rate), a.duration, Some(Rate::Max)),
-                                ),
-                                sweep_step: None,
-                            });
-                        }
+                        out.extend(each_receiver(
+                            &format!("flood{via}"),
+                            round,
+                            round,
+                            frames(a.tick_hz, a.grace_us),
+                            load(Some(a.rate), a.duration, Some(Rate::Max)),
+                            None,
+                        ));
                     }
                     // Then fixed junk rates, the same for every receiver, at the fast tick rate
                     // (sockets only: live frames cannot be paced).
@@ -483,54 +492,47 @@ fn plan(a: &Args) -> Vec<Planned> {
                             Rate::Pps(r) => format!("flood{suffix}-junk{r}{via}"),
                             Rate::Max => format!("flood{suffix}-junkmax{via}"),
                         };
-                        for kind in alternate(&a.receivers, step as u32) {
-                            out.push(Planned {
-                                spec: spec(
-                                    label.clone(),
-                                    0,
-                                    receiver(kind, frames(tick_hz, grace_us), None),
-                                    load(Some(a.rate), a.duration, Some(*junk)),
-                                ),
-                                sweep_step: None,
-                            });
-                        }
+                        out.extend(each_receiver(
+                            &label,
+                            0,
+                            step as u32,
+                            frames(tick_hz, grace_us),
+                            load(Some(a.rate), a.duration, Some(*junk)),
+                            None,
+                        ));
                     }
                 }
             }
             Scenario::Sweep => {
                 for (step, rate) in a.sweep_rates.iter().enumerate() {
-                    for kind in alternate(&a.receivers, step as u32) {
-                        let pps = match rate {
-                            Rate::Pps(p) => Some(*p),
-                            Rate::Max => None,
-                        };
-                        out.push(Planned {
-                            spec: spec(
-                                "sweep".into(),
-                                step as u32,
-                                receiver(kind, frames(a.tick_hz, a.grace_us), None),
-                                load(pps, a.sweep_duration, None),
-                            ),
-                            sweep_step: Some(*rate),
-                        });
-                    }
+                    let pps = match rate {
+                        Rate::Pps(p) => Some(*p),
+                        Rate::Max => None,
+                    };
+                    let step = step as u32;
+                    let frames = frames(a.tick_hz, a.grace_us);
+                    out.extend(each_receiver(
+                        "sweep",
+                        step,
+                        step,
+                        frames,
+                        load(pps, a.sweep_duration, None),
+                        Some(*rate),
+                    ));
                 }
             }
             Scenario::Grace => {
                 let tick_hz = if a.fast_tick_hz > 0 { a.fast_tick_hz } else { a.tick_hz };
                 for round in 0..a.rounds {
                     for (step, grace_us) in a.grace_sweep_us.iter().enumerate() {
-                        for kind in alternate(&a.receivers, round + step as u32) {
-                            out.push(Planned {
-                                spec: spec(
-                                    format!("grace-{grace_us}us"),
-                                    round,
-                                    receiver(kind, frames(tick_hz, *grace_us), None),
-                                    load(Some(a.rate), a.duration, None),
-                                ),
-                                sweep_step: None,
-                            });
-                        }
+                        out.extend(each_receiver(
+                            &format!("grace-{grace_us}us"),
+                            round,
+                            round + step as u32,
+                            frames(tick_hz, *grace_us),
+                            load(Some(a.rate), a.duration, None),
+                            None,
+                        ));
                     }
                 }
             }

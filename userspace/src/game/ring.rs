@@ -164,6 +164,25 @@ impl Mapping {
         unsafe { self.ptr.as_ptr().add(HEADER_LEN + at) }
     }
 
+    /// Writes a record's head (`len`, `kind`, `seq`) and `body` at data offset `at`. The writer
+    /// of either ring calls it for the record at its write position, having made room for `len`
+    /// bytes before the end of the data area (a record never wraps: the caller padded) and
+    /// before publishing that position: until then no reader takes those bytes as a record.
+    fn write_record(&self, at: u64, kind: u16, seq: u64, len: usize, body: &[u8]) {
+        let at = at as usize;
+        debug_assert!(RECORD_HEAD_LEN + body.len() <= len && HEADER_LEN + at + len <= self.len);
+        let mut head = [0u8; RECORD_HEAD_LEN];
+        head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+        head[4..6].copy_from_slice(&kind.to_le_bytes());
+        head[8..16].copy_from_slice(&seq.to_le_bytes());
+        // SAFETY: `at + len` is inside the data area (the caller's room, checked above in debug
+        // builds), and only the ring's one writer writes from its write position on.
+        unsafe {
+            std::ptr::copy_nonoverlapping(head.as_ptr(), self.data(at), RECORD_HEAD_LEN);
+            std::ptr::copy_nonoverlapping(body.as_ptr(), self.data(at + RECORD_HEAD_LEN), body.len());
+        }
+    }
+
     /// Copies `out.len()` bytes from the data area at `at` (in bounds, checked by the caller)
     /// with volatile reads: the writer may be overwriting them, which the reader detects after.
     fn read_into(&self, at: usize, out: &mut [u8]) {
@@ -298,13 +317,13 @@ impl RingWriter {
         if room < need {
             // A record never wraps: pad to the end of the data area.
             self.make_room(room);
-            self.write(kind::PAD, 0, room as usize, &[]);
+            self.map.write_record(self.write_pos % self.capacity, kind::PAD, 0, room as usize, &[]);
             self.held.push_back((self.write_pos, room, true));
             self.write_pos += room;
         }
         self.make_room(need);
         let seq = self.seq;
-        self.write(kind, seq, len, body);
+        self.map.write_record(self.write_pos % self.capacity, kind, seq, len, body);
         self.held.push_back((self.write_pos, need, false));
         self.write_pos += need;
         self.seq += 1;
@@ -342,21 +361,6 @@ impl RingWriter {
             // Readers that load the oldest position after copying must see it before the bytes
             // that follow change.
             fence(Ordering::SeqCst);
-        }
-    }
-
-    /// Writes a record's head and body at the write position (room made, no wrap).
-    fn write(&self, kind: u16, seq: u64, len: usize, body: &[u8]) {
-        let at = (self.write_pos % self.capacity) as usize;
-        let mut head = [0u8; RECORD_HEAD_LEN];
-        head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
-        head[4..6].copy_from_slice(&kind.to_le_bytes());
-        head[8..16].copy_from_slice(&seq.to_le_bytes());
-        // SAFETY: `at + len` is within the data area (the caller made room without a wrap), and
-        // only this writer writes the data area's bytes from the write position on.
-        unsafe {
-            std::ptr::copy_nonoverlapping(head.as_ptr(), self.map.data(at), RECORD_HEAD_LEN);
-            std::ptr::copy_nonoverlapping(body.as_ptr(), self.map.data(at + RECORD_HEAD_LEN), body.len());
         }
     }
 }
@@ -432,30 +436,15 @@ impl GameWriter {
             return Err(GameWriteError::Full);
         }
         if pad > 0 {
-            self.write(kind::PAD, 0, pad as usize, &[]);
+            self.map.write_record(self.write_pos % self.capacity, kind::PAD, 0, pad as usize, &[]);
             self.write_pos = self.write_pos.saturating_add(pad);
         }
-        self.write(kind, self.seq, len, body);
+        self.map.write_record(self.write_pos % self.capacity, kind, self.seq, len, body);
         self.write_pos = self.write_pos.saturating_add(need);
         self.seq = self.seq.saturating_add(1);
         self.map.u64(offset::RECORDS).store(self.seq, Ordering::Release);
         self.map.u64(offset::WRITE_POS).store(self.write_pos, Ordering::Release);
         Ok(())
-    }
-
-    fn write(&self, kind: u16, seq: u64, len: usize, body: &[u8]) {
-        let at = (self.write_pos % self.capacity) as usize;
-        let mut head = [0u8; RECORD_HEAD_LEN];
-        head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
-        head[4..6].copy_from_slice(&kind.to_le_bytes());
-        head[8..16].copy_from_slice(&seq.to_le_bytes());
-        // SAFETY: `at + len` fits before the end of the data area (a record never wraps: the
-        // caller padded), and the bytes from the write position on are not tickgate's to read
-        // until the write position is published after this.
-        unsafe {
-            std::ptr::copy_nonoverlapping(head.as_ptr(), self.map.data(at), RECORD_HEAD_LEN);
-            std::ptr::copy_nonoverlapping(body.as_ptr(), self.map.data(at + RECORD_HEAD_LEN), body.len());
-        }
     }
 }
 

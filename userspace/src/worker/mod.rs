@@ -522,8 +522,8 @@ impl Ingest {
 }
 
 /// Starts the worker thread of one queue. It runs until `stop` is set, takes what its ring
-/// still holds (for at most 20 ms), then closes its hand-off queue and refreshes the kernel statistics one last time. With `phc`, its NIC
-/// timestamps are converted to CLOCK_TAI.
+/// still holds (for at most 20 ms), then closes its hand-off queue and refreshes the kernel
+/// statistics one last time. With `phc`, its NIC timestamps are converted to CLOCK_TAI.
 pub fn spawn(
     mut socket: XskSocket,
     producer: Producer,
@@ -562,6 +562,7 @@ pub fn spawn(
         // Once `stop` is set the worker still takes what is already in its ring (not longer than
         // `STOP_DRAIN`), so that a clean stop loses nothing the kernel had delivered.
         let mut stopping: Option<Instant> = None;
+        let mut timer_failed = false;
         loop {
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
@@ -572,11 +573,15 @@ pub fn spawn(
                 // A failed poll is retried on the next round; the stop flag bounds the loop. A
                 // sealed frame or a game message for this worker's players ends the wait too.
                 let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
-                // Without a timer (it could not be armed) the wait is bounded the old way.
+                // Without a timer (it could not be armed) the wait is bounded the old way; said
+                // once, not at every wait.
                 let timeout = match alarm.prepare(slack.slack_ns()) {
                     Ok(()) => None,
                     Err(e) => {
-                        log::warn!("queue {queue}: could not arm the wake-up timer: {e}");
+                        if !timer_failed {
+                            log::warn!("queue {queue}: could not arm the wake-up timer: {e}; waits are bounded instead");
+                            timer_failed = true;
+                        }
                         Some(config.idle_wakeup)
                     }
                 };
