@@ -133,7 +133,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "tickgate-wakeup,tickgate-busy,socket-recv,socket-epoll,socket-recvmmsg,socket-spin"
+        default_value = "tickgate-wakeup,tickgate-paced,tickgate-busy,socket-recv,socket-epoll,socket-recvmmsg,socket-paced,socket-spin"
     )]
     receivers: Vec<ReceiverKind>,
     /// Seconds of load per measurement (seed, flood, ceiling).

@@ -16,10 +16,12 @@ const SIZE: (u32, u32) = (960, 540);
 fn colour(kind: ReceiverKind) -> RGBColor {
     match kind {
         ReceiverKind::TickgateWakeup => RGBColor(214, 39, 40),
+        ReceiverKind::TickgatePaced => RGBColor(140, 86, 75),
         ReceiverKind::TickgateBusy => RGBColor(255, 127, 14),
         ReceiverKind::SocketRecv => RGBColor(31, 119, 180),
         ReceiverKind::SocketEpoll => RGBColor(23, 190, 207),
         ReceiverKind::SocketRecvmmsg => RGBColor(44, 160, 44),
+        ReceiverKind::SocketPaced => RGBColor(188, 189, 34),
         ReceiverKind::SocketSpin => RGBColor(148, 103, 189),
     }
 }

@@ -7,6 +7,7 @@
 
 use std::{
     net::{SocketAddrV4, UdpSocket},
+    os::fd::AsFd,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -40,7 +41,7 @@ use tickgate::{
     sys::clock_monotonic_ns,
     sys::clock_tai_ns,
     wire::v2,
-    worker::{Alarm, Ingest, QueueReport, QueueStats, SlackEstimator, SlackRule, next_seal_wake},
+    worker::{Alarm, Ingest, Pace, QueueReport, QueueStats, SlackEstimator, SlackRule, Wake, next_seal_wake},
     xsk::{BindMode, XskConfig},
 };
 
@@ -64,6 +65,9 @@ pub const HANDOFF_CAPACITY: usize = 65_536;
 pub enum ReceiverKind {
     /// XDP → AF_XDP, worker sleeping in poll(2) until the ring has packets.
     TickgateWakeup,
+    /// XDP → AF_XDP, worker sleeping until a tick can seal or 1 ms passes, not for each packet
+    /// (`tickgate run --paced`).
+    TickgatePaced,
     /// XDP → AF_XDP, worker spinning on the ring (SO_PREFER_BUSY_POLL where allowed).
     TickgateBusy,
     /// Kernel UDP socket, one blocking recv(2) per datagram.
@@ -73,6 +77,10 @@ pub enum ReceiverKind {
     SocketEpoll,
     /// Kernel UDP socket, blocking recvmmsg(2) of up to 64 datagrams (MSG_WAITFORONE).
     SocketRecvmmsg,
+    /// Kernel UDP socket, non-blocking recvmmsg(2) of everything waiting, at tickgate-paced's
+    /// wake-ups (the same timerfd alarm and [`Pace`]), each datagram stamped with the kernel's
+    /// receive time (SO_TIMESTAMPNS) instead of the read's: the socket path's answer to pacing.
+    SocketPaced,
     /// Kernel UDP socket, non-blocking recvmmsg(2) in a spin loop.
     SocketSpin,
 }
@@ -82,17 +90,19 @@ impl ReceiverKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::TickgateWakeup => "tickgate-wakeup",
+            Self::TickgatePaced => "tickgate-paced",
             Self::TickgateBusy => "tickgate-busy",
             Self::SocketRecv => "socket-recv",
             Self::SocketEpoll => "socket-epoll",
             Self::SocketRecvmmsg => "socket-recvmmsg",
+            Self::SocketPaced => "socket-paced",
             Self::SocketSpin => "socket-spin",
         }
     }
 
     /// Whether this is the AF_XDP path.
     pub fn is_tickgate(self) -> bool {
-        matches!(self, Self::TickgateWakeup | Self::TickgateBusy)
+        matches!(self, Self::TickgateWakeup | Self::TickgatePaced | Self::TickgateBusy)
     }
 
     /// Whether the receiving thread spins (and so owns its core) instead of sleeping.
@@ -164,7 +174,11 @@ impl Running {
                 },
                 queues: (0..config.queues).collect(),
                 cores: vec![config.core; config.queues as usize],
-                busy_poll: config.kind == ReceiverKind::TickgateBusy,
+                wake: match config.kind {
+                    ReceiverKind::TickgateBusy => Wake::Busy,
+                    ReceiverKind::TickgatePaced => Wake::Paced,
+                    _ => Wake::Packets,
+                },
                 xsk: XskConfig::default(),
                 handoff_capacity: HANDOFF_CAPACITY,
                 frames: config.frames,
@@ -391,6 +405,49 @@ fn receive(
                 slack.tick(now);
             }
         }
+        ReceiverKind::SocketPaced => {
+            sock.set_nonblocking(true)?;
+            sys::enable_rx_timestamps(sock)?;
+            let mut alarm = Alarm::new(WAIT, Some((timing.tick_hz, timing.grace_ns)))?;
+            // The socket's "ring": as many datagrams as tickgate's default RX ring holds.
+            let mut pace = Pace::new(XskConfig::default().rx_size, clock_monotonic_ns());
+            let mut read = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                alarm.prepare(slack.slack_ns())?;
+                let watch = pace.watch_ring(clock_monotonic_ns(), read);
+                read = 0;
+                let [_, fired] =
+                    tickgate::sys::xsk::poll_readable([watch.then(|| sock.as_fd()), Some(alarm.fd())], None)?;
+                if fired {
+                    alarm.fired();
+                }
+                // The kernel stamps in CLOCK_REALTIME; the run compares in CLOCK_TAI.
+                let tai_offset = sys::tai_minus_realtime_ns();
+                loop {
+                    let n = match batch.recv(sock, libc::MSG_DONTWAIT) {
+                        Ok(n) => n,
+                        Err(e) if is_timeout(&e) => 0,
+                        Err(e) => return Err(e),
+                    };
+                    let now = clock_tai_ns();
+                    for i in 0..n {
+                        let ts = batch.stamp(i).map_or(now, |realtime| realtime.wrapping_add(tai_offset));
+                        // As tickgate-paced: only reads that packets woke measure the delay.
+                        if watch {
+                            slack.observe(now.saturating_sub(ts));
+                        }
+                        gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
+                    }
+                    read = read.saturating_add(n as u32);
+                    if n < batch.capacity() {
+                        break;
+                    }
+                }
+                let now = clock_tai_ns();
+                ingest.publish_watermark(now.saturating_sub(slack.slack_ns()));
+                slack.tick(now);
+            }
+        }
         ReceiverKind::SocketRecvmmsg | ReceiverKind::SocketSpin => {
             let spin = mode == ReceiverKind::SocketSpin;
             let flags = if spin {
@@ -424,7 +481,7 @@ fn receive(
                 }
             }
         }
-        ReceiverKind::TickgateWakeup | ReceiverKind::TickgateBusy => {}
+        ReceiverKind::TickgateWakeup | ReceiverKind::TickgatePaced | ReceiverKind::TickgateBusy => {}
     }
     // Whatever is still queued in the socket is read and counted, so no datagram vanishes
     // silently when the socket closes (the kernel counts nothing for those).

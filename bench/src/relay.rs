@@ -279,7 +279,7 @@ fn serve_tickgate(
         },
         queues: vec![0],
         cores: vec![Some(spec.rx_core)],
-        busy_poll: false,
+        wake: tickgate::worker::Wake::Packets,
         xsk: XskConfig::default(),
         handoff_capacity: 65_536,
         frames,

@@ -249,6 +249,13 @@ fn sweep_figures(runs: &[&RunResult]) -> (Option<f64>, f64) {
 
 const SLEEPING_SOCKETS: [ReceiverKind; 3] =
     [ReceiverKind::SocketRecv, ReceiverKind::SocketEpoll, ReceiverKind::SocketRecvmmsg];
+/// What tickgate-paced is held against: every sleeping socket, the paced one too.
+const PACED_SOCKETS: [ReceiverKind; 4] = [
+    ReceiverKind::SocketRecv,
+    ReceiverKind::SocketEpoll,
+    ReceiverKind::SocketRecvmmsg,
+    ReceiverKind::SocketPaced,
+];
 
 /// One headline ratio.
 #[derive(Clone, Debug, Serialize)]
@@ -276,9 +283,10 @@ pub struct Ratio {
     pub spread: Option<[f64; 2]>,
 }
 
-fn pairings() -> [(ReceiverKind, &'static [ReceiverKind]); 2] {
+fn pairings() -> [(ReceiverKind, &'static [ReceiverKind]); 3] {
     [
         (ReceiverKind::TickgateWakeup, &SLEEPING_SOCKETS),
+        (ReceiverKind::TickgatePaced, &PACED_SOCKETS),
         (ReceiverKind::TickgateBusy, &[ReceiverKind::SocketSpin]),
     ]
 }
@@ -745,7 +753,7 @@ fn markdown(
     let _ = writeln!(
         md,
         "Each tickgate receiver against the best socket receiver of its kind for that figure \
-         (wakeup against the best of recv, epoll and recvmmsg; busy-poll against the spinning socket). \
+         (wakeup against the best of recv, epoll and recvmmsg; paced against the best of those and socket-paced; busy-poll against the spinning socket). \
          Latency and CPU: below 1 means tickgate is lower. Throughput: above 1 means tickgate is higher. \
          Spread: the same ratio round by round (each round's tickgate run against the best socket run of that round).\n"
     );

@@ -86,12 +86,36 @@ pub fn force_rcvbuf(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
     Ok(int_option(sock, libc::SOL_SOCKET, libc::SO_RCVBUF)? as usize)
 }
 
+/// Asks the kernel to stamp every datagram `sock` receives with its CLOCK_REALTIME receive time
+/// (`SO_TIMESTAMPNS`), which [`RecvBatch::stamp`] then reads.
+pub fn enable_rx_timestamps(sock: &UdpSocket) -> io::Result<()> {
+    set_int_option(sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
+}
+
+/// CLOCK_TAI − CLOCK_REALTIME now, ns: what turns a kernel receive stamp into the run's clock.
+pub fn tai_minus_realtime_ns() -> u64 {
+    let read = |clock| {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a live timespec; both clocks exist on Linux.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+    };
+    let realtime = read(libc::CLOCK_REALTIME);
+    read(libc::CLOCK_TAI).wrapping_sub(realtime)
+}
+
+/// Room for one `SCM_TIMESTAMPNS` control message (`CMSG_SPACE(sizeof(struct timespec))`),
+/// as u64s so that the buffer is aligned for `cmsghdr`.
+const CONTROL_WORDS: usize = 4;
+
 /// Buffers and headers for `recvmmsg` of up to `batch` datagrams.
 #[derive(Debug)]
 pub struct RecvBatch {
     bufs: Vec<[u8; MAX_DATAGRAM]>,
     lens: Vec<usize>,
     names: Vec<libc::sockaddr_in>,
+    controls: Vec<[u64; CONTROL_WORDS]>,
+    stamps: Vec<Option<u64>>,
 }
 
 impl RecvBatch {
@@ -103,6 +127,8 @@ impl RecvBatch {
             bufs: vec![[0; MAX_DATAGRAM]; batch.max(1)],
             lens: vec![0; batch.max(1)],
             names: vec![name; batch.max(1)],
+            controls: vec![[0; CONTROL_WORDS]; batch.max(1)],
+            stamps: vec![None; batch.max(1)],
         }
     }
 
@@ -121,15 +147,19 @@ impl RecvBatch {
             .collect();
         // SAFETY: all-zero is a valid mmsghdr (null name and control, no iovecs yet).
         let mut headers: Vec<libc::mmsghdr> = (0..iovecs.len()).map(|_| unsafe { mem::zeroed() }).collect();
-        for ((h, iov), name) in headers.iter_mut().zip(iovecs.iter_mut()).zip(self.names.iter_mut()) {
+        for (((h, iov), name), control) in
+            headers.iter_mut().zip(iovecs.iter_mut()).zip(self.names.iter_mut()).zip(self.controls.iter_mut())
+        {
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
             h.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
             h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_control = control.as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = mem::size_of_val(control);
         }
-        // SAFETY: every header points at one live iovec over a live buffer of MAX_DATAGRAM bytes
-        // and at one live sockaddr_in for the source; all of them outlive the call; vlen equals
-        // the number of headers.
+        // SAFETY: every header points at one live iovec over a live buffer of MAX_DATAGRAM bytes,
+        // at one live sockaddr_in for the source and at one live control buffer of the size it
+        // states; all of them outlive the call; vlen equals the number of headers.
         let n = check(unsafe {
             libc::recvmmsg(
                 sock.as_raw_fd(),
@@ -139,10 +169,17 @@ impl RecvBatch {
                 ptr::null_mut(),
             )
         })? as usize;
-        for (len, h) in self.lens.iter_mut().zip(&headers).take(n) {
+        for ((len, stamp), h) in self.lens.iter_mut().zip(self.stamps.iter_mut()).zip(&headers).take(n) {
             *len = (h.msg_len as usize).min(MAX_DATAGRAM);
+            *stamp = timestampns(&h.msg_hdr);
         }
         Ok(n)
+    }
+
+    /// The kernel's CLOCK_REALTIME receive time of datagram `i` of the last call, ns, when the
+    /// socket has [`enable_rx_timestamps`].
+    pub fn stamp(&self, i: usize) -> Option<u64> {
+        self.stamps[i]
     }
 
     /// Datagram `i` of the last call.
@@ -156,6 +193,23 @@ impl RecvBatch {
         let ip = std::net::Ipv4Addr::from(u32::from_be(n.sin_addr.s_addr));
         std::net::SocketAddr::new(ip.into(), u16::from_be(n.sin_port))
     }
+}
+
+/// The `SCM_TIMESTAMPNS` time in a received message's control data, ns.
+fn timestampns(msg: &libc::msghdr) -> Option<u64> {
+    // SAFETY: `msg` is a header the kernel just filled: its control pointer and length describe
+    // the control buffer it wrote, which the CMSG macros walk within those bounds.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    None
 }
 
 /// `sendmmsg` of `packets[i]` to `dsts[i]`; returns how many were sent (a prefix).
@@ -300,4 +354,53 @@ pub fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if n > 0 { n as u64 } else { 100 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn realtime_ns() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    }
+
+    #[test]
+    fn a_batch_reads_the_kernels_receive_time_of_each_datagram() {
+        // Loopback only.
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_rx_timestamps(&rx).unwrap();
+        let before = realtime_ns();
+        for i in 0..3u8 {
+            tx.send_to(&[i; 5], rx.local_addr().unwrap()).unwrap();
+        }
+        let after = realtime_ns();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let mut batch = RecvBatch::new(8);
+        let mut got = 0;
+        while got < 3 {
+            let n = batch.recv(&rx, libc::MSG_WAITFORONE).unwrap();
+            for i in 0..n {
+                assert_eq!(batch.datagram(i), [got as u8; 5]);
+                let stamp = batch.stamp(i).expect("SO_TIMESTAMPNS gives every datagram a stamp");
+                assert!((before..=after).contains(&stamp), "{before} <= {stamp} <= {after}");
+                got += 1;
+            }
+        }
+        // Without the option, no stamp.
+        let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"x", plain.local_addr().unwrap()).unwrap();
+        plain.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        assert_eq!(batch.recv(&plain, libc::MSG_WAITFORONE).unwrap(), 1);
+        assert_eq!(batch.stamp(0), None);
+    }
+
+    #[test]
+    fn tai_is_ahead_of_realtime_by_whole_seconds_or_not_at_all() {
+        // The kernel's TAI offset is an integer number of seconds (0 when nothing set it); the
+        // two reads are a few µs apart.
+        let offset = tai_minus_realtime_ns();
+        let whole = (offset + 500_000_000) / 1_000_000_000 * 1_000_000_000;
+        assert!(offset.abs_diff(whole) < 10_000_000, "{offset}");
+    }
 }

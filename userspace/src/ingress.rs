@@ -30,7 +30,7 @@ use crate::{
     steer::counters::{TimestampCounters, XdpCounters},
     steer::{Attachment, LoadError, LoadOptions, Mode, Program},
     sys,
-    worker::{self, Counter, QueueReport, QueueStats, Sessions, WorkerConfig},
+    worker::{self, Counter, QueueReport, QueueStats, Sessions, Wake, WorkerConfig},
     xsk::{BindPreference, BusyPoll, XskConfig, XskError, XskSocket},
 };
 
@@ -43,8 +43,8 @@ pub struct IngressConfig {
     pub queues: Vec<u32>,
     /// Core per queue (see [`assign_cores`]).
     pub cores: Vec<Option<usize>>,
-    /// Spin on the rings instead of sleeping in poll(2).
-    pub busy_poll: bool,
+    /// What wakes each worker to read its ring.
+    pub wake: Wake,
     /// UMEM and ring sizes (the bind preference is derived from the mode).
     pub xsk: XskConfig,
     /// Items each worker's hand-off holds.
@@ -216,7 +216,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             // Skb mode never gets zero-copy; asking for it first could bind a NIC queue in a
             // mode the generic path cannot feed.
             bind: if config.load.mode == Mode::Skb { BindPreference::Copy } else { config.xsk.bind },
-            busy_poll: config.busy_poll.then_some(BusyPoll { budget: 64, usecs: 50 }),
+            busy_poll: (config.wake == Wake::Busy).then_some(BusyPoll { budget: 64, usecs: 50 }),
             // Sessions send through the TX ring: replies (challenges, keepalives, denied,
             // disconnects) and every frame packet to the players this queue serves.
             tx_size: if config.sessions.is_some() {
@@ -276,7 +276,8 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             let queue_stats = Arc::new(QueueStats::new(socket.queue(), socket.bind_mode(), *core));
             let worker_config = WorkerConfig {
                 core: *core,
-                busy_poll: config.busy_poll,
+                wake: config.wake,
+                rx_ring: xsk.rx_size,
                 // Wake when a watermark can seal a tick of the run's grid (matches started by
                 // the game with their own tick rate get the 1 ms idle wake-up).
                 seal_grid: Some((config.frames.tick_hz, config.frames.grace_ns())),

@@ -27,7 +27,7 @@ use tickgate::{
         server::ServerConfig,
     },
     steer::rate_limit::RateLimit,
-    worker::{AdaptiveSlack, SlackRule},
+    worker::{AdaptiveSlack, SlackRule, Wake},
     xsk::XskConfig,
 };
 
@@ -66,8 +66,13 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
     /// Spin on the rings (with the kernel's preferred busy-poll options) instead of sleeping.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "paced")]
     pub busy_poll: bool,
+    /// Wake the workers when a tick can seal and every millisecond, not for every packet: the
+    /// XDP stamp keeps each packet's time while it waits in the ring (docs/operations.md,
+    /// "How workers wake").
+    #[arg(long)]
+    pub paced: bool,
     /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -229,7 +234,11 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let config = IngressConfig {
         load: a.steer.load_options(a.iface(), false),
         cores,
-        busy_poll: a.busy_poll,
+        wake: match (a.busy_poll, a.paced) {
+            (true, _) => Wake::Busy,
+            (false, true) => Wake::Paced,
+            (false, false) => Wake::Packets,
+        },
         xsk: XskConfig {
             frame_size: a.frame_size,
             frame_count: a.frames,

@@ -9,8 +9,16 @@ use std::{path::Path, process::Command};
 
 use serde_json::Value;
 
-const RECEIVERS: [&str; 6] =
-    ["tickgate-wakeup", "tickgate-busy", "socket-recv", "socket-epoll", "socket-recvmmsg", "socket-spin"];
+const RECEIVERS: [&str; 8] = [
+    "tickgate-wakeup",
+    "tickgate-paced",
+    "tickgate-busy",
+    "socket-recv",
+    "socket-epoll",
+    "socket-recvmmsg",
+    "socket-paced",
+    "socket-spin",
+];
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))

@@ -289,7 +289,7 @@ fn a_reconnecting_player_catches_up_and_the_game_speaks_to_and_ends_its_match() 
         },
         queues: vec![0],
         cores: vec![None],
-        busy_poll: false,
+        wake: tickgate::worker::Wake::Packets,
         xsk: XskConfig::default(),
         handoff_capacity: 4096,
         frames: Config { tick_hz: 100, ..Config::default() },

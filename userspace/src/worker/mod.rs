@@ -18,9 +18,11 @@ use std::{
 use serde::Serialize;
 
 mod alarm;
+mod pace;
 mod slack;
 
 pub use alarm::{Alarm, next_wake};
+pub use pace::Pace;
 pub use slack::{AdaptiveSlack, SlackEstimator, SlackRule};
 
 use crate::{
@@ -36,13 +38,43 @@ use crate::{
     xsk::{BindMode, XdpStatistics, XskSocket},
 };
 
+/// What wakes a worker to read its ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Wake {
+    /// Sleeps in poll(2) until the ring has packets, a tick can seal, or `idle_wakeup` passes:
+    /// one wake-up per packet at low rates.
+    #[default]
+    Packets,
+    /// Sleeps until a tick can seal or `idle_wakeup` passes, not for each packet: the XDP
+    /// program stamped every packet when it arrived, so reading it later changes neither its
+    /// order nor its tick, and the ring holds what arrives meanwhile. Packets wake it too after
+    /// a wake-up found the ring a quarter full, and in short probes (see [`Pace`]).
+    Paced,
+    /// Spins on the ring (SO_PREFER_BUSY_POLL where allowed), never sleeping.
+    Busy,
+}
+
+impl Wake {
+    /// The name on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Packets => "packets",
+            Self::Paced => "paced",
+            Self::Busy => "busy",
+        }
+    }
+}
+
 /// How a worker runs.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
     /// Core to pin the thread to (`None`: not pinned).
     pub core: Option<usize>,
-    /// Spin on the ring instead of sleeping in poll(2).
-    pub busy_poll: bool,
+    /// What wakes the worker.
+    pub wake: Wake,
+    /// Descriptors the RX ring holds: a paced worker watches the ring while a wake-up finds a
+    /// quarter of this waiting.
+    pub rx_ring: u32,
     /// Descriptors taken from the ring per call.
     pub batch: u32,
     /// Longest time between two timed wake-ups of a sleeping worker (see [`Alarm`]). An idle
@@ -68,7 +100,8 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             core: None,
-            busy_poll: false,
+            wake: Wake::Packets,
+            rx_ring: 2048,
             batch: 64,
             idle_wakeup: Duration::from_millis(1),
             slack: SlackRule::default(),
@@ -535,8 +568,10 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     let queue = socket.queue();
     // A busy-polling worker never sleeps.
-    let mut alarm =
-        if config.busy_poll { None } else { Some(Alarm::new(config.idle_wakeup, config.seal_grid)?) };
+    let mut alarm = match config.wake {
+        Wake::Busy => None,
+        Wake::Packets | Wake::Paced => Some(Alarm::new(config.idle_wakeup, config.seal_grid)?),
+    };
     thread::Builder::new().name(format!("tickgate-q{queue}")).spawn(move || {
         // Timed waits end on time: the tick-end wake-ups are worth only that much.
         sys::tight_timer_slack();
@@ -563,13 +598,29 @@ pub fn spawn(
         // `STOP_DRAIN`), so that a clean stop loses nothing the kernel had delivered.
         let mut stopping: Option<Instant> = None;
         let mut timer_failed = false;
+        // Whether the last batch emptied the ring: a worker that left packets in it reads on
+        // without waiting.
+        let mut drained = true;
+        // Descriptors read since the last wait, and whether packets woke the current reads:
+        // only those measure the delay from stamp to ring for the adaptive slack (a paced
+        // worker's timed read finds packets that waited for it on purpose).
+        let mut since_wait = 0u32;
+        let mut pace = Pace::new(config.rx_ring, sys::clock_monotonic_ns());
+        let mut woken_by_packets = true;
         loop {
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
             }
             if let Some(alarm) = alarm.as_mut()
                 && stopping.is_none()
+                && drained
             {
+                let watch_ring = match config.wake {
+                    Wake::Paced => pace.watch_ring(sys::clock_monotonic_ns(), since_wait),
+                    Wake::Packets | Wake::Busy => true,
+                };
+                since_wait = 0;
+                woken_by_packets = watch_ring;
                 // A failed poll is retried on the next round; the stop flag bounds the loop. A
                 // sealed frame or a game message for this worker's players ends the wait too.
                 let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
@@ -585,7 +636,7 @@ pub fn spawn(
                         Some(config.idle_wakeup)
                     }
                 };
-                if let Ok(ready) = socket.wait_with([bell, Some(alarm.fd())], timeout)
+                if let Ok(ready) = socket.wait_with(watch_ring, [bell, Some(alarm.fd())], timeout)
                     && ready.also[1]
                 {
                     alarm.fired();
@@ -602,7 +653,9 @@ pub fn spawn(
                 if rx.clock == crate::input::Clock::Xdp {
                     let delay = before.saturating_sub(rx.ns);
                     stats.visible_after(delay);
-                    slack.observe(delay);
+                    if woken_by_packets {
+                        slack.observe(delay);
+                    }
                 }
                 match &sessions {
                     Some(s) if payload.get(v2::VERSION_OFFSET) == Some(&v2::VERSION) => {
@@ -640,8 +693,9 @@ pub fn spawn(
                 }
             };
             ingest.unusable(batch.missing_metadata, batch.payload_out_of_bounds, batch.invalid_descriptors);
+            since_wait = since_wait.saturating_add(batch.received + batch.invalid_descriptors);
             // Only a drained ring proves nothing older is waiting behind the batch.
-            let drained = batch.received + batch.invalid_descriptors < config.batch;
+            drained = batch.received + batch.invalid_descriptors < config.batch;
             if drained {
                 ingest.publish_watermark(before.saturating_sub(slack.slack_ns()));
             }

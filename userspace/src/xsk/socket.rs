@@ -538,17 +538,20 @@ impl XskSocket {
     /// Blocks in `poll(2)` until the RX ring has packets (`true`) or `timeout` passes (`false`).
     /// A signal ends the wait early with `false`.
     pub fn wait(&self, timeout: Duration) -> Result<bool, XskError> {
-        Ok(self.wait_with([None, None], Some(timeout))?.rx)
+        Ok(self.wait_with(true, [None, None], Some(timeout))?.rx)
     }
 
-    /// [`wait`](Self::wait), also woken when one of `also` (an eventfd, a timerfd; `None`
-    /// entries are skipped) becomes readable; `timeout` `None` waits without one.
+    /// [`wait`](Self::wait) (woken by the RX ring only if `rx`), also woken when one of `also`
+    /// (an eventfd, a timerfd; `None` entries are skipped) becomes readable; `timeout` `None`
+    /// waits without one.
     pub fn wait_with(
         &self,
+        rx: bool,
         also: [Option<BorrowedFd<'_>>; 2],
         timeout: Option<Duration>,
     ) -> Result<Ready, XskError> {
-        let [rx, first, second] = sys::xsk::poll_readable([Some(self.fd()), also[0], also[1]], timeout)
+        let ring = rx.then(|| self.fd());
+        let [rx, first, second] = sys::xsk::poll_readable([ring, also[0], also[1]], timeout)
             .map_err(|e| SyscallError::new("ppoll", e))?;
         Ok(Ready { rx, also: [first, second] })
     }

@@ -393,7 +393,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
         },
         queues: (0..a.queues).collect(),
         cores: vec![None; a.queues as usize],
-        busy_poll: false,
+        wake: tickgate::worker::Wake::Packets,
         xsk: XskConfig::default(),
         handoff_capacity: 65_536,
         frames: Config { tick_hz: a.tick_hz, ..Config::default() },

@@ -1,0 +1,110 @@
+//! Whether a paced worker ([`Wake::Paced`](super::Wake)) lets packets end its wait.
+//!
+//! A paced worker reads its ring when a tick can seal and at each idle deadline, not for every
+//! packet: the XDP program stamped each packet on arrival, so a packet that waits in the ring
+//! keeps its time, its place in the merge and its tick. Two things still need the ring watched:
+//!
+//! - **A burst.** The ring holds what arrives between two reads. When a wake-up finds a quarter
+//!   of it taken, the worker also wakes for packets for the next [`BUSY_WATCH`], so that a
+//!   burst that would fill the ring before the next timed read is read as it comes.
+//! - **The adaptive slack.** It measures the delay from a packet's stamp to the read that finds
+//!   it; a timed read's delay is mostly the pace, not the kernel's. So every [`PROBE_EVERY`] the
+//!   worker watches the ring for [`PROBE_WATCH`] and only the reads packets woke then feed the
+//!   estimator (about a tenth of the per-packet wake-ups).
+
+use std::time::Duration;
+
+/// How long a paced worker wakes for packets after a wake-up found its ring a quarter full.
+pub const BUSY_WATCH: Duration = Duration::from_millis(10);
+/// How often a paced worker probes the delay from stamp to ring.
+pub const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// How long each probe watches the ring.
+pub const PROBE_WATCH: Duration = Duration::from_millis(10);
+
+/// The ring-watching state of one paced worker.
+#[derive(Debug)]
+pub struct Pace {
+    /// Descriptors a wake-up may find before the ring counts as busy (a quarter of it).
+    busy_at: u32,
+    /// Until when packets end the wait, CLOCK_MONOTONIC ns.
+    watch_until: u64,
+    /// When the next probe starts, CLOCK_MONOTONIC ns.
+    next_probe: u64,
+}
+
+impl Pace {
+    /// The pace of a worker whose RX ring holds `rx_ring` descriptors; the first probe starts
+    /// at once.
+    pub fn new(rx_ring: u32, now_ns: u64) -> Self {
+        Self { busy_at: (rx_ring / 4).max(1), watch_until: now_ns, next_probe: now_ns }
+    }
+
+    /// Before a wait, given the descriptors read since the previous one: whether packets end
+    /// this wait.
+    pub fn watch_ring(&mut self, now_ns: u64, read_since_last_wait: u32) -> bool {
+        if read_since_last_wait >= self.busy_at {
+            self.watch_until = self.watch_until.max(now_ns.saturating_add(ns(BUSY_WATCH)));
+        }
+        if now_ns >= self.next_probe {
+            self.watch_until = self.watch_until.max(now_ns.saturating_add(ns(PROBE_WATCH)));
+            self.next_probe = now_ns.saturating_add(ns(PROBE_EVERY));
+        }
+        now_ns < self.watch_until
+    }
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_quiet_ring_is_watched_only_during_probes() {
+        let mut pace = Pace::new(2048, 0);
+        // The first probe: 0–10 ms.
+        assert!(pace.watch_ring(0, 0));
+        assert!(pace.watch_ring(9 * MS, 3));
+        // Then timed reads only, until the next probe at 100 ms.
+        for t in [10, 11, 50, 99] {
+            assert!(!pace.watch_ring(t * MS, 10), "watched at {t} ms");
+        }
+        assert!(pace.watch_ring(100 * MS, 10));
+        assert!(pace.watch_ring(109 * MS, 10));
+        assert!(!pace.watch_ring(110 * MS, 10));
+        // A late wait starts the probe late, and the next one 100 ms after that.
+        assert!(pace.watch_ring(250 * MS, 0));
+        assert!(!pace.watch_ring(261 * MS, 0));
+        assert!(!pace.watch_ring(349 * MS, 0));
+        assert!(pace.watch_ring(350 * MS, 0));
+    }
+
+    #[test]
+    fn a_wake_up_that_finds_a_quarter_of_the_ring_taken_watches_it_for_a_while() {
+        let mut pace = Pace::new(2048, 0);
+        assert!(pace.watch_ring(0, 0), "the first probe");
+        assert!(!pace.watch_ring(20 * MS, 511), "below a quarter");
+        assert!(pace.watch_ring(21 * MS, 512), "a quarter");
+        // Reads woken by packets find little each; the watch still lasts its 10 ms.
+        assert!(pace.watch_ring(25 * MS, 1));
+        assert!(pace.watch_ring(30 * MS, 1));
+        assert!(!pace.watch_ring(31 * MS, 1));
+        // A busy read inside a watch extends it.
+        assert!(pace.watch_ring(40 * MS, 600));
+        assert!(pace.watch_ring(45 * MS, 600));
+        assert!(pace.watch_ring(54 * MS, 0));
+        assert!(!pace.watch_ring(55 * MS, 0));
+    }
+
+    #[test]
+    fn a_tiny_ring_still_has_a_busy_threshold() {
+        let mut pace = Pace::new(2, 0);
+        pace.watch_ring(0, 0);
+        assert!(!pace.watch_ring(20 * MS, 0));
+        assert!(pace.watch_ring(21 * MS, 1));
+    }
+}
