@@ -374,12 +374,14 @@ mod tests {
         for i in 0..3u8 {
             tx.send_to(&[i; 5], rx.local_addr().unwrap()).unwrap();
         }
-        let after = realtime_ns();
         rx.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
         let mut batch = RecvBatch::new(8);
         let mut got = 0;
         while got < 3 {
             let n = batch.recv(&rx, libc::MSG_WAITFORONE).unwrap();
+            // Loopback may stamp a datagram after `send_to` returned (its softirq runs later),
+            // never after it could be read.
+            let after = realtime_ns();
             for i in 0..n {
                 assert_eq!(batch.datagram(i), [got as u8; 5]);
                 let stamp = batch.stamp(i).expect("SO_TIMESTAMPNS gives every datagram a stamp");
