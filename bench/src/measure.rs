@@ -541,9 +541,10 @@ fn account(spec: &Spec, g: &GenReport, sink: &Sink, r: &ReceiverReport, k: &Kern
                 let s = &q.xdp_statistics;
                 add("xsk.rx_dropped".into(), s.rx_dropped);
                 add("xsk.rx_ring_full".into(), s.rx_ring_full);
+                add("xsk.left_in_ring".into(), q.left_in_ring);
                 let invalid = q.count(Counter::InvalidDescriptor);
-                terminal += q.received + invalid + s.rx_dropped + s.rx_ring_full;
-                packet_drops += invalid + s.rx_dropped + s.rx_ring_full;
+                terminal += q.received + invalid + s.rx_dropped + s.rx_ring_full + q.left_in_ring;
+                packet_drops += invalid + s.rx_dropped + s.rx_ring_full + q.left_in_ring;
             }
         }
         None => {

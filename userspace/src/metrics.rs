@@ -222,6 +222,11 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
         ("tickgate_xsk_rx_fill_ring_empty_descs_total", "XDP_STATISTICS rx_fill_ring_empty_descs.", |q| {
             q.xdp_statistics.rx_fill_ring_empty_descs
         }),
+        (
+            "tickgate_xsk_left_in_ring_total",
+            "Descriptors still in the RX ring when the worker stopped, never read.",
+            |q| q.left_in_ring,
+        ),
     ] {
         metric(name, "counter", help, &per_queue(&f));
     }

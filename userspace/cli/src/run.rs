@@ -540,12 +540,13 @@ pub fn print_summary(r: &IngressReport) {
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
         eprintln!(
-            "  queue {} ({}): received {}, delivered {}, dropped [{}], kernel: rx_dropped {} rx_ring_full {} fill_empty {} invalid_descs {}",
+            "  queue {} ({}): received {}, delivered {}, dropped [{}], left in ring {}, kernel: rx_dropped {} rx_ring_full {} fill_empty {} invalid_descs {}",
             q.queue,
             q.bind_mode,
             q.received,
             q.delivered,
             drops.join(", "),
+            q.left_in_ring,
             q.xdp_statistics.rx_dropped,
             q.xdp_statistics.rx_ring_full,
             q.xdp_statistics.rx_fill_ring_empty_descs,

@@ -248,3 +248,51 @@ fn run_works_as_an_unprivileged_user_with_the_service_units_capabilities() {
     assert_eq!(s["program"], "tickgate_tai");
     assert_eq!(s["queues"][0]["bind_mode"], "copy");
 }
+
+#[test]
+fn a_run_stopped_under_a_flood_accounts_for_every_steered_packet() {
+    // Valid game packets keep coming, from the worker's own core, through the stop and past
+    // its 500 ms drain: whatever the worker could not read before it closed is counted as
+    // left_in_ring, so the summary still balances.
+    let lab = Lab::new(1);
+    let run = Run::start_v1(&lab, &["--cores", "0", "--timestamps", "xdp"]);
+    let mut client = tickgate_testkit::client::SyntheticClient::new(1, 1);
+    let mut packet = Vec::new();
+    let burst: Vec<Vec<u8>> = (0..2000)
+        .map(|_| {
+            client.next_packet(0, &mut packet);
+            lab.frame(false, 7777, &packet).build()
+        })
+        .collect();
+    let flood = {
+        let (tx_ns, tx_if) = (lab.tx_ns.clone(), lab.tx_if.clone());
+        std::thread::spawn(move || {
+            tickgate_testkit::lab::in_netns(&tx_ns, || {
+                // SAFETY: an all-zero cpu_set_t is valid; CPU_SET writes inside it.
+                let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+                // SAFETY: 0 is within the set's capacity.
+                unsafe { libc::CPU_SET(0, &mut set) };
+                // SAFETY: `set` is a live cpu_set_t of the size given; 0 means this thread.
+                unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+                // Bounded: 3 s, and at most 500 bursts (repeats are steered and read, then
+                // rejected as duplicates).
+                let until = Instant::now() + Duration::from_secs(3);
+                let mut bursts = 0;
+                while Instant::now() < until && bursts < 500 {
+                    support::send_raw(&tx_if, &burst);
+                    bursts += 1;
+                }
+            })
+            .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) }, 0);
+    let s = run.finish();
+    flood.join().unwrap();
+    let q = &s["queues"][0];
+    eprintln!("left in ring at stop: {}", q["left_in_ring"]);
+    assert!(u(&s["counters"]["steered"]) > 2000, "{s}");
+    assert_eq!(s["unexplained_steered"], 0, "every steered packet is read or counted: {s}");
+}

@@ -193,6 +193,14 @@ impl Loaded {
             .map_err(libbpf("registering the AF_XDP socket in the XSKMAP"))
     }
 
+    /// Empties the XSKMAP slot of RX queue `queue`: from then on the program passes that
+    /// queue's game packets to the kernel, counted as `no_socket`.
+    pub fn unregister_socket(&self, queue: u32) -> Result<(), LoadError> {
+        self.map(object::XSKS_MAP)?
+            .delete(&queue.to_ne_bytes())
+            .map_err(libbpf("removing the AF_XDP socket from the XSKMAP"))
+    }
+
     /// Current counters, summed over CPUs.
     pub fn counters(&self) -> Result<(XdpCounters, TimestampCounters), LoadError> {
         read_counters(&self.map(object::COUNTERS_MAP)?)
@@ -476,6 +484,11 @@ impl Attachment {
     /// Puts the AF_XDP socket `fd` in the XSKMAP slot of RX queue `queue`.
     pub fn register_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), LoadError> {
         self.loaded.register_socket(queue, fd)
+    }
+
+    /// Empties the XSKMAP slot of RX queue `queue` (see [`Loaded::unregister_socket`]).
+    pub fn unregister_socket(&self, queue: u32) -> Result<(), LoadError> {
+        self.loaded.unregister_socket(queue)
     }
 
     /// Current counters, summed over CPUs.

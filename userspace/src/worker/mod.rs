@@ -153,11 +153,14 @@ pub enum Counter {
     NicConverted,
     /// NIC timestamps left unconverted (no PHC, or its fit not fresh): restamped by the merge.
     NicUnconverted,
+    /// Descriptors still in the RX ring when the worker stopped, never read: under a flood that
+    /// outlasts the stop drain (500 ms), the ring does not empty. Not part of `Received`.
+    LeftInRing,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Received,
         Self::InputPackets,
         Self::SyncPackets,
@@ -175,6 +178,7 @@ impl Counter {
         Self::FrameTxDropped,
         Self::NicConverted,
         Self::NicUnconverted,
+        Self::LeftInRing,
     ];
 
     /// The name in reports, status output and metrics.
@@ -197,6 +201,7 @@ impl Counter {
             Self::FrameTxDropped => "frame_tx_dropped",
             Self::NicConverted => "nic_converted",
             Self::NicUnconverted => "nic_unconverted",
+            Self::LeftInRing => "left_in_ring",
         }
     }
 }
@@ -243,6 +248,8 @@ pub struct QueueReport {
     pub decoded: BTreeMap<&'static str, u64>,
     /// The socket's `XDP_STATISTICS`.
     pub xdp_statistics: XdpStatistics,
+    /// Descriptors still in the RX ring when the worker stopped (never read, not in `received`).
+    pub left_in_ring: u64,
     /// Reply frames (protocol v2) put in the TX ring, and those that could not be.
     pub tx: BTreeMap<&'static str, u64>,
     /// Session events (joins and leaves) handed to the sequencer.
@@ -274,6 +281,11 @@ impl QueueStats {
             delay: std::array::from_fn(|_| AtomicU64::new(0)),
             slack_ns: AtomicU64::new(0),
         }
+    }
+
+    /// The RX queue these counters are for.
+    pub fn queue(&self) -> u32 {
+        self.queue
     }
 
     /// Records the watermark slack the queue's reader uses now (the worker does; a receiver of
@@ -321,6 +333,7 @@ impl QueueStats {
             dropped_inputs,
             decoded,
             xdp_statistics: self.xdp.lock().map(|s| *s).unwrap_or_default(),
+            left_in_ring: self.get(Counter::LeftInRing),
             tx: [
                 Counter::TxQueued,
                 Counter::TxDropped,
@@ -373,6 +386,7 @@ impl QueueReport {
             | Counter::FrameTxDropped => &self.tx,
             Counter::NicConverted | Counter::NicUnconverted => &self.nic_time,
             Counter::Events => return self.events,
+            Counter::LeftInRing => return self.left_in_ring,
         };
         map.get(counter.name()).copied().unwrap_or(0)
     }
@@ -732,6 +746,12 @@ pub fn spawn(
             {
                 break;
             }
+        }
+        // What the stop drain could not read (a flood that outlasted it) is counted, not lost.
+        let left = socket.rx_pending();
+        if left > 0 {
+            stats.add(Counter::LeftInRing, u64::from(left));
+            log::warn!("queue {queue}: {left} packets were still in the ring at stop (left_in_ring)");
         }
         refresh_kernel_stats(&socket, &stats);
         ingest.close();

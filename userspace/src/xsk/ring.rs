@@ -99,6 +99,12 @@ impl Rx {
     pub(crate) fn consume(&mut self, max: u32, f: impl FnMut(XdpDesc)) -> u32 {
         consume_up_to!(max, f, |m| self.0.receive(m))
     }
+
+    /// Descriptors the kernel has published and nobody has taken yet (advisory: a relaxed read
+    /// of both indices).
+    pub(crate) fn pending(&self) -> u32 {
+        self.0.available()
+    }
 }
 
 impl Tx {

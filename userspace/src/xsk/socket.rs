@@ -535,6 +535,11 @@ impl XskSocket {
         Ok(batch)
     }
 
+    /// Descriptors waiting in the RX ring, unread.
+    pub fn rx_pending(&self) -> u32 {
+        self.rx.pending()
+    }
+
     /// Blocks in `poll(2)` until the RX ring has packets (`true`) or `timeout` passes (`false`).
     /// A signal ends the wait early with `false`.
     pub fn wait(&self, timeout: Duration) -> Result<bool, XskError> {

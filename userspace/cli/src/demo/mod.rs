@@ -554,7 +554,10 @@ fn print_summary(s: &DemoSummary) {
     let delivered = sum(&|q| q.delivered);
     let duplicates = sum(&|q| q.rejected(Reject::Duplicate));
     let ring_drops = sum(&|q| {
-        q.xdp_statistics.rx_dropped + q.xdp_statistics.rx_ring_full + q.count(Counter::InvalidDescriptor)
+        q.xdp_statistics.rx_dropped
+            + q.xdp_statistics.rx_ring_full
+            + q.left_in_ring
+            + q.count(Counter::InvalidDescriptor)
     });
     let worker_received = sum(&|q| q.received);
     println!();
