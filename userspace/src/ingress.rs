@@ -140,8 +140,9 @@ pub struct IngressReport {
     /// How replies (challenges, keepalives, denied, disconnects) leave: `af_xdp-tx` (each
     /// queue's AF_XDP TX ring), or `none` without sessions.
     pub replies: &'static str,
-    /// `steered - (received by workers + invalid descriptors + rx_dropped + rx_ring_full)`:
-    /// packets XDP redirected that no counter explains; 0 when everything is accounted for.
+    /// `steered - (received by workers + invalid descriptors + rx_dropped + rx_ring_full +
+    /// left_in_ring)`: packets XDP redirected that no counter explains; 0 when everything is
+    /// accounted for.
     pub unexplained_steered: i128,
 }
 

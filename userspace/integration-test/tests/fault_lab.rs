@@ -12,6 +12,18 @@ fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
+/// `n` consecutive packets of client 1 (one input each), as Ethernet frames for the lab.
+fn client_burst(lab: &Lab, n: usize) -> Vec<Vec<u8>> {
+    let mut client = tickgate_testkit::client::SyntheticClient::new(1, 1);
+    let mut packet = Vec::new();
+    (0..n)
+        .map(|_| {
+            client.next_packet(0, &mut packet);
+            lab.frame(false, 7777, &packet).build()
+        })
+        .collect()
+}
+
 fn shows_xdp(lab: &Lab) -> bool {
     let out = support::sh(&["ip", "-n", &lab.rx_ns, "-d", "link", "show", &lab.rx_if]);
     String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
@@ -123,23 +135,11 @@ fn starved_rings_are_counted_and_recover() {
     let lab = Lab::new(1);
     let run =
         Run::start_v1(&lab, &["--frames", "16", "--rx-ring", "16", "--cores", "0", "--timestamps", "xdp"]);
-    let mut client = tickgate_testkit::client::SyntheticClient::new(1, 1);
-    let mut packet = Vec::new();
-    let burst: Vec<Vec<u8>> = (0..5000)
-        .map(|_| {
-            client.next_packet(0, &mut packet);
-            lab.frame(false, 7777, &packet).build()
-        })
-        .collect();
+    let burst = client_burst(&lab, 5000);
     let ifname = lab.tx_if.clone();
     tickgate_testkit::lab::in_netns(&lab.tx_ns, || {
         // Same core as the worker: the sender's softirq fills the 16 frames before it can run.
-        // SAFETY: an all-zero cpu_set_t is valid; CPU_SET writes inside it.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: 0 is within the set's capacity.
-        unsafe { libc::CPU_SET(0, &mut set) };
-        // SAFETY: `set` is a live cpu_set_t of the size given; 0 means this thread.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        support::pin_to_cpu(0);
         support::send_raw(&ifname, &burst);
     })
     .unwrap();
@@ -256,24 +256,13 @@ fn a_run_stopped_under_a_flood_accounts_for_every_steered_packet() {
     // left_in_ring, so the summary still balances.
     let lab = Lab::new(1);
     let run = Run::start_v1(&lab, &["--cores", "0", "--timestamps", "xdp"]);
-    let mut client = tickgate_testkit::client::SyntheticClient::new(1, 1);
-    let mut packet = Vec::new();
-    let burst: Vec<Vec<u8>> = (0..2000)
-        .map(|_| {
-            client.next_packet(0, &mut packet);
-            lab.frame(false, 7777, &packet).build()
-        })
-        .collect();
+    let burst = client_burst(&lab, 2000);
     let flood = {
         let (tx_ns, tx_if) = (lab.tx_ns.clone(), lab.tx_if.clone());
         std::thread::spawn(move || {
             tickgate_testkit::lab::in_netns(&tx_ns, || {
-                // SAFETY: an all-zero cpu_set_t is valid; CPU_SET writes inside it.
-                let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-                // SAFETY: 0 is within the set's capacity.
-                unsafe { libc::CPU_SET(0, &mut set) };
-                // SAFETY: `set` is a live cpu_set_t of the size given; 0 means this thread.
-                unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+                // The worker's core: its drain competes with the sender's softirq.
+                support::pin_to_cpu(0);
                 // Bounded: 3 s, and at most 500 bursts (repeats are steered and read, then
                 // rejected as duplicates).
                 let until = Instant::now() + Duration::from_secs(3);

@@ -151,12 +151,7 @@ fn a_umem_too_small_shows_up_as_fill_ring_starvation() {
         (1..=5000u64).map(|i| lab.frame(false, 7777, &input_packet(1, i)).build()).collect();
     let ifname = lab.tx_if.clone();
     support::in_netns(&lab.tx_ns, || {
-        // SAFETY: an all-zero cpu_set_t is valid; CPU_SET writes inside it.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: 0 is within the set's capacity.
-        unsafe { libc::CPU_SET(0, &mut set) };
-        // SAFETY: `set` is a live cpu_set_t of the size given; 0 means this thread.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        support::pin_to_cpu(0);
         support::send_raw(&ifname, &frames);
     });
     let s = run.finish();

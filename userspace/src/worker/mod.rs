@@ -54,17 +54,6 @@ pub enum Wake {
     Busy,
 }
 
-impl Wake {
-    /// The name on the command line and in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Packets => "packets",
-            Self::Paced => "paced",
-            Self::Busy => "busy",
-        }
-    }
-}
-
 /// How a worker runs.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {

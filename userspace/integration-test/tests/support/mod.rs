@@ -200,11 +200,17 @@ pub fn pin_to_current_cpu() {
     // SAFETY: no arguments; returns the CPU number or -1.
     let cpu = unsafe { libc::sched_getcpu() };
     assert!(cpu >= 0, "sched_getcpu: {}", std::io::Error::last_os_error());
+    pin_to_cpu(cpu as usize);
+}
+
+/// Pins this thread to CPU `cpu` (one the machine has).
+pub fn pin_to_cpu(cpu: usize) {
+    assert!(cpu < libc::CPU_SETSIZE as usize, "CPU {cpu} is outside a cpu_set_t");
     // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes one bit of it, in range
-    // because `cpu` is a CPU the kernel just reported.
+    // (checked above).
     let ret = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
+        libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
     assert_eq!(ret, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
