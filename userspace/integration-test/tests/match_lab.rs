@@ -66,14 +66,23 @@ type ServerFrame = (String, Vec<(u32, String, u64)>, Vec<u32>);
 
 #[test]
 fn every_player_gets_every_frame_of_its_own_match_and_nothing_of_another() {
+    every_player_gets_every_frame(&[]);
+}
+
+#[test]
+fn paced_workers_serve_sessions_and_frames_the_same() {
+    // Handshakes, inputs, keepalives and the frames back, with workers that read their rings
+    // at the seal instants and every millisecond instead of for every packet.
+    every_player_gets_every_frame(&["--paced"]);
+}
+
+#[allow(clippy::unwrap_used, reason = "the body of two tests: a failed step fails the test")]
+fn every_player_gets_every_frame(extra: &[&str]) {
     let lab = Lab::new(2);
     let key = Key::from_bytes([0x6a; 32]);
     let frames_path = run_dir(&lab).join("match-frames.jsonl");
-    let run = start_v2(
-        &lab,
-        &key,
-        &["--duration", "5", "--tick-hz", "100", "--frames-out", frames_path.to_str().unwrap()],
-    );
+    let args = ["--duration", "5", "--tick-hz", "100", "--frames-out", frames_path.to_str().unwrap()];
+    let run = start_v2(&lab, &key, &[&args[..], extra].concat());
     let server: SocketAddr = (RX_IP4, 7777).into();
     let received = in_netns(&lab.tx_ns, || {
         let mut players = Vec::new();
