@@ -76,7 +76,7 @@ fn paced_workers_serve_sessions_and_frames_the_same() {
     every_player_gets_every_frame(&["--paced"]);
 }
 
-#[allow(clippy::unwrap_used, reason = "the body of two tests: a failed step fails the test")]
+#[expect(clippy::unwrap_used, reason = "the body of two tests: a failed step fails the test")]
 fn every_player_gets_every_frame(extra: &[&str]) {
     let lab = Lab::new(2);
     let key = Key::from_bytes([0x6a; 32]);
