@@ -457,8 +457,46 @@ fn ratios(outcomes: &[Outcome]) -> Vec<Ratio> {
                 spread: None,
             });
         }
+        // A spinning receiver's core is all worker whatever the rate: nothing to divide.
+        if !tg.spins()
+            && let Some((socket, rate, tv, sv)) = sockets
+                .iter()
+                .filter_map(|k| per_worker_core(t, sweep.get(k)?).map(|(rate, tv, sv)| (*k, rate, tv, sv)))
+                .max_by(|a, b| a.3.total_cmp(&b.3))
+        {
+            out.push(Ratio {
+                scenario: "sweep".into(),
+                figure: format!("sweep: inputs/s per worker core at {}k/s (both lose ≤ 0.5 %)", rate / 1000),
+                tickgate: tg,
+                tickgate_value: tv,
+                socket,
+                socket_value: sv,
+                ratio: tv / sv,
+                unit: "inputs/s".into(),
+                lower_is_better: false,
+                spread: None,
+            });
+        }
     }
     out
+}
+
+/// Inputs delivered per second of the receiving threads' CPU (`delivered / worker share`), at
+/// the highest offered rate at which both receivers lost at most 0.5 % and explained every
+/// packet: `(rate, tickgate's, the socket's)`.
+fn per_worker_core(tickgate: &[&RunResult], socket: &[&RunResult]) -> Option<(u64, f64, f64)> {
+    let kept = |r: &RunResult| r.loss.legit_loss_pct <= 0.5 && r.loss.unexplained_packets == 0;
+    let per_core =
+        |r: &RunResult| (r.cpu.worker_pct > 0.0).then(|| r.delivered_pps / (r.cpu.worker_pct / 100.0));
+    tickgate
+        .iter()
+        .filter(|t| kept(t))
+        .filter_map(|t| {
+            let rate = t.offered_pps?;
+            let s = socket.iter().find(|s| s.offered_pps == Some(rate) && kept(s))?;
+            Some((rate, per_core(t)?, per_core(s)?))
+        })
+        .max_by_key(|(rate, _, _)| *rate)
 }
 
 /// Whether a ratio's round-by-round spread reaches beyond `pct` % of the ratio on either side.

@@ -153,7 +153,22 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
     {
         assert!(md.contains(heading), "report.md lacks {heading}");
     }
-    assert!(!report["ratios"].as_array().unwrap().is_empty(), "no ratios");
+    let ratios = report["ratios"].as_array().unwrap();
+    assert!(!ratios.is_empty(), "no ratios");
+    // Per worker core at a sweep rate both paths served: for the sleeping tickgate receivers only.
+    for receiver in ["tickgate-wakeup", "tickgate-paced"] {
+        let per_core = ratios
+            .iter()
+            .find(|r| {
+                r["tickgate"] == receiver
+                    && r["figure"].as_str().unwrap().starts_with("sweep: inputs/s per worker core at 3k/s")
+            })
+            .unwrap_or_else(|| panic!("{receiver}: no per-core ratio in {ratios:?}"));
+        assert!(f(&per_core["tickgate_value"]) > 0.0 && f(&per_core["socket_value"]) > 0.0, "{per_core}");
+    }
+    assert!(!ratios.iter().any(
+        |r| r["tickgate"] == "tickgate-busy" && r["figure"].as_str().unwrap().contains("per worker core")
+    ));
     // The relay: both relays at both tick rates sent every player its match's frames.
     let relay: Value = serde_json::from_slice(&std::fs::read(out.join("relay.json")).unwrap()).unwrap();
     let rates = relay.as_array().unwrap();
