@@ -543,8 +543,8 @@ fn account(spec: &Spec, g: &GenReport, sink: &Sink, r: &ReceiverReport, k: &Kern
                 add("xsk.rx_ring_full".into(), s.rx_ring_full);
                 add("xsk.left_in_ring".into(), q.left_in_ring);
                 let invalid = q.count(Counter::InvalidDescriptor);
-                terminal += q.received + invalid + s.rx_dropped + s.rx_ring_full + q.left_in_ring;
-                packet_drops += invalid + s.rx_dropped + s.rx_ring_full + q.left_in_ring;
+                terminal += q.received + invalid + q.unread();
+                packet_drops += invalid + q.unread();
             }
         }
         None => {

@@ -423,9 +423,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             .map(|q| {
                 i128::from(q.received)
                     + i128::from(q.count(Counter::InvalidDescriptor))
-                    + i128::from(q.xdp_statistics.rx_dropped)
-                    + i128::from(q.xdp_statistics.rx_ring_full)
-                    + i128::from(q.left_in_ring)
+                    + i128::from(q.unread())
             })
             .sum();
         IngressReport {

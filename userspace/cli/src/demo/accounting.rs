@@ -149,7 +149,7 @@ impl Drops {
             duplicate += dup;
             other += q.dropped_inputs.values().sum::<u64>() - dup;
             other += q.dropped_packets.values().sum::<u64>();
-            other += q.xdp_statistics.rx_dropped + q.xdp_statistics.rx_ring_full + q.left_in_ring;
+            other += q.unread();
         }
         Self { duplicate, bad_magic, rate_limited, other }
     }

@@ -553,12 +553,7 @@ fn print_summary(s: &DemoSummary) {
     let sum = |f: &dyn Fn(&tickgate::worker::QueueReport) -> u64| -> u64 { r.queues.iter().map(f).sum() };
     let delivered = sum(&|q| q.delivered);
     let duplicates = sum(&|q| q.rejected(Reject::Duplicate));
-    let ring_drops = sum(&|q| {
-        q.xdp_statistics.rx_dropped
-            + q.xdp_statistics.rx_ring_full
-            + q.left_in_ring
-            + q.count(Counter::InvalidDescriptor)
-    });
+    let ring_drops = sum(&|q| q.unread() + q.count(Counter::InvalidDescriptor));
     let worker_received = sum(&|q| q.received);
     println!();
     println!("== summary{}", if s.interrupted { " (interrupted: traffic stopped early)" } else { "" });
