@@ -417,12 +417,12 @@ fn receive(
                 let watch = pace.watch_ring(clock_monotonic_ns(), read);
                 read = 0;
                 let [_, fired] =
-                    tickgate::sys::xsk::poll_readable([watch.then(|| sock.as_fd()), Some(alarm.fd())], None)?;
+                    tickgate::sys::poll_readable([watch.then(|| sock.as_fd()), Some(alarm.fd())], None)?;
                 if fired {
                     alarm.fired();
                 }
                 // The kernel stamps in CLOCK_REALTIME; the run compares in CLOCK_TAI.
-                let tai_offset = sys::tai_minus_realtime_ns();
+                let tai_offset = tickgate::sys::tai_offset_ns();
                 loop {
                     let n = match batch.recv(sock, libc::MSG_DONTWAIT) {
                         Ok(n) => n,

@@ -92,18 +92,6 @@ pub fn enable_rx_timestamps(sock: &UdpSocket) -> io::Result<()> {
     set_int_option(sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
 }
 
-/// CLOCK_TAI − CLOCK_REALTIME now, ns: what turns a kernel receive stamp into the run's clock.
-pub fn tai_minus_realtime_ns() -> u64 {
-    let read = |clock| {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is a live timespec; both clocks exist on Linux.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
-    };
-    let realtime = read(libc::CLOCK_REALTIME);
-    read(libc::CLOCK_TAI).wrapping_sub(realtime)
-}
-
 /// Room for one `SCM_TIMESTAMPNS` control message (`CMSG_SPACE(sizeof(struct timespec))`),
 /// as u64s so that the buffer is aligned for `cmsghdr`.
 const CONTROL_WORDS: usize = 4;
@@ -399,9 +387,9 @@ mod tests {
 
     #[test]
     fn tai_is_ahead_of_realtime_by_whole_seconds_or_not_at_all() {
-        // The kernel's TAI offset is an integer number of seconds (0 when nothing set it); the
-        // two reads are a few µs apart.
-        let offset = tai_minus_realtime_ns();
+        // What socket-paced adds to a kernel stamp: the kernel's TAI offset, a whole number of
+        // seconds (0 when nothing set it).
+        let offset = tickgate::sys::tai_offset_ns();
         let whole = (offset + 500_000_000) / 1_000_000_000 * 1_000_000_000;
         assert!(offset.abs_diff(whole) < 10_000_000, "{offset}");
     }

@@ -484,8 +484,7 @@ mod tests {
     #[test]
     fn a_worker_is_woken_once_per_batch_and_by_the_game() {
         let readable = |inbox: &Inbox| {
-            crate::sys::xsk::poll_readable([Some(inbox.bell())], Some(std::time::Duration::ZERO))
-                .expect("poll")[0]
+            crate::sys::poll_readable([Some(inbox.bell())], Some(std::time::Duration::ZERO)).expect("poll")[0]
         };
         let (mut fanout, inboxes, mailer, _history) = Fanout::new(2, 0, 1, 60).expect("eventfds");
         assert!(!readable(&inboxes[0]));

@@ -292,6 +292,34 @@ pub fn recv_dontwait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// `ppoll(2)` for `POLLIN` on each fd of `fds` (`None` entries are skipped) until one is readable,
+/// `timeout` passes (`None`: no timeout) or a signal interrupts the wait: which fds are
+/// readable, none on a timeout or a signal.
+pub fn poll_readable<const N: usize>(
+    fds: [Option<BorrowedFd<'_>>; N],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<[bool; N]> {
+    let mut pfds = fds.map(|fd| libc::pollfd {
+        // The kernel ignores a negative fd.
+        fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+    // SAFETY: `N` live pollfds, a live timespec or null (wait without a timeout), and a null
+    // signal mask (keep the current one).
+    let ret = unsafe { libc::ppoll(pfds.as_mut_ptr(), N as libc::nfds_t, ts_ptr, std::ptr::null()) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        return if err.raw_os_error() == Some(libc::EINTR) { Ok([false; N]) } else { Err(err) };
+    }
+    Ok(pfds.map(|p| p.revents & libc::POLLIN != 0))
+}
+
 /// `poll(2)` for `POLLIN` on every fd of `fds` for up to `timeout`: the indexes of the readable
 /// ones (none on timeout or when a signal interrupted the wait).
 pub fn poll_readable_many(fds: &[BorrowedFd<'_>], timeout: std::time::Duration) -> io::Result<Vec<usize>> {

@@ -137,7 +137,7 @@ mod tests {
         // Waits that end early (a packet) keep the deadline rather than arming a later one.
         for _ in 0..3 {
             assert_eq!(
-                sys::xsk::poll_readable([Some(alarm.fd())], Some(Duration::from_micros(200))).unwrap(),
+                sys::poll_readable([Some(alarm.fd())], Some(Duration::from_micros(200))).unwrap(),
                 [false]
             );
             alarm.prepare(0).unwrap();
@@ -145,15 +145,12 @@ mod tests {
         }
         // The deadline: readable within a generous bound (no timing is asserted beyond "it
         // fired, not before its deadline").
-        assert_eq!(
-            sys::xsk::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(),
-            [true]
-        );
+        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
         assert!(started.elapsed() >= Duration::from_millis(5));
         assert!(sys::clock_monotonic_ns() >= armed);
         alarm.fired();
         assert_eq!(alarm.armed, None);
-        assert_eq!(sys::xsk::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [false]);
+        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [false]);
         // The next one is measured from the expiry.
         alarm.prepare(0).unwrap();
         assert_eq!(alarm.armed, Some(alarm.last_fired + 5 * MS));
@@ -182,9 +179,6 @@ mod tests {
         let seal = alarm.armed.unwrap();
         assert!(seal < idle, "{seal} {idle}");
         assert!(seal <= sys::clock_monotonic_ns() + MS + MS / 10, "within a tick of now");
-        assert_eq!(
-            sys::xsk::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(),
-            [true]
-        );
+        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
     }
 }

@@ -556,7 +556,7 @@ impl XskSocket {
         timeout: Option<Duration>,
     ) -> Result<Ready, XskError> {
         let ring = rx.then(|| self.fd());
-        let [rx, first, second] = sys::xsk::poll_readable([ring, also[0], also[1]], timeout)
+        let [rx, first, second] = sys::poll_readable([ring, also[0], also[1]], timeout)
             .map_err(|e| SyscallError::new("ppoll", e))?;
         Ok(Ready { rx, also: [first, second] })
     }
