@@ -91,7 +91,7 @@ fn frame(tick: u64) -> Frame {
             match_id: 1,
             seq: tick,
             client_frame: tick as u32,
-            payload: vec![p as u8; 16],
+            payload: [p as u8; 16].into(),
         })
         .collect();
     Frame {

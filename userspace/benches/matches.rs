@@ -39,7 +39,7 @@ fn live(matches: u64) -> (Pipeline, u64) {
                 match_id: m,
                 seq: u64::from(player),
                 client_frame: 0,
-                payload: Vec::new(),
+                payload: Default::default(),
             };
             p.push_input(0, join).expect("valid item");
         }

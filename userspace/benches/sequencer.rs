@@ -38,7 +38,7 @@ fn workload(queues: usize) -> Vec<(usize, Item)> {
             match_id: 0,
             seq: (n / 1_000) as u64,
             client_frame: (n / 1_000) as u32,
-            payload: vec![n as u8; 16],
+            payload: [n as u8; 16].into(),
         }));
         if (n / queues) % BATCH == BATCH - 1 {
             streams[slot].push(Item::Watermark(rx_ts_ns));

@@ -249,7 +249,7 @@ mod tests {
                     match_id: 0,
                     seq: tick,
                     client_frame: tick as u32,
-                    payload: vec![tick as u8],
+                    payload: [tick as u8].into(),
                 }];
                 let hash = chain_hash(&prev, tick, &inputs);
                 prev = hash;

@@ -64,7 +64,7 @@ fn encode(tick: u64, inputs: &[Input]) -> Vec<u8> {
         out.extend(i.seq.to_be_bytes());
         out.extend(i.client_frame.to_be_bytes());
         out.extend((i.payload.len() as u32).to_be_bytes());
-        out.extend(&i.payload);
+        out.extend_from_slice(&i.payload);
     }
     out
 }
@@ -169,7 +169,7 @@ fn make_input(index: usize, spec: &InSpec, slot: usize, rx_ts_ns: u64) -> Input 
         match_id: 0,
         seq: index as u64,
         client_frame: (index * 7) as u32,
-        payload: vec![index as u8; usize::from(spec.payload)],
+        payload: vec![index as u8; usize::from(spec.payload)].into(),
     }
 }
 
@@ -561,7 +561,7 @@ fn threaded_late_decisions_replay_exactly() {
                             match_id: 0,
                             seq: n,
                             client_frame: round as u32,
-                            payload: vec![],
+                            payload: Default::default(),
                         };
                         while let Err(back) = producer.try_push_input(input) {
                             input = back;
@@ -601,7 +601,7 @@ fn input(ts: u64, source: Clock, client: u32, seq: u64, queue: u16) -> Input {
         match_id: 0,
         seq,
         client_frame: 0,
-        payload: vec![],
+        payload: Default::default(),
     }
 }
 

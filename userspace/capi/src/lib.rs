@@ -198,7 +198,7 @@ pub unsafe extern "C" fn tg_ring_next(ring: *mut TgRing, out: *mut TgRecord) -> 
             if k == kind::FRAME
                 && let Some(f) = decode_frame(&ring.body)
             {
-                ring.payloads = f.inputs.iter().map(|i| i.payload.clone()).collect();
+                ring.payloads = f.inputs.iter().map(|i| i.payload.to_vec()).collect();
                 ring.inputs = f
                     .inputs
                     .iter()

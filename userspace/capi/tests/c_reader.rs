@@ -45,7 +45,7 @@ fn a_c_program_reads_a_ring_through_the_abi() {
         match_id: 7,
         seq,
         client_frame: frame,
-        payload: payload.to_vec(),
+        payload: payload.into(),
     };
     let inputs = vec![
         input(InputKind::Join, 39_000_000, 3, 0, b"ab"),

@@ -196,7 +196,7 @@ fn record() -> Vec<(&'static str, Vec<u8>)> {
         match_id: 0,
         seq,
         client_frame: seq as u32,
-        payload: vec![client as u8; (seq % 3) as usize],
+        payload: vec![client as u8; (seq % 3) as usize].into(),
     };
     // A short two-queue run with a late input, recorded by the pipeline itself.
     let recorded = {

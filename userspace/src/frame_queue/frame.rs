@@ -267,7 +267,7 @@ mod tests {
             match_id: 0,
             seq,
             client_frame: 9,
-            payload: vec![0xab, 0xcd],
+            payload: [0xab, 0xcd].into(),
         }
     }
 
@@ -326,7 +326,7 @@ mod tests {
             match_id: 0,
             seq: 42,
             client_frame: 9,
-            payload: b"jump".to_vec(),
+            payload: (*b"jump").into(),
         };
         let one = "0bf7336071e0e5435eacb3c378bf7f189a09acd2bc4adf84095363dae84e9919";
         assert_eq!(hex(&chain_hash(&GENESIS_HASH, 5, &[jump])), one);

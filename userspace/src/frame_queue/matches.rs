@@ -282,7 +282,7 @@ mod tests {
             match_id,
             seq,
             client_frame: 0,
-            payload: vec![player as u8],
+            payload: [player as u8].into(),
         }
     }
 
@@ -380,8 +380,10 @@ mod tests {
         use crate::frame_queue::MatchConfig;
         let mut p = pipeline();
         let own = MatchConfig { tick_hz: 250, grace_us: 0, late: Late::Drop };
-        let start =
-            |m: u64, ts: u64, payload: Vec<u8>| Input { payload, ..item(InputKind::Start, ts, m, 0, 0) };
+        let start = |m: u64, ts: u64, payload: Vec<u8>| Input {
+            payload: payload.into(),
+            ..item(InputKind::Start, ts, m, 0, 0)
+        };
         p.push_input(0, start(4, 10 * MS, own.encode().to_vec())).expect("feed");
         // Invalid bytes: the match takes the run's configuration, the start is counted.
         p.push_input(0, start(5, 10 * MS, vec![0xff; 3])).expect("feed");

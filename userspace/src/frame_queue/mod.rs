@@ -467,7 +467,7 @@ mod tests {
             match_id: 0,
             seq,
             client_frame: 0,
-            payload: vec![client as u8],
+            payload: [client as u8].into(),
         }
     }
 

@@ -62,7 +62,7 @@ mod tests {
             match_id: 0,
             seq: 1,
             client_frame: 0,
-            payload: vec![1, 2, 3],
+            payload: [1, 2, 3].into(),
         }
     }
 

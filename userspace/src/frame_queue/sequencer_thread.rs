@@ -253,7 +253,7 @@ mod tests {
             match_id: 0,
             seq,
             client_frame: 0,
-            payload: vec![],
+            payload: Default::default(),
         }
     }
 

@@ -11,7 +11,7 @@
 //! ```
 
 use crate::frame_queue::Frame;
-use crate::input::{Clock, Input, InputKind, Timestamp};
+use crate::input::{Clock, Input, InputKind, Payload, Timestamp};
 
 /// Bytes of a frame body before its inputs.
 pub const FRAME_HEAD_LEN: usize = 64;
@@ -86,7 +86,7 @@ pub fn decode_frame(body: &[u8]) -> Option<FrameRecord> {
             let ns = r.u64()?;
             let client_frame = r.u32()?;
             let len = r.u32()? as usize;
-            let payload = r.take(len)?.to_vec();
+            let payload = Payload::from(r.take(len)?);
             r.take(len.next_multiple_of(8) - len)?;
             Some(Input {
                 kind,
@@ -157,7 +157,7 @@ pub(crate) mod tests {
             match_id: 0,
             seq,
             client_frame: frame,
-            payload: payload.to_vec(),
+            payload: payload.into(),
         };
         let inputs = vec![
             input(InputKind::Join, 39_000_000, 3, 0, b"ab"),

@@ -1,7 +1,7 @@
 //! The byte encoding of each record body (the format is in the module docs of [`super`]).
 
 use crate::frame_queue::{Config, Epoch, Late, MAX_QUEUES};
-use crate::input::{Clock, Input, InputKind, Timestamp};
+use crate::input::{Clock, Input, InputKind, Payload, Timestamp};
 use crate::sequencer::Item;
 
 use super::*;
@@ -149,7 +149,7 @@ pub(super) fn decode_record(body: &[u8], queues: usize, version: u16) -> Result<
                 match_id: match_id(&mut f)?,
                 seq: f.u64()?,
                 client_frame: f.u32()?,
-                payload: f.rest().to_vec(),
+                payload: Payload::from(f.rest()),
             };
             Record::Item { slot, item: Item::Input(input) }
         }

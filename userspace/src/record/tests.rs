@@ -17,7 +17,7 @@ fn input(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
         match_id: 0,
         seq,
         client_frame: seq as u32,
-        payload: vec![client as u8; (seq % 5) as usize],
+        payload: vec![client as u8; (seq % 5) as usize].into(),
     }
 }
 
@@ -50,7 +50,7 @@ fn recorded_run() -> (Vec<u8>, Vec<Frame>, Stats) {
             // A join and a leave: session events ride the input path and the log.
             let kind =
                 if step == 10 { crate::input::InputKind::Join } else { crate::input::InputKind::Leave };
-            feed(&mut p, 0, Item::Input(Input { kind, payload: b"event".to_vec(), ..input(t, 42, 7, 3) }));
+            feed(&mut p, 0, Item::Input(Input { kind, payload: (*b"event").into(), ..input(t, 42, 7, 3) }));
         }
         if step == 20 {
             feed(

@@ -222,7 +222,7 @@ mod tests {
             match_id: 0,
             seq: ts,
             client_frame: 0,
-            payload: vec![],
+            payload: Default::default(),
         }
     }
 

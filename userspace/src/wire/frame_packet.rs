@@ -11,7 +11,7 @@
 //! ```
 
 use crate::frame_queue::Frame;
-use crate::input::{Clock, Input, InputKind, Timestamp};
+use crate::input::{Clock, Input, InputKind, Payload, Timestamp};
 
 /// Bytes of the body before the records.
 pub const BODY_HEAD_LEN: usize = 4 + 8 + 1 + 1;
@@ -174,7 +174,7 @@ impl<'a> Reader<'a> {
         let seq = self.u64()?;
         let client_frame = self.u32()?;
         let len = self.u32()? as usize;
-        let payload = self.take(len)?.to_vec();
+        let payload = Payload::from(self.take(len)?);
         Ok(Input {
             kind,
             rx: Timestamp { ns, clock },
@@ -205,7 +205,7 @@ mod tests {
                 match_id: 0,
                 seq: 10 + i as u64,
                 client_frame: 7,
-                payload: vec![p as u8; payload_len],
+                payload: vec![p as u8; payload_len].into(),
             })
             .collect();
         let hash = chain_hash(&GENESIS_HASH, tick, &inputs);

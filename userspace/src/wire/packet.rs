@@ -6,7 +6,7 @@ use prost::encoding::{WireType, encode_key, encode_varint};
 use tickgate_common::wire::Header;
 use tickgate_proto::{InputFrame, PlayerCommand, SyncAck};
 
-use crate::input::{Input, Timestamp};
+use crate::input::{Input, Payload, Timestamp};
 
 use super::*;
 
@@ -88,16 +88,20 @@ impl Command<'_> {
     /// (`first_seq` = this seq) that embeds the client's bytes for the command unchanged, so
     /// fields this build does not know still reach the game.
     pub fn to_input(&self, rx: Timestamp, queue: u16, match_id: u64) -> Input {
-        // Key of first_seq (1) + varint (<= 10) + key of commands (1) + length (<= 2).
-        let mut payload = Vec::with_capacity(14 + self.raw.len());
+        // Key of first_seq (1) + varint (<= 10) + key of commands (1) + length (<= 3: a command
+        // comes from one datagram).
+        const HEAD: usize = 15;
+        let mut head = [0u8; HEAD];
+        let mut out = &mut head[..];
         // Omitted when zero, as prost does, so a canonical command re-encodes to prost's bytes.
         if self.seq != 0 {
-            encode_key(1, WireType::Varint, &mut payload);
-            encode_varint(self.seq, &mut payload);
+            encode_key(1, WireType::Varint, &mut out);
+            encode_varint(self.seq, &mut out);
         }
-        encode_key(2, WireType::LengthDelimited, &mut payload);
-        encode_varint(self.raw.len() as u64, &mut payload);
-        payload.extend_from_slice(self.raw);
+        encode_key(2, WireType::LengthDelimited, &mut out);
+        encode_varint(self.raw.len() as u64, &mut out);
+        let written = HEAD - out.len();
+        let payload = Payload::concat(&head[..written], self.raw);
         Input {
             kind: crate::input::InputKind::Command,
             rx,

@@ -176,6 +176,25 @@ fn to_input_is_a_one_command_frame() {
 }
 
 #[test]
+fn a_command_of_a_long_running_session_is_held_inline() {
+    // Ten million inputs into a session, entity and target ids in the thousands, a TAI time in µs.
+    let seq = 10_000_000;
+    let command = PlayerCommand {
+        command_id: seq as u32,
+        entity_id: 1_000,
+        target_id: 1_000,
+        action: Action::Attack as i32,
+        client_timestamp_us: 1_800_000_000_000_000,
+        client_frame: seq as u32,
+    };
+    let bytes = input_packet(3, &InputFrame { first_seq: seq, commands: vec![command] });
+    let Ok(Packet::Input(packet)) = decode(&bytes) else { panic!("valid packet rejected") };
+    let input = packet.commands().next().expect("one command").to_input(Timestamp::xdp(1), 0, 0);
+    assert!(input.payload.is_inline(), "{} bytes", input.payload.len());
+    assert_eq!(input.payload.len(), 34);
+}
+
+#[test]
 fn unknown_fields_reach_the_game() {
     // A command from a newer client: field 15 (varint 99) is unknown here.
     let mut command = cmd(1, Action::Move, 5).encode_to_vec();

@@ -27,7 +27,7 @@ pub use slack::{AdaptiveSlack, SlackEstimator, SlackRule};
 
 use crate::{
     broadcast::{Egress, History, Inbox, MAX_CATCH_UP},
-    input::{Input, InputKind, Timestamp},
+    input::{Input, InputKind, Payload, Timestamp},
     phc::{Conversion, PhcReport},
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
@@ -475,7 +475,14 @@ impl Ingest {
 
     /// Hands a join or leave to the sequencer, stamped `rx` (the packet that caused it, or now).
     pub fn event(&mut self, event: SessionEvent, rx: Timestamp) {
-        self.push_event(event.kind, event.player, event.match_id, u64::from(event.session), event.data, rx);
+        self.push_event(
+            event.kind,
+            event.player,
+            event.match_id,
+            u64::from(event.session),
+            Payload::from(event.data),
+            rx,
+        );
     }
 
     /// The ack for `player`: one more than its newest input seq accepted here (0: none yet).
@@ -486,19 +493,19 @@ impl Ingest {
     /// Tells the game that `player` of `match_id` asked to catch up from `from_tick`, which is no
     /// longer held (an [`InputKind::Resync`] input at `rx`).
     pub fn resync(&mut self, player: u32, match_id: u64, from_tick: u64, rx: Timestamp) {
-        self.push_event(InputKind::Resync, player, match_id, from_tick, Vec::new(), rx);
+        self.push_event(InputKind::Resync, player, match_id, from_tick, Payload::empty(), rx);
     }
 
     /// Starts `match_id` with its own configuration: a [`InputKind::Start`] input at `rx`, which
     /// goes through the sequencer like every input (so replay sees it).
     pub fn start(&mut self, match_id: u64, config: &crate::frame_queue::MatchConfig, rx: Timestamp) {
-        self.push_event(InputKind::Start, 0, match_id, 0, config.encode().to_vec(), rx);
+        self.push_event(InputKind::Start, 0, match_id, 0, Payload::from(config.encode()), rx);
     }
 
     /// Ends `match_id` for the game: an [`InputKind::End`] input at `rx`; the frame that holds it
     /// is the match's last.
     pub fn end(&mut self, match_id: u64, rx: Timestamp) {
-        self.push_event(InputKind::End, 0, match_id, 0, Vec::new(), rx);
+        self.push_event(InputKind::End, 0, match_id, 0, Payload::empty(), rx);
     }
 
     /// Hands an event (not a player's command) to the sequencer; counted as an event, or as
@@ -509,7 +516,7 @@ impl Ingest {
         player: u32,
         match_id: u64,
         seq: u64,
-        payload: Vec<u8>,
+        payload: Payload,
         rx: Timestamp,
     ) {
         let input =
