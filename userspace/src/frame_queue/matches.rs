@@ -132,9 +132,9 @@ impl Matches {
             m.queued = u64::MAX;
             self.advances += 1;
             let (members, had) = (&mut m.members, &mut m.had_members);
-            let ended = m
-                .ticker
-                .advance(watermark, out, &mut |frame, ticker| settle(id, members, had, frame, ticker));
+            let ended = m.ticker.advance(watermark, out, &mut |frame, ticker, events| {
+                settle(id, members, had, frame, ticker, events)
+            });
             if ended {
                 self.retire(id);
             } else {
@@ -155,7 +155,8 @@ impl Matches {
         for id in ids {
             let Some(m) = self.live.get_mut(&id) else { continue };
             let (members, had) = (&mut m.members, &mut m.had_members);
-            m.ticker.finish(out, &mut |frame, ticker| settle(id, members, had, frame, ticker));
+            m.ticker
+                .finish(out, &mut |frame, ticker, events| settle(id, members, had, frame, ticker, events));
         }
         self.due.clear();
     }
@@ -228,23 +229,39 @@ impl Matches {
 
 /// Fills in a sealed frame's match, absent players and end, and applies its joins and leaves to
 /// the member list; `true` if the match ended with it (no members left, nothing else open).
+/// `events`: whether the frame holds any input other than a command.
 fn settle(
     id: u64,
     members: &mut BTreeMap<u32, u64>,
     had: &mut bool,
     frame: &mut Frame,
     ticker: &Ticker,
+    events: bool,
 ) -> bool {
     frame.match_id = id;
     frame.start_ns = ticker.tick_start(frame.tick);
     frame.tick_hz = ticker.tick_hz();
+    if members.is_empty() && !events {
+        // Nobody to mark absent and nothing that joins, leaves or ends: no pass over a frame
+        // that may hold 10⁵ inputs (protocol v1's match, a match whose players all left).
+        frame.absent = Vec::new();
+        frame.last = *had && !ticker.holds_inputs();
+        return frame.last;
+    }
+    // Members before this frame (ascending) and whether each spoke in it: one mark per input
+    // instead of collecting and sorting every speaker of a frame that may hold 10⁵ inputs.
     let before: Vec<u32> = members.keys().copied().collect();
-    let mut spoke: Vec<u32> = Vec::new();
+    let mut spoke = vec![false; before.len()];
+    let mut mark = |player: u32| {
+        if let Ok(i) = before.binary_search(&player) {
+            spoke[i] = true;
+        }
+    };
     let mut ended = false;
     for input in &frame.inputs {
         match input.kind {
             InputKind::End => ended = true,
-            InputKind::Command => spoke.push(input.client_id),
+            InputKind::Command => mark(input.client_id),
             InputKind::Join => {
                 members.insert(input.client_id, input.seq);
                 *had = true;
@@ -255,13 +272,12 @@ fn settle(
                 // A leave of a session the player already replaced changes nothing.
                 if members.get(&input.client_id) == Some(&input.seq) {
                     members.remove(&input.client_id);
-                    spoke.push(input.client_id);
+                    mark(input.client_id);
                 }
             }
         }
     }
-    spoke.sort_unstable();
-    frame.absent = before.into_iter().filter(|p| spoke.binary_search(p).is_err()).collect();
+    frame.absent = before.iter().zip(&spoke).filter(|&(_, &spoke)| !spoke).map(|(&p, _)| p).collect();
     frame.last = ended || (*had && members.is_empty() && !ticker.holds_inputs());
     frame.last
 }

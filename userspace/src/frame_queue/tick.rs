@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::frame::{Frame, HashChain, frame_order};
 use super::pool::FramePool;
 use super::{Config, Epoch, Late};
-use crate::input::Input;
+use crate::input::{Input, InputKind};
 
 const NS_PER_S: u128 = 1_000_000_000;
 
@@ -114,22 +114,25 @@ pub(super) struct Ticker {
     pool: FramePool,
 }
 
-/// One open tick's inputs, and whether they are still in frame order: they arrive in time
-/// order, so sealing can usually skip a pass over the whole frame.
+/// One open tick's inputs, whether they are still in frame order (they arrive in time order, so
+/// sealing can usually skip a pass over the whole frame), and whether any is a session event
+/// (without one, a match with no members has nothing to settle in the frame).
 #[derive(Debug)]
 struct Bucket {
     inputs: Vec<Input>,
     sorted: bool,
+    events: bool,
 }
 
 impl Default for Bucket {
     fn default() -> Self {
-        Self { inputs: Vec::new(), sorted: true }
+        Self { inputs: Vec::new(), sorted: true, events: false }
     }
 }
 
 impl Bucket {
     fn push(&mut self, input: Input, size_hint: usize, pool: &FramePool) {
+        self.events |= input.kind != InputKind::Command;
         match self.inputs.last() {
             Some(last) => self.sorted &= frame_order(last, &input).is_le(),
             None => {
@@ -214,13 +217,13 @@ impl Ticker {
     }
 
     /// Seals every tick whose end plus the grace is at or below `watermark`, oldest first.
-    /// `on_seal` sees each frame as it is sealed and returns `true` to stop sealing (the match
-    /// ended with that frame).
+    /// `on_seal` sees each frame as it is sealed, and whether it holds any input other than a
+    /// command, and returns `true` to stop sealing (the match ended with that frame).
     pub(super) fn advance(
         &mut self,
         watermark: u64,
         out: &mut VecDeque<Frame>,
-        on_seal: &mut impl FnMut(&mut Frame, &Self) -> bool,
+        on_seal: &mut impl FnMut(&mut Frame, &Self, bool) -> bool,
     ) -> bool {
         if let Some(clock) = self.clock
             && self.seal_at != u64::MAX
@@ -254,7 +257,7 @@ impl Ticker {
     pub(super) fn finish(
         &mut self,
         out: &mut VecDeque<Frame>,
-        on_seal: &mut impl FnMut(&mut Frame, &Self) -> bool,
+        on_seal: &mut impl FnMut(&mut Frame, &Self, bool) -> bool,
     ) {
         while !self.open.is_empty() {
             if self.seal_first(out, on_seal) {
@@ -324,10 +327,10 @@ impl Ticker {
     fn seal_first(
         &mut self,
         out: &mut VecDeque<Frame>,
-        on_seal: &mut impl FnMut(&mut Frame, &Self) -> bool,
+        on_seal: &mut impl FnMut(&mut Frame, &Self, bool) -> bool,
     ) -> bool {
         let Some(clock) = self.clock else { return false };
-        let Bucket { inputs, sorted } = self.open.pop_front().unwrap_or_default();
+        let Bucket { inputs, sorted, events } = self.open.pop_front().unwrap_or_default();
         let mut frame = self.chain.seal(self.first_open, inputs, sorted);
         let len = frame.inputs.len();
         self.stats.frames += 1;
@@ -338,7 +341,7 @@ impl Ticker {
         }
         self.first_open += 1;
         self.seal_at = clock.start(self.first_open.saturating_add(1)).saturating_add(self.grace_ns);
-        let ended = on_seal(&mut frame, self);
+        let ended = on_seal(&mut frame, self, events);
         out.push_back(frame);
         ended
     }
