@@ -189,12 +189,14 @@ impl Payload {
     pub const INLINE: usize = 38;
 
     /// No bytes.
+    #[inline]
     pub const fn empty() -> Self {
         Self(Repr::Inline { len: 0, bytes: [0; Self::INLINE] })
     }
 
     /// `head` followed by `tail`, in one payload: how a worker builds a command's `InputFrame`
     /// (a few bytes of framing, then the client's command) without a buffer in between.
+    #[inline]
     pub fn concat(head: &[u8], tail: &[u8]) -> Self {
         let len = head.len() + tail.len();
         if len > Self::INLINE {
@@ -207,6 +209,7 @@ impl Payload {
     }
 
     /// The bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -215,6 +218,7 @@ impl Payload {
     }
 
     /// Whether the bytes are held inline (no heap buffer).
+    #[inline]
     pub fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline { .. })
     }
@@ -229,12 +233,14 @@ impl Default for Payload {
 impl std::ops::Deref for Payload {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.as_slice()
     }
 }
 
 impl AsRef<[u8]> for Payload {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self.as_slice()
     }
@@ -271,6 +277,7 @@ impl std::fmt::Debug for Payload {
 
 /// Payloads are equal, ordered and hashed by their bytes alone, wherever they are held.
 impl PartialEq for Payload {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.as_slice() == other.as_slice()
     }
@@ -279,12 +286,14 @@ impl PartialEq for Payload {
 impl Eq for Payload {}
 
 impl PartialOrd for Payload {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Ord for Payload {
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.as_slice().cmp(other.as_slice())
     }

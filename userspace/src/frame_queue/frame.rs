@@ -66,6 +66,7 @@ impl Frame {
 /// on arrival queue. (The merge breaks timestamp ties by queue instead; the frame re-sorts.)
 /// Only inputs identical in every encoded field are then ordered by queue, which the hash cannot
 /// see.
+#[inline]
 pub fn frame_order(a: &Input, b: &Input) -> Ordering {
     (a.rx.ns, a.client_id, a.seq)
         .cmp(&(b.rx.ns, b.client_id, b.seq))
@@ -102,6 +103,7 @@ fn encode_head(tick: u64, count: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(&(count as u64).to_be_bytes());
 }
 
+#[inline]
 fn encode_input(input: &Input, out: &mut Vec<u8>) {
     let mut head = [0u8; 29];
     head[0..8].copy_from_slice(&input.rx.ns.to_be_bytes());

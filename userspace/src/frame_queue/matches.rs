@@ -86,6 +86,7 @@ impl Matches {
     }
 
     /// Puts a released input in its match, starting the match at its first input.
+    #[inline]
     pub(super) fn place(&mut self, input: Input) {
         let id = input.match_id;
         let mut config = Config { epoch: Epoch::FirstInput, ..self.config };
@@ -162,6 +163,7 @@ impl Matches {
     }
 
     /// The epoch the last `place` fixed, as `(match, epoch_ns)`.
+    #[inline]
     pub(super) fn take_new_epoch(&mut self) -> Option<(u64, u64)> {
         self.new_epoch.take()
     }

@@ -131,6 +131,7 @@ impl Default for Bucket {
 }
 
 impl Bucket {
+    #[inline]
     fn push(&mut self, input: Input, size_hint: usize, pool: &FramePool) {
         self.events |= input.kind != InputKind::Command;
         match self.inputs.last() {
@@ -193,6 +194,7 @@ impl Ticker {
 
     /// Puts a released input in its tick, or applies the late policy if that tick is sealed (or
     /// lies before the epoch).
+    #[inline]
     pub(super) fn place(&mut self, input: Input) {
         if self.clock.is_none() {
             let epoch = TickClock::aligned(input.rx.ns, self.tick_hz);
@@ -298,6 +300,7 @@ impl Ticker {
         self.cached = (clock.start(0), clock.start(1), 0);
     }
 
+    #[inline]
     fn tick_of(&mut self, ts: u64) -> Option<u64> {
         let (start, end, tick) = self.cached;
         if start <= ts && ts < end {

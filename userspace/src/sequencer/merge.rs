@@ -73,6 +73,7 @@ type Key = u128;
 /// The key of a closed, drained lane: above every real key.
 const NO_BOUND: Key = Key::MAX;
 
+#[inline]
 fn key(bound: u64, slot: usize) -> Key {
     (Key::from(bound) << 32) | slot as Key
 }
@@ -88,6 +89,7 @@ fn key_slot(key: Key) -> usize {
 impl Lane {
     /// The lowest order timestamp this lane may still release, as a key; [`NO_BOUND`] once
     /// closed and drained.
+    #[inline]
     fn key(&self, slot: usize) -> Key {
         match self.pending.front() {
             Some(&(order_ts, _)) => key(order_ts, slot),
@@ -99,6 +101,7 @@ impl Lane {
 
 /// Applies the clock and floor rules to an input arriving on `lane`: its order timestamp and the
 /// input as it goes on, or `None` if it is dropped.
+#[inline]
 fn admit(lane: &mut Lane, stats: &mut MergeStats, base: Clock, mut input: Input) -> Option<(u64, Input)> {
     let order_ts = if input.rx.clock.domain() != base.domain() {
         if !lane.seen {
@@ -126,6 +129,7 @@ fn admit(lane: &mut Lane, stats: &mut MergeStats, base: Clock, mut input: Input)
 }
 
 /// The smallest and second smallest keys.
+#[inline]
 fn two_smallest(keys: &[Key]) -> (Key, Key) {
     let (mut best, mut runner_up) = (NO_BOUND, NO_BOUND);
     for &k in keys {
@@ -203,6 +207,7 @@ impl Merge {
 
     /// Whether applying `item` to `slot` would leave the merge unchanged: a watermark not above
     /// the floor, or a watermark or close after the close. The recorder skips these.
+    #[inline]
     pub fn is_noop(&self, slot: usize, item: &Item) -> Result<bool, SequencerError> {
         let lane = self.lane(slot)?;
         match item {
@@ -219,6 +224,7 @@ impl Merge {
     /// it is restamped to its queue's floor in the base clock (`ts_source` becomes the base) and
     /// counted; with no floor yet it is dropped and counted. An input below the floor is counted
     /// as out of order and ordered at the floor.
+    #[inline]
     pub fn push(&mut self, slot: usize, item: Item) -> Result<(), SequencerError> {
         let queues = self.lanes.len();
         let lane = self.lanes.get_mut(slot).ok_or(SequencerError::UnknownQueue { slot, queues })?;
