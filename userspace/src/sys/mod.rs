@@ -299,40 +299,43 @@ pub fn poll_readable<const N: usize>(
     fds: [Option<BorrowedFd<'_>>; N],
     timeout: Option<std::time::Duration>,
 ) -> io::Result<[bool; N]> {
-    let mut pfds = fds.map(|fd| libc::pollfd {
-        // The kernel ignores a negative fd.
-        fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
-        events: libc::POLLIN,
-        revents: 0,
-    });
+    // The kernel ignores a negative fd.
+    let mut pfds = fds.map(|fd| pollin(fd.map_or(-1, |fd| fd.as_raw_fd())));
+    ppoll(&mut pfds, timeout)?;
+    Ok(pfds.map(|p| p.revents & libc::POLLIN != 0))
+}
+
+/// [`poll_readable`] over any number of fds, for up to `timeout`: the indexes of the readable
+/// ones (none on timeout or when a signal interrupted the wait).
+pub fn poll_readable_many(fds: &[BorrowedFd<'_>], timeout: std::time::Duration) -> io::Result<Vec<usize>> {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|fd| pollin(fd.as_raw_fd())).collect();
+    ppoll(&mut pfds, Some(timeout))?;
+    Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents & libc::POLLIN != 0).map(|(i, _)| i).collect())
+}
+
+fn pollin(fd: RawFd) -> libc::pollfd {
+    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+}
+
+/// `ppoll(2)` on `pfds` with the current signal mask; an interrupted wait returns with no
+/// `revents` set, as a timeout does.
+fn ppoll(pfds: &mut [libc::pollfd], timeout: Option<std::time::Duration>) -> io::Result<()> {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
-    // SAFETY: `N` live pollfds, a live timespec or null (wait without a timeout), and a null
-    // signal mask (keep the current one).
-    let ret = unsafe { libc::ppoll(pfds.as_mut_ptr(), N as libc::nfds_t, ts_ptr, std::ptr::null()) };
+    // SAFETY: `pfds.len()` live pollfds, a live timespec or null (wait without a timeout), and a
+    // null signal mask (keep the current one).
+    let ret = unsafe { libc::ppoll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ts_ptr, std::ptr::null()) };
     if ret < 0 {
         let err = io::Error::last_os_error();
-        return if err.raw_os_error() == Some(libc::EINTR) { Ok([false; N]) } else { Err(err) };
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+        pfds.iter_mut().for_each(|p| p.revents = 0);
     }
-    Ok(pfds.map(|p| p.revents & libc::POLLIN != 0))
-}
-
-/// `poll(2)` for `POLLIN` on every fd of `fds` for up to `timeout`: the indexes of the readable
-/// ones (none on timeout or when a signal interrupted the wait).
-pub fn poll_readable_many(fds: &[BorrowedFd<'_>], timeout: std::time::Duration) -> io::Result<Vec<usize>> {
-    let mut pfds: Vec<libc::pollfd> =
-        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `pfds` is a live array of `pfds.len()` pollfds.
-    let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-    if ret < 0 {
-        let err = io::Error::last_os_error();
-        return if err.raw_os_error() == Some(libc::EINTR) { Ok(Vec::new()) } else { Err(err) };
-    }
-    Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents & libc::POLLIN != 0).map(|(i, _)| i).collect())
+    Ok(())
 }
 
 /// `mmap(2)` of the first `len` bytes of the file `fd`, shared with every other process that
@@ -598,4 +601,34 @@ pub fn setns_net(fd: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd as _;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn both_poll_helpers_say_which_fds_are_readable_and_wait_out_their_timeout() {
+        let (quiet, loud) = (eventfd().expect("eventfd"), eventfd().expect("eventfd"));
+        eventfd_signal(loud.as_fd());
+        let fds = [Some(quiet.as_fd()), None, Some(loud.as_fd())];
+        assert_eq!(poll_readable(fds, Some(Duration::from_secs(5))).expect("ppoll"), [false, false, true]);
+        let many = poll_readable_many(&[quiet.as_fd(), loud.as_fd()], Duration::from_secs(5)).expect("ppoll");
+        assert_eq!(many, [1]);
+        eventfd_clear(loud.as_fd());
+        let start = Instant::now();
+        assert_eq!(
+            poll_readable([Some(loud.as_fd())], Some(Duration::from_millis(20))).expect("ppoll"),
+            [false]
+        );
+        assert!(
+            poll_readable_many(&[quiet.as_fd(), loud.as_fd()], Duration::from_millis(20))
+                .expect("ppoll")
+                .is_empty()
+        );
+        assert!(start.elapsed() >= Duration::from_millis(40), "both waited: {:?}", start.elapsed());
+    }
 }
