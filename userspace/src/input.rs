@@ -174,14 +174,15 @@ pub struct Input {
 /// Inputs cross the sequencer by the million per second; a heap buffer per input cost a third of
 /// its time (one allocation in the worker, one free where the game drops or recycles the frame).
 /// A command of tickgate's schema fits inline (`docs/decisions.md`, "Payloads inline"); a longer
-/// payload (a game's own extensions) is kept in one heap buffer of its own.
+/// payload (a game's own extensions) is a slice of a shared buffer: one a worker's
+/// [`PayloadArena`] cuts many payloads from, or one of its own.
 #[derive(Clone)]
 pub struct Payload(Repr);
 
 #[derive(Clone)]
 enum Repr {
     Inline { len: u8, bytes: [u8; Payload::INLINE] },
-    Heap(Box<[u8]>),
+    Shared(bytes::Bytes),
 }
 
 impl Payload {
@@ -195,13 +196,20 @@ impl Payload {
     }
 
     /// `head` followed by `tail`, in one payload: how a worker builds a command's `InputFrame`
-    /// (a few bytes of framing, then the client's command) without a buffer in between.
+    /// (a few bytes of framing, then the client's command) without a buffer in between. Past the
+    /// inline bound this allocates; [`PayloadArena::concat`] does not.
     #[inline]
     pub fn concat(head: &[u8], tail: &[u8]) -> Self {
-        let len = head.len() + tail.len();
-        if len > Self::INLINE {
-            return Self(Repr::Heap([head, tail].concat().into_boxed_slice()));
+        if head.len() + tail.len() > Self::INLINE {
+            return Self(Repr::Shared(bytes::Bytes::from([head, tail].concat())));
         }
+        Self::inline(head, tail)
+    }
+
+    /// `head` and `tail`, which fit inline together.
+    #[inline]
+    fn inline(head: &[u8], tail: &[u8]) -> Self {
+        let len = head.len() + tail.len();
         let mut bytes = [0; Self::INLINE];
         bytes[..head.len()].copy_from_slice(head);
         bytes[head.len()..len].copy_from_slice(tail);
@@ -213,7 +221,7 @@ impl Payload {
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Repr::Heap(bytes) => bytes,
+            Repr::Shared(bytes) => bytes,
         }
     }
 
@@ -221,6 +229,42 @@ impl Payload {
     #[inline]
     pub fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline { .. })
+    }
+}
+
+/// Where a worker keeps the payloads longer than [`Payload::INLINE`]: chunks of
+/// [`PayloadArena::CHUNK`] bytes, each shared by the payloads cut from it, so that a long payload
+/// costs a share of a chunk (a reference count) rather than an allocation of its own. A chunk is
+/// freed when the last frame holding a payload of it is dropped.
+#[derive(Debug, Default)]
+pub struct PayloadArena {
+    chunk: bytes::BytesMut,
+    chunks: u64,
+}
+
+impl PayloadArena {
+    /// Bytes per chunk: a datagram's payload fits in one.
+    pub const CHUNK: usize = 64 * 1024;
+
+    /// `head` followed by `tail`: inline when it fits, otherwise cut from the current chunk.
+    #[inline]
+    pub fn concat(&mut self, head: &[u8], tail: &[u8]) -> Payload {
+        let len = head.len() + tail.len();
+        if len <= Payload::INLINE {
+            return Payload::inline(head, tail);
+        }
+        if self.chunk.capacity() - self.chunk.len() < len {
+            self.chunk = bytes::BytesMut::with_capacity(Self::CHUNK.max(len));
+            self.chunks += 1;
+        }
+        self.chunk.extend_from_slice(head);
+        self.chunk.extend_from_slice(tail);
+        Payload(Repr::Shared(self.chunk.split().freeze()))
+    }
+
+    /// Chunks allocated so far.
+    pub fn chunks(&self) -> u64 {
+        self.chunks
     }
 }
 
@@ -264,7 +308,7 @@ impl From<Vec<u8>> for Payload {
         if bytes.len() <= Self::INLINE {
             Self::concat(&[], &bytes)
         } else {
-            Self(Repr::Heap(bytes.into_boxed_slice()))
+            Self(Repr::Shared(bytes::Bytes::from(bytes)))
         }
     }
 }
@@ -345,6 +389,31 @@ mod tests {
         assert_eq!(spilled, over);
         assert_eq!(Payload::empty().len(), 0);
         assert_eq!(Payload::default(), Payload::from(Vec::new()));
+    }
+
+    #[test]
+    fn an_arena_cuts_long_payloads_from_shared_chunks() {
+        let mut arena = PayloadArena::default();
+        let short = arena.concat(&[1, 2], &[3]);
+        assert!(short.is_inline());
+        assert_eq!(arena.chunks(), 0, "a short payload takes no chunk");
+        let long: Vec<Payload> =
+            (0..2_000u32).map(|n| arena.concat(&n.to_be_bytes(), &[n as u8; 60])).collect();
+        // 2 000 payloads of 64 bytes: two 64 KiB chunks.
+        assert_eq!(arena.chunks(), 2);
+        for (n, payload) in (0..2_000u32).zip(&long) {
+            assert!(!payload.is_inline());
+            assert_eq!(&payload[..4], &n.to_be_bytes());
+            assert_eq!(&payload[4..], &[n as u8; 60][..]);
+        }
+        // A payload bigger than a chunk gets a chunk of its size.
+        let huge = arena.concat(&[], &vec![9; PayloadArena::CHUNK + 1]);
+        assert_eq!((huge.len(), arena.chunks()), (PayloadArena::CHUNK + 1, 3));
+        // Payloads outlive the arena and each other.
+        drop(arena);
+        let kept = long[1_999].clone();
+        drop(long);
+        assert_eq!(&kept[4..], &[1_999u32 as u8; 60][..]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use prost::encoding::{WireType, encode_key, encode_varint};
 use tickgate_common::wire::Header;
 use tickgate_proto::{InputFrame, PlayerCommand, SyncAck};
 
-use crate::input::{Input, Payload, Timestamp};
+use crate::input::{Input, Payload, PayloadArena, Timestamp};
 
 use super::*;
 
@@ -88,6 +88,22 @@ impl Command<'_> {
     /// (`first_seq` = this seq) that embeds the client's bytes for the command unchanged, so
     /// fields this build does not know still reach the game.
     pub fn to_input(&self, rx: Timestamp, queue: u16, match_id: u64) -> Input {
+        self.input_with(rx, queue, match_id, Payload::concat)
+    }
+
+    /// [`to_input`](Self::to_input), with a payload past [`Payload::INLINE`] cut from `arena`
+    /// rather than allocated: what a worker does.
+    pub fn to_input_in(&self, arena: &mut PayloadArena, rx: Timestamp, queue: u16, match_id: u64) -> Input {
+        self.input_with(rx, queue, match_id, |head, tail| arena.concat(head, tail))
+    }
+
+    fn input_with(
+        &self,
+        rx: Timestamp,
+        queue: u16,
+        match_id: u64,
+        payload: impl FnOnce(&[u8], &[u8]) -> Payload,
+    ) -> Input {
         // Key of first_seq (1) + varint (<= 10) + key of commands (1) + length (<= 3: a command
         // comes from one datagram).
         const HEAD: usize = 15;
@@ -101,7 +117,7 @@ impl Command<'_> {
         encode_key(2, WireType::LengthDelimited, &mut out);
         encode_varint(self.raw.len() as u64, &mut out);
         let written = HEAD - out.len();
-        let payload = Payload::concat(&head[..written], self.raw);
+        let payload = payload(&head[..written], self.raw);
         Input {
             kind: crate::input::InputKind::Command,
             rx,

@@ -27,7 +27,7 @@ pub use slack::{AdaptiveSlack, SlackEstimator, SlackRule};
 
 use crate::{
     broadcast::{Egress, History, Inbox, MAX_CATCH_UP},
-    input::{Input, InputKind, Payload, Timestamp},
+    input::{Input, InputKind, Payload, PayloadArena, Timestamp},
     phc::{Conversion, PhcReport},
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
@@ -409,13 +409,22 @@ pub struct Ingest {
     stats: Arc<QueueStats>,
     queue: u16,
     phc: Option<Conversion>,
+    /// Where the payloads longer than the inline bound are cut from.
+    arena: PayloadArena,
 }
 
 impl Ingest {
     /// An ingest step feeding `producer`, counting into `stats`.
     pub fn new(producer: Producer, clients: ClientsConfig, stats: Arc<QueueStats>) -> Self {
         let queue = stats.queue as u16;
-        Self { producer, clients: Clients::new(clients), stats, queue, phc: None }
+        Self {
+            producer,
+            clients: Clients::new(clients),
+            stats,
+            queue,
+            phc: None,
+            arena: PayloadArena::default(),
+        }
     }
 
     /// Converts this queue's NIC timestamps to CLOCK_TAI with `phc` from now on.
@@ -545,7 +554,8 @@ impl Ingest {
                 bump(&self.stats.rejected[reject.counter_index()], 1);
                 continue;
             }
-            match self.producer.try_push_input(command.to_input(rx, self.queue, match_id)) {
+            match self.producer.try_push_input(command.to_input_in(&mut self.arena, rx, self.queue, match_id))
+            {
                 Ok(()) => self.stats.add(Counter::Delivered, 1),
                 Err(_) => self.stats.add(Counter::HandoffFull, 1),
             }
