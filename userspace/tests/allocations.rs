@@ -12,7 +12,7 @@ use tickgate::input::{Clock, Input, InputKind, Payload, PayloadArena, Timestamp}
 use tickgate::sequencer::Item;
 use tickgate::wire::{self, Packet};
 use tickgate_common::wire::Kind;
-use tickgate_proto::{Action, InputFrame, PlayerCommand};
+use tickgate_proto::{Action, PlayerCommand};
 
 struct Counting;
 
@@ -52,27 +52,13 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (u64, T) {
 }
 
 /// The demo's packet: the newest command and two resent ones, late in a long session; with
-/// `extra` bytes of a field this build does not know at the end of each command.
+/// `extra` bytes of a field this build does not know at the end of each command. The
+/// `InputFrame` is written by hand, as prost writes it, so that a command can carry that field.
 fn packet(newest: u64, extra: usize) -> Vec<u8> {
-    let commands = (newest - 2..=newest)
-        .map(|seq| PlayerCommand {
-            command_id: seq as u32,
-            entity_id: 1_000,
-            target_id: 1_000,
-            action: Action::Move as i32,
-            client_timestamp_us: 1_800_000_000_000_000,
-            client_frame: seq as u32,
-        })
-        .collect();
-    let mut out = Vec::new();
-    wire::encode_input(42, newest as u32, &InputFrame { first_seq: newest - 2, commands }, &mut out)
-        .expect("encodes");
-    if extra == 0 {
-        return out;
-    }
-    // Re-encode the frame by hand with an unknown field (15, length-delimited) in each command.
-    let mut body = Vec::new();
-    for seq in newest - 2..=newest {
+    let first = newest - 2;
+    let mut frame = vec![1 << 3];
+    prost::encoding::encode_varint(first, &mut frame);
+    for seq in first..=newest {
         let mut command = PlayerCommand {
             command_id: seq as u32,
             entity_id: 1_000,
@@ -82,15 +68,15 @@ fn packet(newest: u64, extra: usize) -> Vec<u8> {
             client_frame: seq as u32,
         }
         .encode_to_vec();
-        command.extend_from_slice(&[15 << 3 | 2, extra as u8]);
-        command.extend(std::iter::repeat_n(7u8, extra));
-        body.push(2 << 3 | 2);
-        body.push(command.len() as u8);
-        body.extend_from_slice(&command);
+        if extra > 0 {
+            command.extend_from_slice(&[15 << 3 | 2, extra as u8]);
+            command.extend(std::iter::repeat_n(7u8, extra));
+        }
+        frame.push(2 << 3 | 2);
+        prost::encoding::encode_varint(command.len() as u64, &mut frame);
+        frame.extend_from_slice(&command);
     }
-    let mut frame = vec![1 << 3];
-    prost::encoding::encode_varint(newest - 2, &mut frame);
-    frame.extend_from_slice(&body);
+    let mut out = Vec::new();
     wire::encode_raw(Kind::Input, 42, newest as u32, newest, &frame, &mut out).expect("encodes");
     out
 }
