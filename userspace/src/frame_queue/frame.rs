@@ -23,6 +23,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
+use super::digest::Digest;
 use crate::input::Input;
 
 /// The hash before tick 0.
@@ -105,7 +106,17 @@ fn encode_head(tick: u64, count: usize, out: &mut Vec<u8>) {
 
 #[inline]
 fn encode_input(input: &Input, out: &mut Vec<u8>) {
-    let mut head = [0u8; 29];
+    out.extend_from_slice(&encode_input_head(input));
+    out.extend_from_slice(&input.payload);
+}
+
+/// Bytes of an input's encoding ahead of its payload.
+pub(super) const ENCODED_HEAD: usize = 29;
+
+/// An input's encoding up to its payload.
+#[inline]
+pub(super) fn encode_input_head(input: &Input) -> [u8; ENCODED_HEAD] {
+    let mut head = [0u8; ENCODED_HEAD];
     head[0..8].copy_from_slice(&input.rx.ns.to_be_bytes());
     // The kind rides in the clock byte's high nibble: a command encodes as it always has.
     head[8] = input.rx.clock.code() | (input.kind.code() << 4);
@@ -115,8 +126,7 @@ fn encode_input(input: &Input, out: &mut Vec<u8>) {
     // Payloads come from single UDP datagrams (< 64 KiB); saturating keeps this total anyway.
     let len = u32::try_from(input.payload.len()).unwrap_or(u32::MAX);
     head[25..29].copy_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&head);
-    out.extend_from_slice(&input.payload);
+    head
 }
 
 /// The hash of a frame following `prev` (inputs already in [`frame_order`]).
@@ -159,13 +169,23 @@ impl Default for HashChain {
 }
 
 impl HashChain {
-    /// Orders a tick's inputs (unless already `sorted`) and links the frame into the chain.
-    pub(super) fn seal(&mut self, tick: u64, mut inputs: Vec<Input>, sorted: bool) -> Frame {
+    /// Orders a tick's inputs (unless already `sorted`) and links the frame into the chain. A
+    /// `digest` of the sorted inputs, if the tick kept one, saves hashing them here.
+    pub(super) fn seal(
+        &mut self,
+        tick: u64,
+        mut inputs: Vec<Input>,
+        sorted: bool,
+        digest: Option<&mut Digest>,
+    ) -> Frame {
         if !sorted {
             // Stable: inputs arrive nearly in order, which this sort handles in about one pass.
             inputs.sort_by(frame_order);
         }
-        let hash = hash_with(&self.prev, tick, &inputs, &mut self.scratch);
+        let hash = match digest {
+            Some(digest) if sorted => digest.finish(&self.prev, tick, inputs.len()),
+            _ => hash_with(&self.prev, tick, &inputs, &mut self.scratch),
+        };
         self.prev = hash;
         Frame { match_id: 0, tick, tick_hz: 0, start_ns: 0, inputs, hash, absent: Vec::new(), last: false }
     }
@@ -337,11 +357,11 @@ mod tests {
     #[test]
     fn order_ignores_the_queue_except_between_identical_inputs() {
         let mut chain = HashChain::default();
-        let frame = chain.seal(0, vec![input(5, 2, 1, 0), input(5, 1, 9, 3), input(4, 9, 9, 1)], false);
+        let frame = chain.seal(0, vec![input(5, 2, 1, 0), input(5, 1, 9, 3), input(4, 9, 9, 1)], false, None);
         let keys: Vec<_> = frame.inputs.iter().map(|i| (i.rx.ns, i.client_id)).collect();
         assert_eq!(keys, vec![(4, 9), (5, 1), (5, 2)]);
         let mut other = HashChain::default();
-        let moved = other.seal(0, vec![input(5, 1, 9, 0), input(4, 9, 9, 0), input(5, 2, 1, 7)], false);
+        let moved = other.seal(0, vec![input(5, 1, 9, 0), input(4, 9, 9, 0), input(5, 2, 1, 7)], false, None);
         assert_eq!(moved.hash, frame.hash, "queues differ, hash does not");
         let mut twins = [input(1, 1, 1, 4), input(1, 1, 1, 2)];
         twins.sort_by(frame_order);
@@ -351,8 +371,8 @@ mod tests {
     #[test]
     fn the_chain_links_each_frame_to_the_previous_one() {
         let mut chain = HashChain::default();
-        let first = chain.seal(0, vec![], true);
-        let second = chain.seal(1, vec![input(1, 1, 1, 0)], true);
+        let first = chain.seal(0, vec![], true, None);
+        let second = chain.seal(1, vec![input(1, 1, 1, 0)], true, None);
         assert_eq!(second.hash, chain_hash(&first.hash, 1, &second.inputs));
         assert_ne!(second.hash, chain_hash(&GENESIS_HASH, 1, &second.inputs));
     }

@@ -8,6 +8,7 @@
 //! sequencer thread for live traffic; replay and tests drive one directly, so both paths share
 //! every decision. See `docs/architecture.md` ("Sequencer and frame queue") for the rules.
 
+mod digest;
 mod frame;
 mod matches;
 mod pool;
@@ -532,6 +533,50 @@ mod tests {
         }
         assert_eq!(a.len(), 6);
         assert_eq!(a, b);
+    }
+
+    /// Frames past chunk 0 of the hashed message are hashed as their inputs arrive (`digest`);
+    /// frames whose inputs arrive out of order, or that a late input joins, are hashed at the
+    /// seal. Both give the hash of the whole encoding, frame after frame, whatever the size.
+    #[test]
+    fn frames_hashed_while_filling_chain_like_frames_hashed_whole() {
+        for late in [Late::Drop, Late::Next] {
+            let mut p = Pipeline::new(&config(late), 2).expect("valid config");
+            let mut frames = Vec::new();
+            for tick in 0..12u64 {
+                // 0, 1, 30, 31 and thousands of inputs: below, at and past chunk 0 and many
+                // subtrees. On odd ticks pairs share a timestamp, and the merge releases queue
+                // 0's first although queue 1's has the lower client id: out of frame order.
+                let count = [0, 1, 30, 31, 200, 3_000][tick as usize % 6];
+                for n in 0..count as u64 {
+                    let rx = tick * MS + 10 + n / 2 * 200;
+                    let (slot, client) = if tick % 2 == 1 && n % 2 == 1 { (1, 1) } else { (0, 2 + n) };
+                    p.push_input(slot, input(rx, client as u32, tick + 1)).expect("feed");
+                }
+                if tick % 3 == 1 {
+                    // A straggler of the previous tick, sealed by now: late.
+                    p.push_input(0, input(tick * MS - 5, 7, tick)).expect("feed");
+                }
+                p.push_watermark(0, (tick + 1) * MS + 200_000).expect("feed");
+                p.push_watermark(1, (tick + 1) * MS + 200_000).expect("feed");
+                frames.extend(p.drain_frames());
+            }
+            assert!(
+                frames.len() >= 11 && frames.iter().any(|f| f.inputs.len() >= 3_000),
+                "{} frames",
+                frames.len()
+            );
+            let mut prev = GENESIS_HASH;
+            for frame in &frames {
+                assert_eq!(
+                    frame.hash,
+                    chain_hash(&prev, frame.tick, &frame.inputs),
+                    "{late:?} tick {}",
+                    frame.tick
+                );
+                prev = frame.hash;
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::frame::{Frame, HashChain, frame_order};
+use super::digest::{self, Digest};
+use super::frame::{ENCODED_HEAD, Frame, HashChain, frame_order};
 use super::pool::FramePool;
 use super::{Config, Epoch, Late};
 use crate::input::{Input, InputKind};
@@ -106,47 +107,89 @@ pub(super) struct Ticker {
     /// `[start, end)` and number of the tick last looked up: inputs arrive in near time order,
     /// so this saves the 128-bit division for almost every input.
     cached: (u64, u64, u64),
-    /// Capacity for a tick's first input: the previous frame's size, to skip regrowth.
-    size_hint: usize,
     chain: HashChain,
     stats: TickStats,
     new_epoch: Option<u64>,
-    pool: FramePool,
+    /// Buffers for the open ticks; `size_hint` is the previous frame's size, to skip regrowth.
+    spares: Spares,
 }
 
 /// One open tick's inputs, whether they are still in frame order (they arrive in time order, so
 /// sealing can usually skip a pass over the whole frame), and whether any is a session event
 /// (without one, a match with no members has nothing to settle in the frame).
+///
+/// While the inputs stay in frame order, the tick's hash is computed as they arrive: once their
+/// encoding passes chunk 0 of the hashed message, a [`Digest`] takes them, so that sealing the
+/// tick does not encode and hash the whole frame.
 #[derive(Debug)]
 struct Bucket {
     inputs: Vec<Input>,
     sorted: bool,
     events: bool,
+    /// Encoded bytes of the inputs, while sorted.
+    encoded: usize,
+    digest: Option<Box<Digest>>,
 }
 
 impl Default for Bucket {
     fn default() -> Self {
-        Self { inputs: Vec::new(), sorted: true, events: false }
+        Self { inputs: Vec::new(), sorted: true, events: false, encoded: 0, digest: None }
     }
+}
+
+/// What open ticks take from and give back to their ticker: frame buffers the game returned, the
+/// size to reserve for a frame, and emptied digests.
+#[derive(Debug, Default)]
+struct Spares {
+    pool: FramePool,
+    size_hint: usize,
+    /// Boxed as a bucket holds them: a digest (about 2 KiB before its buffers) moves between a
+    /// bucket and here as a pointer.
+    #[expect(
+        clippy::vec_box,
+        reason = "moved to and from a bucket's Option<Box<Digest>> without reallocating"
+    )]
+    digests: Vec<Box<Digest>>,
 }
 
 impl Bucket {
     #[inline]
-    fn push(&mut self, input: Input, size_hint: usize, pool: &FramePool) {
+    fn push(&mut self, input: Input, spares: &mut Spares) {
         self.events |= input.kind != InputKind::Command;
         match self.inputs.last() {
             Some(last) => self.sorted &= frame_order(last, &input).is_le(),
             None => {
                 // A buffer the game gave back has its pages mapped already.
                 if self.inputs.capacity() == 0
-                    && let Some(reused) = pool.take()
+                    && let Some(reused) = spares.pool.take()
                 {
                     self.inputs = reused;
                 }
-                self.inputs.reserve(size_hint);
+                self.inputs.reserve(spares.size_hint);
             }
         }
+        if self.sorted {
+            self.encoded += ENCODED_HEAD + input.payload.len();
+            match &mut self.digest {
+                Some(digest) => digest.push(&input),
+                None if self.encoded > digest::HEAD => {
+                    let mut digest = spares.digests.pop().unwrap_or_default();
+                    self.inputs.iter().chain([&input]).for_each(|i| digest.push(i));
+                    self.digest = Some(digest);
+                }
+                None => {}
+            }
+        } else if let Some(digest) = self.digest.take() {
+            spares.give_back(digest);
+        }
         self.inputs.push(input);
+    }
+}
+
+impl Spares {
+    fn give_back(&mut self, mut digest: Box<Digest>) {
+        digest.clear();
+        self.digests.push(digest);
     }
 }
 
@@ -167,11 +210,10 @@ impl Ticker {
             open: VecDeque::new(),
             seal_at: u64::MAX,
             cached: (0, 0, 0),
-            size_hint: 0,
             chain: HashChain::default(),
             stats: TickStats::default(),
             new_epoch: None,
-            pool,
+            spares: Spares { pool, ..Spares::default() },
         };
         if let Epoch::At(epoch) = config.epoch {
             ticker.start_clock(TickClock::new(epoch, config.tick_hz));
@@ -212,7 +254,7 @@ impl Ticker {
                 if self.open.len() <= index {
                     self.open.resize_with(index + 1, Bucket::default);
                 }
-                self.open[index].push(input, self.size_hint, &self.pool);
+                self.open[index].push(input, &mut self.spares);
             }
             _ => self.place_late(input),
         }
@@ -321,7 +363,7 @@ impl Ticker {
                 if self.open.is_empty() {
                     self.open.push_back(Bucket::default());
                 }
-                self.open[0].push(input, self.size_hint, &self.pool);
+                self.open[0].push(input, &mut self.spares);
             }
         }
     }
@@ -333,14 +375,17 @@ impl Ticker {
         on_seal: &mut impl FnMut(&mut Frame, &Self, bool) -> bool,
     ) -> bool {
         let Some(clock) = self.clock else { return false };
-        let Bucket { inputs, sorted, events } = self.open.pop_front().unwrap_or_default();
-        let mut frame = self.chain.seal(self.first_open, inputs, sorted);
+        let Bucket { inputs, sorted, events, mut digest, .. } = self.open.pop_front().unwrap_or_default();
+        let mut frame = self.chain.seal(self.first_open, inputs, sorted, digest.as_deref_mut());
+        if let Some(digest) = digest {
+            self.spares.give_back(digest);
+        }
         let len = frame.inputs.len();
         self.stats.frames += 1;
         self.stats.empty_frames += u64::from(len == 0);
         self.stats.inputs_ordered += len as u64;
         if len > 0 {
-            self.size_hint = len;
+            self.spares.size_hint = len;
         }
         self.first_open += 1;
         self.seal_at = clock.start(self.first_open.saturating_add(1)).saturating_add(self.grace_ns);
