@@ -12,6 +12,10 @@
 //! back, so the pool holds buffers with their pages mapped. Those two run at 60 Hz and at 1 kHz,
 //! which seals 52 frames of 20 000 inputs instead of 3 of 333 000.
 //!
+//! `seal` times what a tick end costs once the tick is full: the one watermark that seals a tick
+//! of 20 000 (1 kHz) or 333 334 (60 Hz) inputs, fed one queue in order, up to the frame leaving
+//! the pipeline (the frame's tick close, less the wake-ups).
+//!
 //! Run: `cargo bench --bench sequencer` (or `-- --sample-count 20` for tighter figures).
 
 use divan::Bencher;
@@ -157,5 +161,32 @@ fn pipeline_recycling<const TICK_HZ: u32>(bencher: Bencher, queues: usize) {
             // The warm-up's open ticks are sealed here too: a tick's worth more than was fed.
             assert!(frames.is_empty() && inputs >= INPUTS, "{inputs} inputs");
             (pipeline, rest)
+        });
+}
+
+/// The watermark that seals one full tick, after its inputs went in (outside the timing).
+#[divan::bench(consts = [60, 1_000], sample_count = 20, sample_size = 1)]
+fn seal<const TICK_HZ: u32>(bencher: Bencher) {
+    let per_tick = 20_000_000 / TICK_HZ as usize;
+    let inputs: Vec<Item> = workload_of(1, per_tick).into_iter().map(|(_, item)| item).collect();
+    let end = 1_000_000_000_000 + per_tick as u64 * 50 + 2 * 1_000_000_000 / u64::from(TICK_HZ);
+    bencher
+        .counter(ItemsCount::new(per_tick))
+        .with_inputs(|| {
+            let mut pipeline = Pipeline::new(&config(TICK_HZ), 1).expect("valid config");
+            // The workload's epoch is the tick holding its first input; its inputs span
+            // `per_tick` · 50 ns, one tick, give or take the alignment.
+            for item in inputs.iter().filter(|item| !matches!(item, Item::Close)) {
+                pipeline.feed(0, item.clone()).expect("valid item");
+            }
+            let before = pipeline.stats().frames;
+            (pipeline, before)
+        })
+        .bench_local_values(|(mut pipeline, before)| {
+            pipeline.feed(0, Item::Watermark(end)).expect("valid item");
+            let frames: Vec<Frame> = pipeline.drain_frames().collect();
+            assert!(pipeline.stats().frames > before && frames.iter().any(|frame| !frame.inputs.is_empty()));
+            // Dropped after the timing: freeing a frame is the game's cost.
+            (pipeline, frames)
         });
 }
