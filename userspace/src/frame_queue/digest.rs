@@ -41,6 +41,10 @@ pub(super) struct Digest {
     current: Hasher,
     /// Bytes fed to `current`.
     fed: u64,
+    /// Staged bytes that reach the next [`STAGE`]-aligned offset of the message: hashing up to
+    /// there keeps every later update on a 16-chunk boundary, where BLAKE3 hashes 16 chunks side
+    /// by side (an unaligned run goes in smaller pieces).
+    flush_at: usize,
 }
 
 impl std::fmt::Debug for Digest {
@@ -57,6 +61,7 @@ impl Default for Digest {
             blocks: Vec::new(),
             current: Hasher::new(),
             fed: 0,
+            flush_at: STAGE - CHUNK_LEN,
         };
         digest.start_block();
         digest
@@ -70,6 +75,7 @@ impl Digest {
         self.stage.clear();
         self.blocks.clear();
         self.start_block();
+        self.flush_at = STAGE - CHUNK_LEN;
     }
 
     /// Encoded bytes pushed so far.
@@ -81,26 +87,23 @@ impl Digest {
     #[inline]
     pub(super) fn push(&mut self, input: &Input) {
         let head = encode_input_head(input);
-        self.extend(&head);
-        self.extend(&input.payload);
+        if self.head.len() < HEAD {
+            self.fill_head(&head);
+            self.fill_head(&input.payload);
+        } else {
+            self.stage.extend_from_slice(&head);
+            self.stage.extend_from_slice(&input.payload);
+        }
+        if self.stage.len() >= self.flush_at {
+            self.flush_to(self.flush_at);
+        }
     }
 
-    #[inline]
-    fn extend(&mut self, mut bytes: &[u8]) {
-        if self.head.len() < HEAD {
-            let take = bytes.len().min(HEAD - self.head.len());
-            self.head.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-        }
-        self.stage.extend_from_slice(bytes);
-        // Hash up to a STAGE-aligned offset of the message, so that every later update starts
-        // on a 16-chunk boundary: BLAKE3 hashes an aligned run of 16 chunks side by side, an
-        // unaligned one in smaller pieces.
-        let start = CHUNK_LEN as u64 + self.hashed();
-        let to_boundary = (STAGE as u64 - start % STAGE as u64) as usize;
-        if self.stage.len() >= to_boundary {
-            self.flush_to(to_boundary);
-        }
+    /// Fills the head, and stages what does not fit.
+    fn fill_head(&mut self, bytes: &[u8]) {
+        let (head, rest) = bytes.split_at(bytes.len().min(HEAD - self.head.len()));
+        self.head.extend_from_slice(head);
+        self.stage.extend_from_slice(rest);
     }
 
     /// The frame's hash: `BLAKE3(prev || tick || count || inputs)`, `count` being the inputs
@@ -160,6 +163,8 @@ impl Digest {
         }
         stage.drain(..len);
         self.stage = stage;
+        let start = CHUNK_LEN as u64 + self.hashed();
+        self.flush_at = (STAGE as u64 - start % STAGE as u64) as usize;
     }
 
     /// Starts the subtree after the complete ones.
