@@ -126,7 +126,7 @@ struct Bucket {
     inputs: Vec<Input>,
     sorted: bool,
     events: bool,
-    /// Encoded bytes of the inputs, while sorted.
+    /// Encoded bytes of the inputs, until a digest takes them.
     encoded: usize,
     digest: Option<Box<Digest>>,
 }
@@ -169,15 +169,15 @@ impl Bucket {
             }
         }
         if self.sorted {
-            self.encoded += ENCODED_HEAD + input.payload.len();
-            match &mut self.digest {
-                Some(digest) => digest.push(&input),
-                None if self.encoded > digest::HEAD => {
+            if let Some(digest) = &mut self.digest {
+                digest.push(&input);
+            } else {
+                self.encoded += ENCODED_HEAD + input.payload.len();
+                if self.encoded > digest::HEAD {
                     let mut digest = spares.digests.pop().unwrap_or_default();
                     self.inputs.iter().chain([&input]).for_each(|i| digest.push(i));
                     self.digest = Some(digest);
                 }
-                None => {}
             }
         } else if let Some(digest) = self.digest.take() {
             spares.give_back(digest);
