@@ -83,6 +83,13 @@ impl Digest {
         (self.head.len() + self.stage.len()) as u64 + self.hashed()
     }
 
+    /// Appends the canonical encoding of each input.
+    pub(super) fn push_all(&mut self, inputs: &[Input]) {
+        for input in inputs {
+            self.push(input);
+        }
+    }
+
     /// Appends one input's canonical encoding.
     #[inline]
     pub(super) fn push(&mut self, input: &Input) {

@@ -129,11 +129,16 @@ struct Bucket {
     /// Encoded bytes of the inputs, until a digest takes them.
     encoded: usize,
     digest: Option<Box<Digest>>,
+    /// Inputs the digest has taken.
+    digested: usize,
 }
+
+/// Inputs a digest takes at a time.
+const DIGEST_BATCH: usize = 128;
 
 impl Default for Bucket {
     fn default() -> Self {
-        Self { inputs: Vec::new(), sorted: true, events: false, encoded: 0, digest: None }
+        Self { inputs: Vec::new(), sorted: true, events: false, encoded: 0, digest: None, digested: 0 }
     }
 }
 
@@ -168,21 +173,37 @@ impl Bucket {
                 self.inputs.reserve(spares.size_hint);
             }
         }
+        self.inputs.push(input);
         if self.sorted {
-            if let Some(digest) = &mut self.digest {
-                digest.push(&input);
-            } else {
-                self.encoded += ENCODED_HEAD + input.payload.len();
-                if self.encoded > digest::HEAD {
-                    let mut digest = spares.digests.pop().unwrap_or_default();
-                    self.inputs.iter().chain([&input]).for_each(|i| digest.push(i));
-                    self.digest = Some(digest);
+            let undigested = &self.inputs[self.digested..];
+            match &mut self.digest {
+                // In batches: a tight loop over inputs still in cache.
+                Some(digest) if undigested.len() >= DIGEST_BATCH => {
+                    digest.push_all(undigested);
+                    self.digested = self.inputs.len();
+                }
+                Some(_) => {}
+                None => {
+                    self.encoded += undigested.last().map_or(0, |input| ENCODED_HEAD + input.payload.len());
+                    if self.encoded > digest::HEAD {
+                        let mut digest = spares.digests.pop().unwrap_or_default();
+                        digest.push_all(undigested);
+                        self.digest = Some(digest);
+                        self.digested = self.inputs.len();
+                    }
                 }
             }
         } else if let Some(digest) = self.digest.take() {
             spares.give_back(digest);
         }
-        self.inputs.push(input);
+    }
+
+    /// Gives the digest, if the bucket kept one, the inputs it has not taken yet.
+    fn complete_digest(&mut self) {
+        if let Some(digest) = &mut self.digest {
+            digest.push_all(&self.inputs[self.digested..]);
+            self.digested = self.inputs.len();
+        }
     }
 }
 
@@ -375,7 +396,9 @@ impl Ticker {
         on_seal: &mut impl FnMut(&mut Frame, &Self, bool) -> bool,
     ) -> bool {
         let Some(clock) = self.clock else { return false };
-        let Bucket { inputs, sorted, events, mut digest, .. } = self.open.pop_front().unwrap_or_default();
+        let mut bucket = self.open.pop_front().unwrap_or_default();
+        bucket.complete_digest();
+        let Bucket { inputs, sorted, events, mut digest, .. } = bucket;
         let mut frame = self.chain.seal(self.first_open, inputs, sorted, digest.as_deref_mut());
         if let Some(digest) = digest {
             self.spares.give_back(digest);
