@@ -16,13 +16,17 @@
 //! of 20 000 (1 kHz) or 333 334 (60 Hz) inputs, fed one queue in order, up to the frame leaving
 //! the pipeline (the frame's tick close, less the wake-ups).
 //!
+//! `read_only`, `merge_only` and `hash_only` split the pipeline's time: reading the workload's
+//! items (which every figure pays), the merge alone, and the canonical encoding and BLAKE3 of
+//! the same inputs in 1 kHz frames.
+//!
 //! Run: `cargo bench --bench sequencer` (or `-- --sample-count 20` for tighter figures).
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use tickgate::frame_queue::{Config, Epoch, Frame, Late, Pipeline};
+use tickgate::frame_queue::{Config, Epoch, Frame, GENESIS_HASH, Late, Pipeline, chain_hash};
 use tickgate::input::{Clock, Input, Timestamp};
-use tickgate::sequencer::Item;
+use tickgate::sequencer::{Item, Merge};
 
 const INPUTS: usize = 1 << 20;
 /// Inputs fed before `pipeline_recycling`'s timing: four ticks at 60 Hz.
@@ -189,4 +193,59 @@ fn seal<const TICK_HZ: u32>(bencher: Bencher) {
             // Dropped after the timing: freeing a frame is the game's cost.
             (pipeline, frames)
         });
+}
+
+/// Reading the workload's items and nothing else: the floor under every figure above.
+#[divan::bench(args = [1, 8], sample_count = 10, sample_size = 1)]
+fn read_only(bencher: Bencher, queues: usize) {
+    let sequence = workload(queues);
+    bencher.counter(ItemsCount::new(INPUTS)).with_inputs(|| sequence.clone()).bench_local_values(
+        |mut sequence| {
+            let mut seqs = 0u64;
+            for (slot, item) in sequence.drain(..) {
+                if let Item::Input(input) = item {
+                    seqs = seqs.wrapping_add(input.seq ^ slot as u64);
+                }
+            }
+            (sequence, divan::black_box(seqs))
+        },
+    );
+}
+
+/// The merge alone: every input released, in order, to a sink that reads it.
+#[divan::bench(args = [1, 8], sample_count = 10, sample_size = 1)]
+fn merge_only(bencher: Bencher, queues: usize) {
+    let sequence = workload(queues);
+    bencher.counter(ItemsCount::new(INPUTS)).with_inputs(|| sequence.clone()).bench_local_values(
+        |mut sequence| {
+            let mut merge = Merge::new(queues, Clock::Xdp);
+            let mut seqs = 0u64;
+            for (slot, item) in sequence.drain(..) {
+                merge
+                    .push_release(slot, item, |released| seqs = seqs.wrapping_add(released.input.seq))
+                    .expect("valid item");
+            }
+            (sequence, divan::black_box(seqs))
+        },
+    );
+}
+
+/// The canonical encoding and the BLAKE3 chain alone, over the workload's inputs cut into 1 kHz
+/// frames of 20 000, each hashed whole (as a tick whose inputs came out of order is).
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn hash_only(bencher: Bencher) {
+    let inputs: Vec<Input> = workload(1)
+        .into_iter()
+        .filter_map(|(_, item)| match item {
+            Item::Input(input) => Some(input),
+            _ => None,
+        })
+        .collect();
+    bencher.counter(ItemsCount::new(INPUTS)).bench_local(|| {
+        let mut hash = GENESIS_HASH;
+        for (tick, frame) in inputs.chunks(20_000).enumerate() {
+            hash = chain_hash(&hash, tick as u64, frame);
+        }
+        hash
+    });
 }
