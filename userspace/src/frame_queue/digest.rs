@@ -102,7 +102,9 @@ impl Digest {
             self.stage.extend_from_slice(&input.payload);
         }
         if self.stage.len() >= self.flush_at {
-            self.flush_to(self.flush_at);
+            // Up to the last aligned offset staged: a long payload may pass several.
+            let whole = (self.stage.len() - self.flush_at) / STAGE * STAGE;
+            self.flush_to(self.flush_at + whole);
         }
     }
 
@@ -122,19 +124,18 @@ impl Digest {
         chunk0.update(&(count as u64).to_be_bytes());
         chunk0.update(&self.head);
         self.flush();
-        if self.fed == 0 && self.blocks.is_empty() {
-            // The whole message is chunk 0, the root.
-            return chunk0.finalize().into();
-        }
-        let mut left = chunk0.finalize_non_root();
         // The root's left subtree is the largest power of two chunks below the message: with
         // the last subtree filled exactly, that excludes it; otherwise it is everything before
         // the subtree being filled.
-        let right = if self.fed == 0 {
-            self.blocks.pop().expect("a complete subtree")
-        } else {
+        let right = if self.fed > 0 {
             self.current.finalize_non_root()
+        } else if let Some(last) = self.blocks.pop() {
+            last
+        } else {
+            // The whole message is chunk 0, the root.
+            return chunk0.finalize().into();
         };
+        let mut left = chunk0.finalize_non_root();
         for block in &self.blocks {
             left = merge_subtrees_non_root(&left, block, Mode::Hash);
         }
@@ -254,6 +255,18 @@ mod tests {
             assert_eq!(digest.fed, 0, "{chunks} chunks past chunk 0 close their last subtree");
             assert_eq!(hash, whole(&prev, 1, &inputs), "{chunks} chunks");
         }
+    }
+
+    #[test]
+    fn long_payloads_are_hashed_as_they_come_not_staged() {
+        let prev = [2u8; 32];
+        let inputs: Vec<Input> = (0..40).map(|n| input(n, 60_000)).collect();
+        let mut digest = Digest::default();
+        for input in &inputs {
+            digest.push(input);
+            assert!(digest.stage.len() < STAGE, "{} bytes staged", digest.stage.len());
+        }
+        assert_eq!(digest.finish(&prev, 2, inputs.len()), whole(&prev, 2, &inputs));
     }
 
     #[test]
