@@ -99,10 +99,11 @@ impl Lane {
     }
 }
 
-/// Applies the clock and floor rules to an input arriving on `lane`: its order timestamp and the
-/// input as it goes on, or `None` if it is dropped.
+/// Applies the clock and floor rules to an input arriving on `lane`, restamping it in place if it
+/// came in the other clock: its order timestamp, or `None` if it is dropped. (By reference: the
+/// input is moved once, into its lane or out of the merge.)
 #[inline]
-fn admit(lane: &mut Lane, stats: &mut MergeStats, base: Clock, mut input: Input) -> Option<(u64, Input)> {
+fn admit(lane: &mut Lane, stats: &mut MergeStats, base: Clock, input: &mut Input) -> Option<u64> {
     let order_ts = if input.rx.clock.domain() != base.domain() {
         if !lane.seen {
             stats.dropped_no_floor += 1;
@@ -125,7 +126,7 @@ fn admit(lane: &mut Lane, stats: &mut MergeStats, base: Clock, mut input: Input)
     };
     lane.floor = order_ts;
     lane.seen = true;
-    Some((order_ts, input))
+    Some(order_ts)
 }
 
 /// The smallest and second smallest keys.
@@ -230,9 +231,11 @@ impl Merge {
         let lane = self.lanes.get_mut(slot).ok_or(SequencerError::UnknownQueue { slot, queues })?;
         match item {
             Item::Input(_) if lane.closed => return Err(SequencerError::Closed { slot }),
-            Item::Input(input) => {
-                let Some(entry) = admit(lane, &mut self.stats, self.base, input) else { return Ok(()) };
-                lane.pending.push_back(entry);
+            Item::Input(mut input) => {
+                let Some(order_ts) = admit(lane, &mut self.stats, self.base, &mut input) else {
+                    return Ok(());
+                };
+                lane.pending.push_back((order_ts, input));
                 self.pending += 1;
             }
             Item::Watermark(w) => {
@@ -261,7 +264,7 @@ impl Merge {
         item: Item,
         mut sink: impl FnMut(Released),
     ) -> Result<(), SequencerError> {
-        let Item::Input(input) = item else {
+        let Item::Input(mut input) = item else {
             self.push(slot, item)?;
             self.release(sink);
             return Ok(());
@@ -274,7 +277,7 @@ impl Merge {
         }
         // Settled with this lane empty and its key the minimum: it is the lane holding the rest.
         if settled && lane.pending.is_empty() && self.keys[slot] < self.runner_up {
-            if let Some((order_ts, input)) = admit(lane, &mut self.stats, self.base, input) {
+            if let Some(order_ts) = admit(lane, &mut self.stats, self.base, &mut input) {
                 if key(order_ts, slot) < self.runner_up {
                     self.keys[slot] = key(order_ts, slot);
                     self.frontier = Frontier::At(order_ts);
