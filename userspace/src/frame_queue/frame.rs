@@ -23,7 +23,6 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
-use super::digest::Digest;
 use crate::input::Input;
 
 /// The hash before tick 0.
@@ -137,9 +136,9 @@ pub fn chain_hash(prev: &[u8; 32], tick: u64, inputs: &[Input]) -> [u8; 32] {
 /// Encoding is streamed into the hasher in blocks of this size: big enough for BLAKE3 to hash
 /// 16 chunks side by side in SIMD lanes, small enough to stay in L2 rather than writing out and
 /// reading back a whole frame's encoding.
-const HASH_BLOCK: usize = 64 * 1024;
+pub(super) const HASH_BLOCK: usize = 64 * 1024;
 
-fn hash_with(prev: &[u8; 32], tick: u64, inputs: &[Input], scratch: &mut Vec<u8>) -> [u8; 32] {
+pub(super) fn hash_with(prev: &[u8; 32], tick: u64, inputs: &[Input], scratch: &mut Vec<u8>) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(prev);
     scratch.clear();
@@ -153,42 +152,6 @@ fn hash_with(prev: &[u8; 32], tick: u64, inputs: &[Input], scratch: &mut Vec<u8>
     }
     hasher.update(scratch);
     hasher.finalize().into()
-}
-
-/// The running hash chain, with a reusable encoding buffer.
-#[derive(Debug)]
-pub(super) struct HashChain {
-    prev: [u8; 32],
-    scratch: Vec<u8>,
-}
-
-impl Default for HashChain {
-    fn default() -> Self {
-        Self { prev: GENESIS_HASH, scratch: Vec::with_capacity(HASH_BLOCK + 1024) }
-    }
-}
-
-impl HashChain {
-    /// Orders a tick's inputs (unless already `sorted`) and links the frame into the chain. A
-    /// `digest` of the sorted inputs, if the tick kept one, saves hashing them here.
-    pub(super) fn seal(
-        &mut self,
-        tick: u64,
-        mut inputs: Vec<Input>,
-        sorted: bool,
-        digest: Option<&mut Digest>,
-    ) -> Frame {
-        if !sorted {
-            // Stable: inputs arrive nearly in order, which this sort handles in about one pass.
-            inputs.sort_by(frame_order);
-        }
-        let hash = match digest {
-            Some(digest) if sorted => digest.finish(&self.prev, tick, inputs.len()),
-            _ => hash_with(&self.prev, tick, &inputs, &mut self.scratch),
-        };
-        self.prev = hash;
-        Frame { match_id: 0, tick, tick_hz: 0, start_ns: 0, inputs, hash, absent: Vec::new(), last: false }
-    }
 }
 
 /// Lowercase hex of `bytes`.
@@ -352,29 +315,6 @@ mod tests {
         };
         let one = "0bf7336071e0e5435eacb3c378bf7f189a09acd2bc4adf84095363dae84e9919";
         assert_eq!(hex(&chain_hash(&GENESIS_HASH, 5, &[jump])), one);
-    }
-
-    #[test]
-    fn order_ignores_the_queue_except_between_identical_inputs() {
-        let mut chain = HashChain::default();
-        let frame = chain.seal(0, vec![input(5, 2, 1, 0), input(5, 1, 9, 3), input(4, 9, 9, 1)], false, None);
-        let keys: Vec<_> = frame.inputs.iter().map(|i| (i.rx.ns, i.client_id)).collect();
-        assert_eq!(keys, vec![(4, 9), (5, 1), (5, 2)]);
-        let mut other = HashChain::default();
-        let moved = other.seal(0, vec![input(5, 1, 9, 0), input(4, 9, 9, 0), input(5, 2, 1, 7)], false, None);
-        assert_eq!(moved.hash, frame.hash, "queues differ, hash does not");
-        let mut twins = [input(1, 1, 1, 4), input(1, 1, 1, 2)];
-        twins.sort_by(frame_order);
-        assert_eq!(twins.iter().map(|i| i.queue).collect::<Vec<_>>(), vec![2, 4]);
-    }
-
-    #[test]
-    fn the_chain_links_each_frame_to_the_previous_one() {
-        let mut chain = HashChain::default();
-        let first = chain.seal(0, vec![], true, None);
-        let second = chain.seal(1, vec![input(1, 1, 1, 0)], true, None);
-        assert_eq!(second.hash, chain_hash(&first.hash, 1, &second.inputs));
-        assert_ne!(second.hash, chain_hash(&GENESIS_HASH, 1, &second.inputs));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::digest::{self, Digest};
-use super::frame::{ENCODED_HEAD, Frame, HashChain, frame_order};
+use super::digest::{self, Digest, HashChain};
+use super::frame::{ENCODED_HEAD, Frame, frame_order};
 use super::pool::FramePool;
 use super::{Config, Epoch, Late};
 use crate::input::{Input, InputKind};
