@@ -223,6 +223,7 @@ impl HashChain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame_queue::frame::tests::input as keyed;
     use crate::frame_queue::frame::{chain_hash, encode_frame};
     use crate::input::{Clock, InputKind, Timestamp};
 
@@ -318,20 +319,6 @@ mod tests {
         assert_eq!(digest.finish(&prev, 3, 40), whole(&prev, 3, &inputs[..40]));
         digest.clear();
         assert_eq!(digest.finish(&prev, 4, 0), whole(&prev, 4, &[]));
-    }
-
-    /// An input of a two-byte payload, by its ordering fields.
-    fn keyed(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
-        Input {
-            kind: InputKind::Command,
-            rx: Timestamp { ns: ts, clock: Clock::Nic },
-            queue,
-            client_id: client,
-            match_id: 0,
-            seq,
-            client_frame: 9,
-            payload: [0xab, 0xcd].into(),
-        }
     }
 
     #[test]

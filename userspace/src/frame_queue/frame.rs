@@ -239,11 +239,12 @@ impl<W: Write> JsonLines<W> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::input::{Clock, Timestamp};
 
-    fn input(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
+    /// A command with a two-byte payload, by its ordering fields (the chain's tests use it too).
+    pub(in crate::frame_queue) fn input(ts: u64, client: u32, seq: u64, queue: u16) -> Input {
         Input {
             kind: crate::input::InputKind::Command,
             rx: Timestamp { ns: ts, clock: Clock::Nic },
