@@ -213,7 +213,7 @@ fn read_only(bencher: Bencher, queues: usize) {
 }
 
 /// The merge alone: every input released, in order, to a sink that reads it.
-#[divan::bench(args = [1, 8], sample_count = 10, sample_size = 1)]
+#[divan::bench(args = [1, 8, 16, 32], sample_count = 10, sample_size = 1)]
 fn merge_only(bencher: Bencher, queues: usize) {
     let sequence = workload(queues);
     bencher.counter(ItemsCount::new(INPUTS)).with_inputs(|| sequence.clone()).bench_local_values(

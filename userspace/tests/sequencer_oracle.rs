@@ -412,8 +412,8 @@ proptest! {
     /// an open queue could still precede, and its frontier never goes back.
     #[test]
     fn the_merge_releases_in_key_order_and_only_when_safe(
-        queues in 1..=8usize,
-        events in vec((0..8usize, any::<bool>(), 0..1_000u64), 0..200),
+        queues in 1..=20usize,
+        events in vec((0..20usize, any::<bool>(), 0..1_000u64), 0..300),
         picks in vec(any::<u32>(), 0..400),
     ) {
         let mut streams: Vec<Vec<Item>> = vec![vec![]; queues];
