@@ -358,6 +358,9 @@ pub fn measure(lab: &Lab, spec: &Spec, stop: &AtomicBool) -> Result<Outcome> {
                         break;
                     }
                 }
+                if !running.settle(Duration::from_secs(2)) {
+                    eprintln!("{}: XDP still counting packets 2 s after the load ended", spec.scenario);
+                }
                 let report = running.stop(|frame| sink.take(&frame))?;
                 Ok((sink, report))
             })

@@ -13,7 +13,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -202,6 +202,26 @@ impl Running {
             Self::Tickgate(ingress) => ingress.frames(),
             Self::Socket(path) => &mut path.frames,
         }
+    }
+
+    /// Waits, at most `limit`, until the XDP program has run on nothing new for 20 ms: packets
+    /// still queued in veth's NAPI ring when the load ends would otherwise be counted by XDP after
+    /// the final report was read (and purged uncounted when the program detaches). Returns
+    /// whether the counters came to rest; the socket path has nothing to wait for.
+    pub fn settle(&self, limit: Duration) -> bool {
+        let Self::Tickgate(ingress) = self else { return true };
+        let deadline = Instant::now() + limit;
+        let read = || ingress.attachment().counters().map(|(c, _)| c.rx_packets).ok();
+        let mut last = read();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = read();
+            if now == last {
+                return true;
+            }
+            last = now;
+        }
+        false
     }
 
     /// Stops the receiving threads, drains the sequencer (each remaining frame to `on_frame`)
