@@ -205,9 +205,11 @@ impl Running {
     }
 
     /// Waits, at most `limit`, until the XDP program has run on nothing new for 20 ms: packets
-    /// still queued in veth's NAPI ring when the load ends would otherwise be counted by XDP after
-    /// the final report was read (and purged uncounted when the program detaches). Returns
-    /// whether the counters came to rest; the socket path has nothing to wait for.
+    /// still queued in veth's NAPI ring when the load ends would otherwise reach XDP after the
+    /// final report was read. (Under CPU contention veth has also been seen to leave a full ring
+    /// undrained until the program detaches, which no wait fixes: docs/benchmarks.md, "Traffic
+    /// like a NIC's".) Returns whether the counters came to rest; the socket path has nothing to
+    /// wait for.
     pub fn settle(&self, limit: Duration) -> bool {
         let Self::Tickgate(ingress) = self else { return true };
         let deadline = Instant::now() + limit;
