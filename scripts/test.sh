@@ -22,7 +22,7 @@ for ns in $(namespaces); do
     echo "test.sh: removing $ns, left by an earlier run that did not finish" >&2
     ip netns del "$ns"
     id=${ns#tgt-}
-    rm -rf "/tmp/tickgate-run-tgtr${id%-*}"
+    rm -rf "${TMPDIR:-/tmp}/tickgate-run-tgtr${id%-*}"  # its run directory (tests/support/mod.rs)
   fi
 done
 before=$(namespaces)
