@@ -204,7 +204,10 @@ fn busy_poll_mode_delivers_too() {
 fn paced_mode_delivers_every_input_in_order() {
     // A paced worker reads at the 1 kHz grid's seal instants and every ms, not per packet;
     // what waits in the ring keeps its XDP stamp, so every input still lands in a frame, in a
-    // valid order, none late.
+    // valid order, none late because of the pacing. An input can be late only if it reached the
+    // ring behind a watermark its queue had already published (counted as `out_of_order`): on a
+    // loaded machine the kernel can hold a stamped packet longer than the watermark slack
+    // (a CI run saw 8 ms with two lab tests on two cores), which no reading schedule prevents.
     let lab = Lab::new(2);
     let run = Run::start_v1(
         &lab,
@@ -215,7 +218,8 @@ fn paced_mode_delivers_every_input_in_order() {
     assert_eq!(u(&s["counters"]["steered"]), sent);
     assert_eq!(s["unexplained_steered"], 0);
     assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 8 * 200, "{s}");
-    assert_eq!(u(&s["sequencer"]["late_next"]), 0, "{s}");
+    let (late, behind) = (u(&s["sequencer"]["late_next"]), u(&s["sequencer"]["out_of_order"]));
+    assert!(late <= behind, "{late} late inputs, only {behind} arrived behind a published watermark: {s}");
 }
 
 #[test]
