@@ -186,6 +186,11 @@ struct Args {
     /// (measured per queue or socket, as `tickgate run --watermark-slack auto`) or µs.
     #[arg(long, default_value = "auto")]
     watermark_slack: SlackArg,
+    /// tickgate's workers trail by the slack always, as the socket receivers do, rather than
+    /// publishing the instant before a read the XDP program's count proves complete (to measure
+    /// what the proof changes).
+    #[arg(long)]
+    no_watermark_proof: bool,
     /// How flood and ceiling packets enter the lab, each a scenario of its own: `skb` (sockets)
     /// and `live` (junk and the ceiling's packets as live XDP frames via BPF_PROG_RUN, like a
     /// NIC's receive; labelled `-live`).
@@ -415,6 +420,7 @@ fn plan(a: &Args) -> Vec<Planned> {
             socket_rcvbuf: a.socket_rcvbuf,
             sessions: rx_sessions.clone(),
             slack: a.watermark_slack.rule(),
+            prove_watermarks: !a.no_watermark_proof,
         };
     let spec = |scenario: String, round: u32, receiver: ReceiverConfig, load: GenConfig| Spec {
         scenario,

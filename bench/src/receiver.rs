@@ -132,6 +132,8 @@ pub struct ReceiverConfig {
     pub sessions: Option<SessionsConfig>,
     /// How far watermarks trail "now", on both paths (the same rule and estimator).
     pub slack: SlackRule,
+    /// Whether tickgate's workers prove their watermarks with the XDP program's count.
+    pub prove_watermarks: bool,
 }
 
 /// Final counters of a receiver.
@@ -188,6 +190,7 @@ impl Running {
                 // The ingress scenarios compare receive paths: the socket receivers send nothing back.
                 broadcast: false,
                 slack: config.slack,
+                prove_watermarks: config.prove_watermarks,
             };
             let ingress = Ingress::start(&ingress_config, ()).context("starting the tickgate ingress")?;
             Ok(Self::Tickgate(Box::new(ingress)))

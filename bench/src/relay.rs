@@ -288,6 +288,7 @@ fn serve_tickgate(
         frame_history: DEFAULT_HISTORY,
         broadcast: true,
         slack: tickgate::worker::SlackRule::default(),
+        prove_watermarks: true,
     };
     let mut ingress = Ingress::start(&config, ()).context("starting tickgate")?;
     let (io0, seq0, napi0) =

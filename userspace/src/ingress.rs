@@ -28,7 +28,7 @@ use crate::{
         server::Server,
     },
     steer::counters::{TimestampCounters, XdpCounters},
-    steer::{Attachment, LoadError, LoadOptions, Mode, Program},
+    steer::{Attachment, LoadError, LoadOptions, Mode, Program, QueueCounts},
     sys,
     worker::{self, Counter, QueueReport, QueueStats, Sessions, Wake, WorkerConfig},
     xsk::{BindPreference, BusyPoll, XskConfig, XskError, XskSocket},
@@ -63,6 +63,10 @@ pub struct IngressConfig {
     /// How far each worker's watermark trails "now": fixed, or measured per queue (see
     /// [`SlackEstimator`](crate::worker::SlackEstimator)).
     pub slack: worker::SlackRule,
+    /// Whether a drained queue's watermark may be proved by the XDP program's count of the
+    /// queue's packets (native mode; see [`CaughtUp`](crate::worker::CaughtUp)): the instant before
+    /// the read, rather than that instant less the slack. Off: the slack rule alone.
+    pub prove_watermarks: bool,
 }
 
 /// Why an ingress could not start or stop.
@@ -268,6 +272,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             recorder,
             fanout.map(|f| Box::new(f) as Box<dyn frame_queue::FrameFanout>),
         )?;
+        let queue_counts = if config.prove_watermarks { queue_counts(&attachment) } else { None };
         let stop = Arc::new(AtomicBool::new(false));
         let mut stats = Vec::new();
         let mut workers = Vec::new();
@@ -283,6 +288,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
                 // the game with their own tick rate get the 1 ms idle wake-up).
                 seal_grid: Some((config.frames.tick_hz, config.frames.grace_ns())),
                 slack: config.slack,
+                queue_counts: queue_counts.clone(),
                 ..WorkerConfig::default()
             };
             let sessions = gate.as_ref().map(|g| Sessions {
@@ -452,6 +458,29 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
 /// The PHC fit of one worker, when its NIC timestamps can be kept: the `hw` program on an
 /// interface with a PTP hardware clock, in a run whose time base is CLOCK_TAI. Without one the
 /// NIC stamps are restamped to their queue's floor, as before (and counted `nic_unconverted`).
+/// The program's per-queue counts, which prove a drained queue's watermark: in native mode
+/// only (in skb mode two CPUs may run one queue's packets, and the program's count has one
+/// writer only in native mode). Without them every watermark trails by the slack.
+fn queue_counts(attachment: &Attachment) -> Option<Arc<QueueCounts>> {
+    if attachment.mode() != Mode::Native {
+        log::info!(
+            "{}: skb mode: watermarks trail by the slack (no per-queue count to prove them)",
+            attachment.ifname()
+        );
+        return None;
+    }
+    match attachment.loaded().queue_counts() {
+        Ok(counts) => Some(Arc::new(counts)),
+        Err(e) => {
+            log::warn!(
+                "{}: the XDP program's queue counts could not be mapped ({e}); watermarks trail by the slack",
+                attachment.ifname()
+            );
+            None
+        }
+    }
+}
+
 fn nic_time(attachment: &Attachment, ifname: &str, frames: &Config) -> Option<Conversion> {
     if attachment.program() != Program::Hw || frames.time_base != Clock::Xdp {
         return None;

@@ -154,6 +154,12 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
         "NIC timestamps by fate: converted to CLOCK_TAI through the PHC, or left to be restamped.",
         &per_queue_reason(&|q| &q.nic_time),
     );
+    metric(
+        "tickgate_queue_watermarks_total",
+        "counter",
+        "Watermarks published on a drained ring: proved by the XDP program's count (the instant before the read), or by_slack (that instant less the slack).",
+        &per_queue_reason(&|q| &q.watermarks),
+    );
     let with_phc = |f: &dyn Fn(&crate::phc::PhcReport) -> f64| -> Vec<(String, f64)> {
         report
             .queues

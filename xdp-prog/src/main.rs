@@ -14,7 +14,7 @@
 #![feature(asm_experimental_arch)]
 
 use aya_ebpf::{
-    bindings::{BPF_ANY, xdp_action, xdp_md},
+    bindings::{BPF_ANY, BPF_F_MMAPABLE, xdp_action, xdp_md},
     btf_maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, XskMap},
     helpers::{bpf_ktime_get_ns, bpf_ktime_get_tai_ns, bpf_xdp_adjust_meta},
     macros::{btf_map, xdp},
@@ -35,6 +35,13 @@ static GAME_PORTS: HashMap<u16, u8, 1024> = HashMap::new();
 /// RX queue index -> AF_XDP socket bound on that queue.
 #[btf_map]
 static XSKS: XskMap<256> = XskMap::new();
+
+/// RX queue index -> packets steered on that queue so far; the last one's number is in its
+/// metadata (`rx_seq`). One NAPI instance runs a queue's packets at a time in native mode, so the
+/// plain increment has one writer; userspace maps the array read-only (`BPF_F_MMAPABLE`) and
+/// trusts the count in native mode only.
+#[btf_map]
+static RX_SEQ: Array<u64, { meta::RX_SEQ_QUEUES as usize }, { BPF_F_MMAPABLE as usize }> = Array::new();
 
 /// Per-CPU counters, one slot per [`Counter`].
 #[btf_map]
@@ -251,6 +258,10 @@ fn is_game_port(port: u16) -> bool {
 /// Stamps, writes the metadata and redirects one valid game packet.
 #[inline(always)]
 fn steer<const HW: bool>(ctx: &XdpContext, packet: &GamePacket) -> u32 {
+    // Counted before it is stamped: a packet numbered above the count a worker reads at `t` is
+    // stamped after `t` (give or take the store's way to memory), so a worker holding every packet
+    // up to that count holds every packet stamped before `t`.
+    let rx_seq = count_on_queue(ctx.rx_queue_index());
     let (rx_ts_ns, mut meta_flags, kfunc_ret) = if HW { nic_or_tai_time(ctx) } else { tai_time() };
     if packet.ipv6 {
         meta_flags |= flags::IPV6;
@@ -274,6 +285,7 @@ fn steer<const HW: bool>(ctx: &XdpContext, packet: &GamePacket) -> u32 {
         payload_offset: packet.payload_offset,
         payload_len: packet.payload_len,
         magic: meta::MAGIC,
+        rx_seq,
     };
     // SAFETY: `meta_start..meta_start + META_LEN` is the metadata area just granted and checked
     // against `data` above; the write is unaligned-safe.
@@ -288,6 +300,22 @@ fn steer<const HW: bool>(ctx: &XdpContext, packet: &GamePacket) -> u32 {
             count(Counter::NoSocket);
             action
         }
+    }
+}
+
+/// The next number of `queue`'s count in `RX_SEQ` (0 for a queue index past the array).
+#[inline(always)]
+fn count_on_queue(queue: u32) -> u64 {
+    let Some(slot) = RX_SEQ.get_ptr_mut(queue) else {
+        return 0;
+    };
+    // SAFETY: the pointer is this queue's element of an array map, valid for the program's run;
+    // only the NAPI instance running this queue writes it (native mode), and the volatile write
+    // keeps the store ahead of the stamp's helper call.
+    unsafe {
+        let next = core::ptr::read_volatile(slot).wrapping_add(1);
+        core::ptr::write_volatile(slot, next);
+        next
     }
 }
 

@@ -97,6 +97,12 @@ pub struct RunArgs {
     /// after its end.
     #[arg(long, default_value = "500", value_parser = parse_slack)]
     pub watermark_slack: SlackArg,
+    /// Never prove a drained queue's watermark with the XDP program's count of the queue's
+    /// packets (native mode): always trail by the slack. With the proof (the default) a worker
+    /// that has read the last packet the program counted before the read publishes that instant
+    /// (less 2 µs); `status` shows how many watermarks were `proved` and `by_slack`.
+    #[arg(long)]
+    pub no_watermark_proof: bool,
     /// What to do with inputs for an already sealed tick.
     #[arg(long, value_enum, default_value_t = LateArg::Next)]
     pub late: LateArg,
@@ -257,6 +263,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
             SlackArg::Auto => SlackRule::Adaptive(AdaptiveSlack::default()),
             SlackArg::Fixed(us) => SlackRule::Fixed(us.saturating_mul(1_000)),
         },
+        prove_watermarks: !a.no_watermark_proof,
     };
     match &a.record {
         Some(path) => {

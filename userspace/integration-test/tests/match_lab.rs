@@ -314,6 +314,7 @@ fn a_reconnecting_player_catches_up_and_the_game_speaks_to_and_ends_its_match() 
         frame_history: 32,
         broadcast: true,
         slack: tickgate::worker::SlackRule::default(),
+        prove_watermarks: true,
     };
     let server: SocketAddr = (RX_IP4, 7777).into();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();

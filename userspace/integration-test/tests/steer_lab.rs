@@ -58,6 +58,7 @@ fn steer(mode: Mode, timestamps: Timestamps) -> (Vec<Got>, serde_json::Value, &'
                 let (counters, timestamps) = attachment.counters().unwrap();
                 let mut json = serde_json::to_value(&counters).unwrap();
                 json["timestamps"] = serde_json::to_value(&timestamps).unwrap();
+                json["queue_0_count"] = attachment.loaded().queue_counts().unwrap().get(0).unwrap().into();
                 (got, json, attachment.program().name())
             })
         });
@@ -96,11 +97,16 @@ fn check(mode: Mode, timestamps: Timestamps, expected_program: &str) {
             "TAI timestamp plausible"
         );
         assert!(g.meta.rx_ts_ns >= last_ts, "timestamps on one queue never go back");
+        assert_eq!(g.meta.rx_seq, seq + 1, "packet {i}: numbered on its queue in the order steered");
         last_ts = g.meta.rx_ts_ns;
     }
     assert_eq!(counters["steered"], PACKETS, "{counters}");
     assert_eq!(counters["no_socket"], 0, "{counters}");
     assert_eq!(counters["timestamps"]["xdp"], PACKETS, "{counters}");
+    assert_eq!(
+        counters["queue_0_count"], PACKETS,
+        "the mapped count is the last packet's number: {counters}"
+    );
 }
 
 #[test]

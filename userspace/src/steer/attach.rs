@@ -25,6 +25,7 @@ use super::{
     pins::{pin_dir, remove_pins, require_bpffs},
     privileges,
     rate_limit::RateLimit,
+    rx_seq::QueueCounts,
 };
 use crate::sys::{self, SyscallError};
 
@@ -183,6 +184,13 @@ impl Loaded {
         let map = self.map(object::SESSIONS_MAP)?;
         let handle = MapHandle::try_from(&map).map_err(libbpf("opening the session map"))?;
         Ok(SessionMap(handle))
+    }
+
+    /// The program's per-queue counts of steered packets, mapped read-only (see
+    /// [`QueueCounts`]).
+    pub fn queue_counts(&self) -> Result<QueueCounts, LoadError> {
+        let map = self.map(object::RX_SEQ_MAP)?;
+        QueueCounts::map(map.as_fd()).map_err(|e| LoadError::from(SyscallError::new("mmap of RX_SEQ", e)))
     }
 
     /// Puts the AF_XDP socket `fd` in the XSKMAP slot of RX queue `queue`.

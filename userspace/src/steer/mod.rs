@@ -15,10 +15,12 @@ pub mod object;
 pub mod pins;
 pub mod privileges;
 pub mod rate_limit;
+mod rx_seq;
 mod status;
 
 pub use attach::{Attachment, LoadOptions, Loaded, MAX_PORTS, Mode, Program, SessionMap, Timestamps};
 pub use error::LoadError;
 pub use object::{BPFFS, PIN_ROOT};
 pub use pins::{pin_dir, pinned_interfaces, require_bpffs};
+pub use rx_seq::QueueCounts;
 pub use status::{Status, Unloaded, status, unload};

@@ -9,6 +9,8 @@ pub const TAI_PROGRAM: &str = "tickgate_tai";
 pub const PORTS_MAP: &str = "GAME_PORTS";
 /// Map of RX queue -> AF_XDP socket.
 pub const XSKS_MAP: &str = "XSKS";
+/// RX queue -> packets steered on it (mmapable, read by the workers).
+pub const RX_SEQ_MAP: &str = "RX_SEQ";
 /// Per-CPU counter array.
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// One-element array holding the per-source rate limit.

@@ -18,10 +18,12 @@ use std::{
 use serde::Serialize;
 
 mod alarm;
+mod caught_up;
 mod pace;
 mod slack;
 
 pub use alarm::{Alarm, next_wake};
+pub use caught_up::{CaughtUp, MARGIN_NS};
 pub use pace::Pace;
 pub use slack::{AdaptiveSlack, SlackEstimator, SlackRule};
 
@@ -32,6 +34,7 @@ use crate::{
     sequencer::Producer,
     session::anti_replay::{Clients, ClientsConfig, Reject},
     session::gate::{Gate, Outcome, SessionEvent},
+    steer::QueueCounts,
     sys,
     wire::v2,
     wire::{self, Packet, WireError},
@@ -83,6 +86,11 @@ pub struct WorkerConfig {
     /// watermark it publishes can seal a tick (each tick end plus the grace plus the slack),
     /// rather than up to `idle_wakeup` later. `None`: only `idle_wakeup`.
     pub seal_grid: Option<(u32, u64)>,
+    /// The XDP program's counts of the packets it steered per queue (native mode, XDP-hook
+    /// stamps): with them, a drained ring's watermark is the instant before the read, proved by
+    /// the count (see [`CaughtUp`]), rather than that instant less the slack. `None`: the slack
+    /// rule always.
+    pub queue_counts: Option<Arc<QueueCounts>>,
 }
 
 impl Default for WorkerConfig {
@@ -96,6 +104,7 @@ impl Default for WorkerConfig {
             slack: SlackRule::default(),
             clients: ClientsConfig::default(),
             seal_grid: None,
+            queue_counts: None,
         }
     }
 }
@@ -145,11 +154,17 @@ pub enum Counter {
     /// Descriptors still in the RX ring when the worker stopped, never read: under a flood that
     /// outlasts the stop drain (500 ms), the ring does not empty. Not part of `Received`.
     LeftInRing,
+    /// Watermarks published when the ring was drained, at the instant before the read: the XDP
+    /// program's count proved the worker held every packet stamped earlier (see [`CaughtUp`]).
+    WatermarksProved,
+    /// Watermarks published when the ring was drained, at that instant less the slack: no count
+    /// to go by, or its last packet not read yet.
+    WatermarksBySlack,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::Received,
         Self::InputPackets,
         Self::SyncPackets,
@@ -168,6 +183,8 @@ impl Counter {
         Self::NicConverted,
         Self::NicUnconverted,
         Self::LeftInRing,
+        Self::WatermarksProved,
+        Self::WatermarksBySlack,
     ];
 
     /// The name in reports, status output and metrics.
@@ -191,6 +208,8 @@ impl Counter {
             Self::NicConverted => "nic_converted",
             Self::NicUnconverted => "nic_unconverted",
             Self::LeftInRing => "left_in_ring",
+            Self::WatermarksProved => "proved",
+            Self::WatermarksBySlack => "by_slack",
         }
     }
 }
@@ -253,6 +272,9 @@ pub struct QueueReport {
     /// How far the worker's watermark trails "now" at the moment (fixed, or measured from the
     /// delays above with an adaptive slack), µs.
     pub watermark_slack_us: u64,
+    /// Watermarks published on a drained ring: `proved` by the XDP program's count (the instant
+    /// before the read), `by_slack` (that instant less the slack).
+    pub watermarks: BTreeMap<&'static str, u64>,
 }
 
 impl QueueStats {
@@ -347,6 +369,10 @@ impl QueueStats {
                 .filter(|[_, n]| *n > 0)
                 .collect(),
             watermark_slack_us: self.slack_ns.load(Ordering::Relaxed) / 1_000,
+            watermarks: [Counter::WatermarksProved, Counter::WatermarksBySlack]
+                .into_iter()
+                .map(|c| (c.name(), self.get(c)))
+                .collect(),
         }
     }
 }
@@ -374,6 +400,7 @@ impl QueueReport {
             | Counter::FrameTxQueued
             | Counter::FrameTxDropped => &self.tx,
             Counter::NicConverted | Counter::NicUnconverted => &self.nic_time,
+            Counter::WatermarksProved | Counter::WatermarksBySlack => &self.watermarks,
             Counter::Events => return self.events,
             Counter::LeftInRing => return self.left_in_ring,
         };
@@ -633,6 +660,10 @@ pub fn spawn(
         let mut since_wait = 0u32;
         let mut pace = Pace::new(config.rx_ring, sys::clock_monotonic_ns());
         let mut woken_by_packets = true;
+        let mut caught_up = CaughtUp::default();
+        // Whether the last watermark was proved: a worker woken per packet then also wakes for
+        // the seal instants at the proved watermark's margin rather than at the slack.
+        let mut proved = false;
         loop {
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
@@ -652,7 +683,11 @@ pub fn spawn(
                 let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
                 // Without a timer (it could not be armed) the wait is bounded the old way; said
                 // once, not at every wait.
-                let timeout = match alarm.prepare(slack.slack_ns()) {
+                let trail = match config.wake {
+                    Wake::Packets if proved => MARGIN_NS.min(slack.slack_ns()),
+                    _ => slack.slack_ns(),
+                };
+                let timeout = match alarm.prepare(trail) {
                     Ok(()) => None,
                     Err(e) => {
                         if !timer_failed {
@@ -668,8 +703,13 @@ pub fn spawn(
                     alarm.fired();
                 }
             }
+            // The clock, then the program's count for the queue, then the ring (see `CaughtUp`).
             let before = sys::clock_tai_ns();
+            let count = config.queue_counts.as_ref().and_then(|c| c.get(queue));
             let batch = match socket.receive(config.batch, |r| {
+                if let Some(meta) = &r.meta {
+                    caught_up.read(meta);
+                }
                 let (Some(meta), Some(payload)) = (r.meta, r.payload) else {
                     // Counted below from the batch totals.
                     stats.add(Counter::Received, 1);
@@ -723,7 +763,10 @@ pub fn spawn(
             // Only a drained ring proves nothing older is waiting behind the batch.
             drained = batch.received + batch.invalid_descriptors < config.batch;
             if drained {
-                ingest.publish_watermark(before.saturating_sub(slack.slack_ns()));
+                let watermark;
+                (watermark, proved) = caught_up.watermark(before, count, slack.slack_ns());
+                ingest.publish_watermark(watermark);
+                stats.add(if proved { Counter::WatermarksProved } else { Counter::WatermarksBySlack }, 1);
             }
             slack.tick(before);
             if slack.slack_ns() != shown_slack {

@@ -21,14 +21,23 @@ pub struct RxMeta {
     pub payload_len: u16,
     /// [`MAGIC`]: tells userspace the metadata is there and of this layout.
     pub magic: u32,
+    /// The packet's number on its RX queue: the program counts every packet it steers on a
+    /// queue (`RX_SEQ`, before stamping it) and writes the count here. A worker that has read
+    /// the packet numbered as the queue's count it saw before reading has every packet the
+    /// program stamped before then (`docs/architecture.md`, "A caught-up worker's watermark").
+    pub rx_seq: u64,
 }
 
 /// Bytes of metadata (a multiple of 4, as `bpf_xdp_adjust_meta` requires).
 pub const META_LEN: usize = core::mem::size_of::<RxMeta>();
-const _: () = assert!(META_LEN == 24 && META_LEN.is_multiple_of(4));
+const _: () = assert!(META_LEN == 32 && META_LEN.is_multiple_of(4));
 
-/// Value of [`RxMeta::magic`]: "tgm1".
-pub const MAGIC: u32 = u32::from_be_bytes(*b"tgm1");
+/// Entries of the program's `RX_SEQ` array (one `u64` count per RX queue index, as many as
+/// `XSKS` has sockets), which userspace maps read-only (`BPF_F_MMAPABLE`).
+pub const RX_SEQ_QUEUES: u32 = 256;
+
+/// Value of [`RxMeta::magic`]: "tgm2" (`rx_seq` added to "tgm1"'s 24 bytes).
+pub const MAGIC: u32 = u32::from_be_bytes(*b"tgm2");
 /// [`RxMeta::kfunc_ret`] when the program does not call the kfunc.
 pub const KFUNC_NOT_CALLED: i32 = i32::MAX;
 
@@ -49,15 +58,19 @@ impl RxMeta {
     pub fn from_bytes(bytes: &[u8; META_LEN]) -> Option<Self> {
         let u32_at = |o: usize| u32::from_ne_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
         let u16_at = |o: usize| u16::from_ne_bytes([bytes[o], bytes[o + 1]]);
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&bytes[0..8]);
+        let u64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[o..o + 8]);
+            u64::from_ne_bytes(b)
+        };
         let meta = Self {
-            rx_ts_ns: u64::from_ne_bytes(ts),
+            rx_ts_ns: u64_at(0),
             flags: u32_at(8),
             kfunc_ret: u32_at(12) as i32,
             payload_offset: u16_at(16),
             payload_len: u16_at(18),
             magic: u32_at(20),
+            rx_seq: u64_at(24),
         };
         (meta.magic == MAGIC).then_some(meta)
     }

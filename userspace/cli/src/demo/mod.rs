@@ -402,6 +402,7 @@ fn run_in_lab(a: &DemoArgs, lab: &Lab, impairments: Impairments, stop: &AtomicBo
         frame_history: tickgate::broadcast::DEFAULT_HISTORY,
         broadcast: true,
         slack: tickgate::worker::SlackRule::default(),
+        prove_watermarks: true,
     };
     let done = AtomicBool::new(false);
     let hard_stop = Instant::now() + Duration::from_secs(a.seconds + 60);
