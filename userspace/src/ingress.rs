@@ -455,9 +455,6 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
     }
 }
 
-/// The PHC fit of one worker, when its NIC timestamps can be kept: the `hw` program on an
-/// interface with a PTP hardware clock, in a run whose time base is CLOCK_TAI. Without one the
-/// NIC stamps are restamped to their queue's floor, as before (and counted `nic_unconverted`).
 /// The program's per-queue counts, which prove a drained queue's watermark: in native mode
 /// only (in skb mode two CPUs may run one queue's packets, and the program's count has one
 /// writer only in native mode). Without them every watermark trails by the slack.
@@ -481,6 +478,9 @@ fn queue_counts(attachment: &Attachment) -> Option<Arc<QueueCounts>> {
     }
 }
 
+/// The PHC fit of one worker, when its NIC timestamps can be kept: the `hw` program on an
+/// interface with a PTP hardware clock, in a run whose time base is CLOCK_TAI. Without one the
+/// NIC stamps are restamped to their queue's floor, as before (and counted `nic_unconverted`).
 fn nic_time(attachment: &Attachment, ifname: &str, frames: &Config) -> Option<Conversion> {
     if attachment.program() != Program::Hw || frames.time_base != Clock::Xdp {
         return None;

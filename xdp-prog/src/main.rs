@@ -38,8 +38,8 @@ static XSKS: XskMap<256> = XskMap::new();
 
 /// RX queue index -> packets steered on that queue so far; the last one's number is in its
 /// metadata (`rx_seq`). One NAPI instance runs a queue's packets at a time in native mode, so the
-/// plain increment has one writer; userspace maps the array read-only (`BPF_F_MMAPABLE`) and
-/// trusts the count in native mode only.
+/// plain increment has one writer; userspace maps the array (`BPF_F_MMAPABLE`), only loads from
+/// it, and trusts the count in native mode only.
 #[btf_map]
 static RX_SEQ: Array<u64, { meta::RX_SEQ_QUEUES as usize }, { BPF_F_MMAPABLE as usize }> = Array::new();
 

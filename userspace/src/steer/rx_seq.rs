@@ -1,5 +1,5 @@
-//! The XDP program's count of the packets it steered on each RX queue (`RX_SEQ`), mapped
-//! read-only into the process: a worker reads its queue's count before it reads its ring, and
+//! The XDP program's count of the packets it steered on each RX queue (`RX_SEQ`), mapped into
+//! the process and only ever loaded from: a worker reads its queue's count before it reads its ring, and
 //! once it has read the packet of that number (`RxMeta::rx_seq`) it holds every packet the
 //! program stamped before it looked (`docs/architecture.md`, "A caught-up worker's watermark").
 
@@ -14,14 +14,15 @@ use tickgate_common::meta::RX_SEQ_QUEUES;
 
 use crate::sys;
 
-/// A read-only mapping of `RX_SEQ`.
+/// A mapping of `RX_SEQ`. It is mapped writable because an `AtomicU64` may only point at writable
+/// memory; tickgate never stores through it.
 #[derive(Debug)]
 pub struct QueueCounts {
     ptr: NonNull<u8>,
     len: usize,
 }
 
-// SAFETY: the mapping is only read, through atomic loads, and lives until `drop`.
+// SAFETY: the mapping is only loaded from, atomically, and lives until `drop`.
 unsafe impl Send for QueueCounts {}
 // SAFETY: as above: shared reads only.
 unsafe impl Sync for QueueCounts {}
@@ -31,7 +32,7 @@ impl QueueCounts {
     pub(super) fn map(fd: BorrowedFd<'_>) -> io::Result<Self> {
         let page = sys::xsk::page_size();
         let len = (RX_SEQ_QUEUES as usize * size_of::<u64>()).div_ceil(page) * page;
-        let ptr = sys::map_shared(fd, len, false)?;
+        let ptr = sys::map_shared(fd, len, true)?;
         Ok(Self { ptr, len })
     }
 
@@ -42,7 +43,8 @@ impl QueueCounts {
         }
         // SAFETY: element `queue` lies within the mapping (checked above; the mapping holds
         // `RX_SEQ_QUEUES` 8-byte, 8-aligned elements from its page-aligned start) and stays
-        // mapped while `self` lives; the program writes it whole with 8-byte stores.
+        // mapped (readable and writable, as `from_ptr` requires) while `self` lives; the program
+        // writes it whole with 8-byte stores, and nothing here writes it.
         let count = unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().cast::<u64>().add(queue as usize)) };
         Some(count.load(Ordering::Acquire))
     }

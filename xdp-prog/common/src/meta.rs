@@ -33,7 +33,7 @@ pub const META_LEN: usize = core::mem::size_of::<RxMeta>();
 const _: () = assert!(META_LEN == 32 && META_LEN.is_multiple_of(4));
 
 /// Entries of the program's `RX_SEQ` array (one `u64` count per RX queue index, as many as
-/// `XSKS` has sockets), which userspace maps read-only (`BPF_F_MMAPABLE`).
+/// `XSKS` has sockets), which userspace maps (`BPF_F_MMAPABLE`) and only loads from.
 pub const RX_SEQ_QUEUES: u32 = 256;
 
 /// Value of [`RxMeta::magic`]: "tgm2" (`rx_seq` added to "tgm1"'s 24 bytes).
