@@ -100,7 +100,7 @@ pub struct RunArgs {
     /// Never prove a drained queue's watermark with the XDP program's count of the queue's
     /// packets (native mode): always trail by the slack. With the proof (the default) a worker
     /// that has read the last packet the program counted before the read publishes that instant
-    /// (less 2 µs); `status` shows how many watermarks were `proved` and `by_slack`.
+    /// (less 2 µs); `status --json` and the metrics count watermarks `proved` and `by_slack`.
     #[arg(long)]
     pub no_watermark_proof: bool,
     /// What to do with inputs for an already sealed tick.
