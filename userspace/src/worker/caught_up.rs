@@ -53,6 +53,14 @@ impl CaughtUp {
         self.hook_stamps_only && count.is_some_and(|n| self.last_read >= n)
     }
 
+    /// Whether a packet the program counted before the read (`count`) is not read yet: it is on
+    /// its way from the program to the ring, and its arrival will wake a worker that watches the
+    /// ring (a paced worker does then, rather than wait for its next timed read).
+    #[inline]
+    pub fn awaits(&self, count: Option<u64>) -> bool {
+        self.hook_stamps_only && count.is_some_and(|n| n > self.last_read)
+    }
+
     /// The watermark for a drained ring: `before − MARGIN_NS` when [`holds_all`](Self::holds_all),
     /// else `before − slack_ns`; and whether it was the proved one.
     #[inline]
@@ -96,8 +104,10 @@ mod tests {
         q.read(&meta(1, flags::TS_XDP));
         // Packet 2 was dropped on the way (ring full): the worker never reads it.
         assert!(!q.holds_all(Some(2)));
+        assert!(q.awaits(Some(2)), "a worker cannot tell a drop from a packet on its way");
         q.read(&meta(3, flags::TS_XDP));
         assert!(q.holds_all(Some(3)));
+        assert!(!q.awaits(Some(3)));
     }
 
     #[test]
@@ -107,6 +117,7 @@ mod tests {
         assert!(!q.holds_all(Some(1)));
         q.read(&meta(2, flags::TS_XDP | flags::HW_PROGRAM));
         assert!(!q.holds_all(Some(2)), "a NIC-stamped queue may stamp again before the program runs");
+        assert!(!q.awaits(Some(3)), "nothing to wait for without the proof");
     }
 
     #[test]

@@ -661,9 +661,12 @@ pub fn spawn(
         let mut pace = Pace::new(config.rx_ring, sys::clock_monotonic_ns());
         let mut woken_by_packets = true;
         let mut caught_up = CaughtUp::default();
-        // Whether the last watermark was proved: a worker woken per packet then also wakes for
-        // the seal instants at the proved watermark's margin rather than at the slack.
+        // Whether the last watermark was proved: a sleeping worker then also wakes for the seal
+        // instants at the proved watermark's margin rather than at the slack.
         let mut proved = false;
+        // Whether the last drained read missed a packet the program had counted (on its way to
+        // the ring): a paced worker then watches the ring for it.
+        let mut awaiting = false;
         loop {
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
@@ -673,7 +676,7 @@ pub fn spawn(
                 && drained
             {
                 let watch_ring = match config.wake {
-                    Wake::Paced => pace.watch_ring(sys::clock_monotonic_ns(), since_wait),
+                    Wake::Paced => pace.watch_ring(sys::clock_monotonic_ns(), since_wait) || awaiting,
                     Wake::Packets | Wake::Busy => true,
                 };
                 since_wait = 0;
@@ -684,7 +687,7 @@ pub fn spawn(
                 // Without a timer (it could not be armed) the wait is bounded the old way; said
                 // once, not at every wait.
                 let trail = match config.wake {
-                    Wake::Packets if proved => MARGIN_NS.min(slack.slack_ns()),
+                    Wake::Packets | Wake::Paced if proved => MARGIN_NS.min(slack.slack_ns()),
                     _ => slack.slack_ns(),
                 };
                 let timeout = match alarm.prepare(trail) {
@@ -765,6 +768,7 @@ pub fn spawn(
             if drained {
                 let watermark;
                 (watermark, proved) = caught_up.watermark(before, count, slack.slack_ns());
+                awaiting = caught_up.awaits(count);
                 ingest.publish_watermark(watermark);
                 stats.add(if proved { Counter::WatermarksProved } else { Counter::WatermarksBySlack }, 1);
             }
