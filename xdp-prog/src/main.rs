@@ -34,7 +34,7 @@ static GAME_PORTS: HashMap<u16, u8, 1024> = HashMap::new();
 
 /// RX queue index -> AF_XDP socket bound on that queue.
 #[btf_map]
-static XSKS: XskMap<256> = XskMap::new();
+static XSKS: XskMap<{ meta::RX_SEQ_QUEUES as usize }> = XskMap::new();
 
 /// RX queue index -> packets steered on that queue so far; the last one's number is in its
 /// metadata (`rx_seq`). One NAPI instance runs a queue's packets at a time in native mode, so the

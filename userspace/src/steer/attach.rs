@@ -186,8 +186,7 @@ impl Loaded {
         Ok(SessionMap(handle))
     }
 
-    /// The program's per-queue counts of steered packets, mapped read-only (see
-    /// [`QueueCounts`]).
+    /// The program's per-queue counts of steered packets, mapped for loads (see [`QueueCounts`]).
     pub fn queue_counts(&self) -> Result<QueueCounts, LoadError> {
         let map = self.map(object::RX_SEQ_MAP)?;
         QueueCounts::map(map.as_fd()).map_err(|e| LoadError::from(SyscallError::new("mmap of RX_SEQ", e)))

@@ -1,6 +1,6 @@
 //! The XDP program's count of the packets it steered on each RX queue (`RX_SEQ`), mapped into
-//! the process and only ever loaded from: a worker reads its queue's count before it reads its ring, and
-//! once it has read the packet of that number (`RxMeta::rx_seq`) it holds every packet the
+//! the process and only ever loaded from: a worker reads its queue's count before it reads its
+//! ring, and once it has read the packet of that number (`RxMeta::rx_seq`) it holds every packet the
 //! program stamped before it looked (`docs/architecture.md`, "A caught-up worker's watermark").
 
 use std::{

@@ -61,16 +61,20 @@ impl CaughtUp {
         self.hook_stamps_only && count.is_some_and(|n| n > self.last_read)
     }
 
-    /// The watermark for a drained ring: `before − MARGIN_NS` when [`holds_all`](Self::holds_all),
-    /// else `before − slack_ns`; and whether it was the proved one.
+    /// The watermark for a drained ring: `before` less [`trail`]`(proved, slack_ns)`, and whether
+    /// it was proved ([`holds_all`](Self::holds_all)).
     #[inline]
     pub fn watermark(&self, before: u64, count: Option<u64>, slack_ns: u64) -> (u64, bool) {
-        if self.holds_all(count) {
-            (before.saturating_sub(MARGIN_NS.min(slack_ns)), true)
-        } else {
-            (before.saturating_sub(slack_ns), false)
-        }
+        let proved = self.holds_all(count);
+        (before.saturating_sub(trail(proved, slack_ns)), proved)
     }
+}
+
+/// How far a watermark trails the instant before its read: [`MARGIN_NS`] when proved (never
+/// more than a smaller slack), else the slack. The seal-instant alarm trails by the same.
+#[inline]
+pub fn trail(proved: bool, slack_ns: u64) -> u64 {
+    if proved { MARGIN_NS.min(slack_ns) } else { slack_ns }
 }
 
 #[cfg(test)]

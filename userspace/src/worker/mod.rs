@@ -23,7 +23,7 @@ mod pace;
 mod slack;
 
 pub use alarm::{Alarm, next_wake};
-pub use caught_up::{CaughtUp, MARGIN_NS};
+pub use caught_up::{CaughtUp, MARGIN_NS, trail};
 pub use pace::Pace;
 pub use slack::{AdaptiveSlack, SlackEstimator, SlackRule};
 
@@ -686,11 +686,7 @@ pub fn spawn(
                 let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
                 // Without a timer (it could not be armed) the wait is bounded the old way; said
                 // once, not at every wait.
-                let trail = match config.wake {
-                    Wake::Packets | Wake::Paced if proved => MARGIN_NS.min(slack.slack_ns()),
-                    _ => slack.slack_ns(),
-                };
-                let timeout = match alarm.prepare(trail) {
+                let timeout = match alarm.prepare(trail(proved, slack.slack_ns())) {
                     Ok(()) => None,
                     Err(e) => {
                         if !timer_failed {

@@ -32,8 +32,8 @@ pub struct RxMeta {
 pub const META_LEN: usize = core::mem::size_of::<RxMeta>();
 const _: () = assert!(META_LEN == 32 && META_LEN.is_multiple_of(4));
 
-/// Entries of the program's `RX_SEQ` array (one `u64` count per RX queue index, as many as
-/// `XSKS` has sockets), which userspace maps (`BPF_F_MMAPABLE`) and only loads from.
+/// RX queue indexes the program serves: entries of `XSKS` (one socket each) and of `RX_SEQ` (one
+/// `u64` count each, which userspace maps, `BPF_F_MMAPABLE`, and only loads from).
 pub const RX_SEQ_QUEUES: u32 = 256;
 
 /// Value of [`RxMeta::magic`]: "tgm2" (`rx_seq` added to "tgm1"'s 24 bytes).
