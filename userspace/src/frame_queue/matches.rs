@@ -120,7 +120,16 @@ impl Matches {
     }
 
     /// Seals, in deadline order, every tick at or below `watermark` of every match due.
+    /// Called for every item the merge takes, which seals nothing for most of them: the check
+    /// is inlined, the sealing is not.
+    #[inline]
     pub(super) fn advance(&mut self, watermark: u64, out: &mut VecDeque<Frame>) {
+        if self.next_deadline().is_some_and(|at| at <= watermark) {
+            self.seal_due(watermark, out);
+        }
+    }
+
+    fn seal_due(&mut self, watermark: u64, out: &mut VecDeque<Frame>) {
         while let Some(&Reverse((at, id))) = self.due.peek() {
             if at > watermark {
                 break;
