@@ -59,7 +59,8 @@ pub struct MergeStats {
 
 #[derive(Debug, Default)]
 struct Lane {
-    pending: VecDeque<(u64, Input)>,
+    /// Inputs waiting, as they will leave (the slot is the lane's own).
+    pending: VecDeque<Released>,
     floor: u64,
     /// The largest base-clock timestamp of an input seen on this lane.
     last_input: u64,
@@ -92,7 +93,7 @@ impl Lane {
     #[inline]
     fn key(&self, slot: usize) -> Key {
         match self.pending.front() {
-            Some(&(order_ts, _)) => key(order_ts, slot),
+            Some(released) => key(released.order_ts, slot),
             None if self.closed => NO_BOUND,
             None => key(self.floor, slot),
         }
@@ -294,7 +295,7 @@ impl Merge {
                 let Some(order_ts) = admit(lane, &mut self.stats, self.base, &mut input) else {
                     return Ok(());
                 };
-                lane.pending.push_back((order_ts, input));
+                lane.pending.push_back(Released { order_ts, slot, input });
                 self.pending += 1;
             }
             Item::Watermark(w) => {
@@ -342,7 +343,7 @@ impl Merge {
                     self.frontier = Frontier::At(order_ts);
                     sink(Released { order_ts, slot, input });
                 } else {
-                    lane.pending.push_back((order_ts, input));
+                    lane.pending.push_back(Released { order_ts, slot, input });
                     self.pending += 1;
                     self.keys.set(slot, lane.key(slot));
                     self.dirty = true;
@@ -374,9 +375,9 @@ impl Merge {
             // The minimum's head goes, and its lane's next key replays its path: the next round
             // finds whether the same lane still holds the minimum (no runner-up walk per input:
             // with queues interleaved input by input, the minimum moves at nearly every release).
-            if let Some((order_ts, input)) = lane.pending.pop_front() {
+            if let Some(released) = lane.pending.pop_front() {
                 self.pending -= 1;
-                sink(Released { order_ts, slot, input });
+                sink(released);
             }
             self.keys.set(slot, lane.key(slot));
         }
@@ -386,11 +387,11 @@ impl Merge {
     pub fn pop(&mut self) -> Option<Released> {
         let slot = key_slot(self.keys.best());
         let lane = self.lanes.get_mut(slot)?;
-        let (order_ts, input) = lane.pending.pop_front()?;
+        let released = lane.pending.pop_front()?;
         self.pending -= 1;
         self.keys.set(slot, lane.key(slot));
         self.dirty = true;
-        Some(Released { order_ts, slot, input })
+        Some(released)
     }
 
     /// The minimum bound over the queues: after [`release`](Self::release), every input with an
