@@ -206,7 +206,7 @@ impl Tournament {
 }
 
 /// The k-way merge. Feed it with [`push`](Self::push), take inputs out with
-/// [`release`](Self::release) or [`pop`](Self::pop).
+/// [`release`](Self::release) or [`next_released`](Self::next_released).
 #[derive(Debug)]
 pub struct Merge {
     base: Clock,
@@ -358,40 +358,37 @@ impl Merge {
 
     /// Hands every input that can be released, in merge order, to `sink`.
     pub fn release(&mut self, mut sink: impl FnMut(Released)) {
-        if !self.dirty {
-            return;
-        }
-        loop {
-            let best = self.keys.best();
-            let slot = key_slot(best);
-            // Stop when every lane is drained and closed, or when the minimum is an open lane
-            // with nothing pending: it may still deliver at its floor.
-            let Some(lane) = self.lanes.get_mut(slot).filter(|lane| !lane.pending.is_empty()) else {
-                self.frontier = if best == NO_BOUND { Frontier::End } else { Frontier::At(key_bound(best)) };
-                self.runner_up = self.keys.runner_up();
-                self.dirty = false;
-                return;
-            };
-            // The minimum's head goes, and its lane's next key replays its path: the next round
-            // finds whether the same lane still holds the minimum (no runner-up walk per input:
-            // with queues interleaved input by input, the minimum moves at nearly every release).
-            if let Some(released) = lane.pending.pop_front() {
-                self.pending -= 1;
-                sink(released);
-            }
-            self.keys.set(slot, lane.key(slot));
+        while let Some(released) = self.next_released() {
+            sink(released);
         }
     }
 
-    /// The next input in merge order, if it can be released.
-    pub fn pop(&mut self) -> Option<Released> {
-        let slot = key_slot(self.keys.best());
-        let lane = self.lanes.get_mut(slot)?;
-        let released = lane.pending.pop_front()?;
+    /// The next input that can be released, in merge order; `None` once nothing can (until the
+    /// next push). A loop over it is [`release`](Self::release). The pipeline pulls its inputs
+    /// with it rather than handing `release` a closure: each input then goes from its lane to
+    /// its frame without a call in between (`docs/benchmarks.md`, "Pulled from the merge").
+    #[inline(always)]
+    pub fn next_released(&mut self) -> Option<Released> {
+        if !self.dirty {
+            return None;
+        }
+        let best = self.keys.best();
+        let slot = key_slot(best);
+        // Stop when every lane is drained and closed, or when the minimum is an open lane with
+        // nothing pending: it may still deliver at its floor.
+        let Some(lane) = self.lanes.get_mut(slot).filter(|lane| !lane.pending.is_empty()) else {
+            self.frontier = if best == NO_BOUND { Frontier::End } else { Frontier::At(key_bound(best)) };
+            self.runner_up = self.keys.runner_up();
+            self.dirty = false;
+            return None;
+        };
+        // The minimum's head goes, and its lane's next key replays its path: the next call
+        // finds whether the same lane still holds the minimum (no runner-up walk per input: with
+        // queues interleaved input by input, the minimum moves at nearly every release).
+        let released = lane.pending.pop_front();
         self.pending -= 1;
         self.keys.set(slot, lane.key(slot));
-        self.dirty = true;
-        Some(released)
+        released
     }
 
     /// The minimum bound over the queues: after [`release`](Self::release), every input with an
@@ -568,7 +565,7 @@ mod tests {
     }
 
     #[test]
-    fn pop_and_release_give_the_same_order() {
+    fn inputs_pulled_one_by_one_come_in_the_merge_order() {
         let items = [(0, 5), (1, 5), (2, 1), (0, 9), (1, 7), (2, 9), (0, 9)];
         let build = || {
             let mut m = Merge::new(3, Clock::Xdp);
@@ -582,7 +579,7 @@ mod tests {
         };
         let mut popped = vec![];
         let mut m = build();
-        while let Some(r) = m.pop() {
+        while let Some(r) = m.next_released() {
             popped.push((r.order_ts, r.slot, r.input.rx.ns));
         }
         assert_eq!(popped, drain(&mut build()));
