@@ -316,7 +316,7 @@ impl<R: Recorder> Pipeline<R> {
             self.merge.push_release(slot, item, |released| place(matches, recorder, released))?;
         } else {
             // Pulled one by one rather than handed to a closure: each input goes from its lane
-            // to its frame without a call in between (8 queues: 0.94–0.97× the pipeline's time).
+            // to its frame without a call in between (8 queues: 0.91–0.99× the pipeline's time).
             self.merge.push(slot, item)?;
             while let Some(released) = self.merge.next_released() {
                 place(&mut self.matches, &mut self.recorder, released);
