@@ -597,13 +597,7 @@ mod tests {
 
     #[test]
     fn a_removed_match_is_gone_and_the_one_moved_into_its_slot_is_still_found() {
-        let config = Config {
-            tick_hz: 60,
-            grace_us: 0,
-            late: Late::Next,
-            time_base: Clock::Xdp,
-            epoch: Epoch::FirstInput,
-        };
+        let config = Config::default();
         let mut live = Live::default();
         for id in [30, 10, 20] {
             let slot = live.insert(id, Match::new(&config, &FramePool::default()));
