@@ -343,6 +343,13 @@ struct Timing {
     grace_ns: u64,
 }
 
+/// Publishes a watermark the slack placed, and counts it as the worker counts its own
+/// (`watermarks.by_slack` of the queue's report; a socket has no count to prove one with).
+fn publish(ingest: &mut Ingest, stats: &QueueStats, watermark: u64) {
+    ingest.publish_watermark(watermark);
+    stats.watermark_published(false);
+}
+
 /// The receive loop of one socket. Like the AF_XDP worker: stamp, ingest, and when the socket
 /// has nothing more, publish `now - slack` as the watermark; a sleeping receiver also wakes when
 /// its watermark can seal a tick (tick end + grace + slack), as the worker does (socket-epoll
@@ -388,10 +395,10 @@ fn receive(
                         let ts = clock_tai_ns();
                         slack.observe(0);
                         gate.packet(sock, &mut ingest, &buf[..n], src, ts);
-                        ingest.publish_watermark(ts.saturating_sub(slack.slack_ns()));
+                        publish(&mut ingest, stats, ts.saturating_sub(slack.slack_ns()));
                     }
                     Err(e) if is_timeout(&e) => {
-                        ingest.publish_watermark(clock_tai_ns().saturating_sub(slack.slack_ns()))
+                        publish(&mut ingest, stats, clock_tai_ns().saturating_sub(slack.slack_ns()))
                     }
                     Err(e) => return Err(e),
                 }
@@ -425,7 +432,7 @@ fn receive(
                 };
                 let now = clock_tai_ns();
                 if drained {
-                    ingest.publish_watermark(now.saturating_sub(slack.slack_ns()));
+                    publish(&mut ingest, stats, now.saturating_sub(slack.slack_ns()));
                 }
                 slack.tick(now);
             }
@@ -469,7 +476,7 @@ fn receive(
                     }
                 }
                 let now = clock_tai_ns();
-                ingest.publish_watermark(now.saturating_sub(slack.slack_ns()));
+                publish(&mut ingest, stats, now.saturating_sub(slack.slack_ns()));
                 slack.tick(now);
             }
         }
@@ -493,13 +500,13 @@ fn receive(
                             gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
                         }
                         if n < batch.capacity() {
-                            ingest.publish_watermark(ts.saturating_sub(slack.slack_ns()));
+                            publish(&mut ingest, stats, ts.saturating_sub(slack.slack_ns()));
                         }
                         slack.tick(ts);
                     }
                     Err(e) if is_timeout(&e) => {
                         let now = clock_tai_ns();
-                        ingest.publish_watermark(now.saturating_sub(slack.slack_ns()));
+                        publish(&mut ingest, stats, now.saturating_sub(slack.slack_ns()));
                         slack.tick(now);
                     }
                     Err(e) => return Err(e),
@@ -524,7 +531,7 @@ fn receive(
         }
     }
     stats.set_watermark_slack(slack.slack_ns());
-    ingest.publish_watermark(clock_tai_ns().saturating_sub(slack.slack_ns()));
+    publish(&mut ingest, stats, clock_tai_ns().saturating_sub(slack.slack_ns()));
     ingest.close();
     Ok(())
 }

@@ -108,6 +108,23 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
         }
         assert!(out.join(format!("latency-{scenario}.svg")).exists());
     }
+    // Every receiver counts the watermarks it published (`watermarks` of each queue's report):
+    // tickgate's workers prove theirs with the XDP program's count (native XDP on the lab's
+    // veth), a socket has no count and places every one by the slack.
+    let raw: Value =
+        serde_json::from_slice(&std::fs::read(out.join("raw").join("runs.json")).unwrap()).unwrap();
+    let seeds: Vec<&Value> = raw.as_array().unwrap().iter().filter(|r| r["scenario"] == "seed").collect();
+    assert_eq!(seeds.len(), RECEIVERS.len(), "{raw}");
+    for run in seeds {
+        let receiver = run["receiver"].as_str().unwrap();
+        let queues = run["receiver_report"]["queues"].as_array().unwrap();
+        let count = |kind: &str| queues.iter().map(|q| u(&q["watermarks"][kind])).sum::<u64>();
+        if receiver.starts_with("socket") {
+            assert!(count("by_slack") > 0 && count("proved") == 0, "seed {receiver}: {queues:?}");
+        } else {
+            assert!(count("proved") > 0, "seed {receiver}: {queues:?}");
+        }
+    }
     for scenario in ["ceiling", "ceiling-live"] {
         let ceiling = scenarios[scenario]["tickgate-wakeup"]["runs"].as_array().unwrap();
         for run in ceiling {

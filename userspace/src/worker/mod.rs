@@ -305,6 +305,13 @@ impl QueueStats {
         self.slack_ns.store(ns, Ordering::Relaxed);
     }
 
+    /// Counts a watermark the queue's reader published, by whether the XDP program's count
+    /// proved it or the slack placed it (the worker does; a receiver of another kind that
+    /// publishes its own watermarks may too).
+    pub fn watermark_published(&self, proved: bool) {
+        self.add(if proved { Counter::WatermarksProved } else { Counter::WatermarksBySlack }, 1);
+    }
+
     /// Counts one packet that became visible to the worker `delay_ns` after its XDP stamp.
     fn visible_after(&self, delay_ns: u64) {
         bump(&self.delay[slack::bucket(delay_ns)], 1);
@@ -766,7 +773,7 @@ pub fn spawn(
                 (watermark, proved) = caught_up.watermark(before, count, slack.slack_ns());
                 awaiting = caught_up.awaits(count);
                 ingest.publish_watermark(watermark);
-                stats.add(if proved { Counter::WatermarksProved } else { Counter::WatermarksBySlack }, 1);
+                stats.watermark_published(proved);
             }
             slack.tick(before);
             if slack.slack_ns() != shown_slack {
