@@ -34,14 +34,14 @@ static GAME_PORTS: HashMap<u16, u8, 1024> = HashMap::new();
 
 /// RX queue index -> AF_XDP socket bound on that queue.
 #[btf_map]
-static XSKS: XskMap<{ meta::RX_SEQ_QUEUES as usize }> = XskMap::new();
+static XSKS: XskMap<{ meta::RX_QUEUES as usize }> = XskMap::new();
 
 /// RX queue index -> packets steered on that queue so far; the last one's number is in its
 /// metadata (`rx_seq`). One NAPI instance runs a queue's packets at a time in native mode, so the
 /// plain increment has one writer; userspace maps the array (`BPF_F_MMAPABLE`), only loads from
 /// it, and trusts the count in native mode only.
 #[btf_map]
-static RX_SEQ: Array<u64, { meta::RX_SEQ_QUEUES as usize }, { BPF_F_MMAPABLE as usize }> = Array::new();
+static RX_SEQ: Array<u64, { meta::RX_QUEUES as usize }, { BPF_F_MMAPABLE as usize }> = Array::new();
 
 /// Per-CPU counters, one slot per [`Counter`].
 #[btf_map]

@@ -10,7 +10,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use tickgate_common::meta::RX_SEQ_QUEUES;
+use tickgate_common::meta::RX_QUEUES;
 
 use crate::sys;
 
@@ -28,21 +28,21 @@ unsafe impl Send for QueueCounts {}
 unsafe impl Sync for QueueCounts {}
 
 impl QueueCounts {
-    /// Maps the array map `fd` (created `BPF_F_MMAPABLE` with [`RX_SEQ_QUEUES`] `u64`s).
+    /// Maps the array map `fd` (created `BPF_F_MMAPABLE` with [`RX_QUEUES`] `u64`s).
     pub(super) fn map(fd: BorrowedFd<'_>) -> io::Result<Self> {
         let page = sys::xsk::page_size();
-        let len = (RX_SEQ_QUEUES as usize * size_of::<u64>()).div_ceil(page) * page;
+        let len = (RX_QUEUES as usize * size_of::<u64>()).div_ceil(page) * page;
         let ptr = sys::map_shared(fd, len, true)?;
         Ok(Self { ptr, len })
     }
 
     /// Packets the program steered on `queue` so far; `None` past the array.
     pub fn get(&self, queue: u32) -> Option<u64> {
-        if queue >= RX_SEQ_QUEUES {
+        if queue >= RX_QUEUES {
             return None;
         }
         // SAFETY: element `queue` lies within the mapping (checked above; the mapping holds
-        // `RX_SEQ_QUEUES` 8-byte, 8-aligned elements from its page-aligned start) and stays
+        // `RX_QUEUES` 8-byte, 8-aligned elements from its page-aligned start) and stays
         // mapped (readable and writable, as `from_ptr` requires) while `self` lives; the program
         // writes it whole with 8-byte stores, and nothing here writes it.
         let count = unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().cast::<u64>().add(queue as usize)) };

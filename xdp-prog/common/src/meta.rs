@@ -34,7 +34,7 @@ const _: () = assert!(META_LEN == 32 && META_LEN.is_multiple_of(4));
 
 /// RX queue indexes the program serves: entries of `XSKS` (one socket each) and of `RX_SEQ` (one
 /// `u64` count each, which userspace maps, `BPF_F_MMAPABLE`, and only loads from).
-pub const RX_SEQ_QUEUES: u32 = 256;
+pub const RX_QUEUES: u32 = 256;
 
 /// Value of [`RxMeta::magic`]: "tgm2" (`rx_seq` added to "tgm1"'s 24 bytes).
 pub const MAGIC: u32 = u32::from_be_bytes(*b"tgm2");
