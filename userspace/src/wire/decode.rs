@@ -74,13 +74,17 @@ fn decode_input_checked(
             (1, Value::Varint(v)) => packet.first_seq = v,
             (1, _) => return Err(WireError::Decode("first_seq is not a varint")),
             (2, Value::Bytes { start, bytes }) => {
-                let action = scan_command(bytes)?;
-                if bad_action.is_none() && !known_action(action) {
-                    bad_action = Some(action);
+                let command = decode_command(bytes)?;
+                if bad_action.is_none() && !known_action(command.action) {
+                    bad_action = Some(command.action);
                 }
-                if let (Some(span), Ok(start), Ok(end)) =
-                    (packet.spans.get_mut(count), u16::try_from(start), u16::try_from(start + bytes.len()))
-                {
+                if let (Some(slot), Some(span), Ok(start), Ok(end)) = (
+                    packet.commands.get_mut(count),
+                    packet.spans.get_mut(count),
+                    u16::try_from(start),
+                    u16::try_from(start + bytes.len()),
+                ) {
+                    *slot = command;
                     *span = (start, end);
                 }
                 count += 1;
@@ -106,30 +110,31 @@ fn decode_input_checked(
     if last != Some(header.seq) {
         return Err(WireError::SeqMismatch { first_seq: packet.first_seq, count, header_seq: header.seq });
     }
-    for (command, &(start, end)) in packet.commands.iter_mut().zip(&packet.spans).take(count) {
-        let bytes = payload.get(usize::from(start)..usize::from(end)).unwrap_or_default();
-        // The scan above accepted these bytes, so prost accepts them too; were it to disagree,
-        // the packet is still rejected rather than delivered half-decoded.
-        *command = PlayerCommand::decode(bytes).map_err(|_| WireError::Decode("rejected by prost"))?;
-    }
     packet.len = count;
     Ok(packet)
 }
 
-/// Walks one encoded `PlayerCommand` the way prost would decode it; returns its action value.
-fn scan_command(bytes: &[u8]) -> Result<i32, WireError> {
-    let mut action = 0;
+/// Decodes one encoded `PlayerCommand` in the scan's single pass, as prost would: the last
+/// value of a field wins, a varint is truncated to its field's width, unknown fields are skipped.
+/// (`scan_agrees_with_prost` and the `decode` fuzz target hold it to prost's own decoding; the
+/// struct literal below stops compiling when the message gains a field.)
+fn decode_command(bytes: &[u8]) -> Result<PlayerCommand, WireError> {
+    let (mut command_id, mut entity_id, mut target_id, mut action, mut client_timestamp_us, mut client_frame) =
+        (0, 0, 0, 0, 0, 0);
     let mut fields = Fields::new(bytes);
     while let Some((number, value)) = fields.next_field().map_err(WireError::Decode)? {
         match (number, value) {
-            // prost truncates varints to the field's width, and so does this.
+            (1, Value::Varint(v)) => command_id = v as u32,
+            (2, Value::Varint(v)) => entity_id = v as u32,
+            (3, Value::Varint(v)) => target_id = v as u32,
             (4, Value::Varint(v)) => action = v as i32,
-            (1..=6, Value::Varint(_)) => {}
+            (5, Value::Varint(v)) => client_timestamp_us = v,
+            (6, Value::Varint(v)) => client_frame = v as u32,
             (1..=6, _) => return Err(WireError::Decode("command field is not a varint")),
             _ => {}
         }
     }
-    Ok(action)
+    Ok(PlayerCommand { command_id, entity_id, target_id, action, client_timestamp_us, client_frame })
 }
 
 pub(super) fn known_action(value: i32) -> bool {
@@ -213,7 +218,19 @@ impl<'a> Fields<'a> {
         Ok(Some((number, value)))
     }
 
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, &'static str> {
+        // Most of a command's varints (keys, ids, actions) fit in one byte.
+        if let Some(&byte) = self.buf.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, &'static str> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&byte) = self.buf.get(self.pos) else {
