@@ -394,7 +394,7 @@ fn receive(
                     Ok((n, src)) => {
                         let ts = clock_tai_ns();
                         slack.observe(0);
-                        gate.packet(sock, &mut ingest, &buf[..n], src, ts);
+                        gate.packet(sock, &mut ingest, &buf[..n], src, ts, Now::read());
                         publish(&mut ingest, stats, ts.saturating_sub(slack.slack_ns()));
                     }
                     Err(e) if is_timeout(&e) => {
@@ -416,6 +416,7 @@ fn receive(
                     alarm.fired();
                 }
                 let mut got = 0;
+                let now = Now::read();
                 let drained = loop {
                     if got == BATCH {
                         break false;
@@ -423,7 +424,7 @@ fn receive(
                     match sock.recv_from(&mut buf) {
                         Ok((n, src)) => {
                             slack.observe(0);
-                            gate.packet(sock, &mut ingest, &buf[..n], src, clock_tai_ns());
+                            gate.packet(sock, &mut ingest, &buf[..n], src, clock_tai_ns(), now);
                             got += 1;
                         }
                         Err(e) if is_timeout(&e) => break true,
@@ -462,13 +463,14 @@ fn receive(
                         Err(e) => return Err(e),
                     };
                     let now = clock_tai_ns();
+                    let clocks = Now::read();
                     for i in 0..n {
                         let ts = batch.stamp(i).map_or(now, |realtime| realtime.wrapping_add(tai_offset));
                         // As tickgate-paced: only reads that packets woke measure the delay.
                         if watch {
                             slack.observe(now.saturating_sub(ts));
                         }
-                        gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
+                        gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts, clocks);
                     }
                     read = read.saturating_add(n as u32);
                     if n < batch.capacity() {
@@ -495,9 +497,10 @@ fn receive(
                 match batch.recv(sock, flags) {
                     Ok(n) => {
                         let ts = clock_tai_ns();
+                        let now = Now::read();
                         for i in 0..n {
                             slack.observe(0);
-                            gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
+                            gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts, now);
                         }
                         if n < batch.capacity() {
                             publish(&mut ingest, stats, ts.saturating_sub(slack.slack_ns()));
@@ -523,8 +526,9 @@ fn receive(
             Ok(0) => break,
             Ok(n) => {
                 let ts = clock_tai_ns();
+                let now = Now::read();
                 for i in 0..n {
-                    gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts);
+                    gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts, now);
                 }
             }
             Err(_) => break,
@@ -544,8 +548,23 @@ pub(crate) struct SocketGate {
     pub(crate) plain: Vec<u8>,
 }
 
+/// The clocks a socket receiver reads once per batch of datagrams, as tickgate's worker does:
+/// the session code's (wall-clock milliseconds for tokens, CLOCK_MONOTONIC for idleness).
+#[derive(Clone, Copy)]
+pub(crate) struct Now {
+    mono_ns: u64,
+    wall_ms: u64,
+}
+
+impl Now {
+    pub(crate) fn read() -> Self {
+        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Self { mono_ns: clock_monotonic_ns(), wall_ms }
+    }
+}
+
 impl SocketGate {
-    /// One datagram from `src`, received at `ts` (CLOCK_TAI).
+    /// One datagram from `src`, received at `ts` (CLOCK_TAI), in a batch read at `now`.
     pub(crate) fn packet(
         &mut self,
         sock: &UdpSocket,
@@ -553,21 +572,22 @@ impl SocketGate {
         payload: &[u8],
         src: SocketAddr,
         ts: u64,
+        now: Now,
     ) {
         let rx = Timestamp::xdp(ts);
         let Some(server) = &self.server else {
-            return ingest.packet(payload, rx);
+            return ingest.packet(payload, rx, now.mono_ns);
         };
         if payload.get(v2::VERSION_OFFSET) != Some(&v2::VERSION) {
-            return ingest.packet(payload, rx);
+            return ingest.packet(payload, rx, now.mono_ns);
         }
         ingest.received();
         let Ok(mut server) = server.lock() else { return };
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now_ms = now.wall_ms;
         let local: SocketAddr = SocketAddrV4::new(tickgate_testkit::lab::RX_IP4, GAME_PORT).into();
         let reply = match v2::parse_header(payload, payload.len()).map(|h| h.kind) {
             Ok(v2::Kind::Request) => server.on_request(src, local, payload, now_ms).ok(),
-            Ok(v2::Kind::Response) => match server.on_response(src, payload, now_ms, clock_monotonic_ns()) {
+            Ok(v2::Kind::Response) => match server.on_response(src, payload, now_ms, now.mono_ns) {
                 Ok(accepted) => {
                     ingest.event(
                         SessionEvent {
@@ -585,9 +605,9 @@ impl SocketGate {
             },
             Ok(_) => {
                 if let Ok(Data::Input { player_id, match_id, plain, .. }) =
-                    server.open_data(src, payload, clock_monotonic_ns(), &mut self.plain)
+                    server.open_data(src, payload, now.mono_ns, &mut self.plain)
                 {
-                    return ingest.input_v2(player_id as u32, match_id, plain, rx);
+                    return ingest.input_v2(player_id as u32, match_id, plain, rx, now.mono_ns);
                 }
                 None
             }

@@ -498,20 +498,22 @@ impl Ingest {
         }
     }
 
-    /// One UDP payload (tickgate header + body) received at `rx`.
-    pub fn packet(&mut self, payload: &[u8], rx: Timestamp) {
+    /// One UDP payload (tickgate header + body) received at `rx`; `now_ns` is CLOCK_MONOTONIC,
+    /// read once per batch (it only measures clients' idleness).
+    pub fn packet(&mut self, payload: &[u8], rx: Timestamp, now_ns: u64) {
         self.stats.add(Counter::Received, 1);
         match wire::decode(payload) {
-            Ok(Packet::Input(packet)) => self.deliver(&packet, rx, 0),
+            Ok(Packet::Input(packet)) => self.deliver(&packet, rx, 0, now_ns),
             Ok(Packet::Sync(_)) => self.stats.add(Counter::SyncPackets, 1),
             Err(e) => bump(&self.stats.wire[e.counter_index()], 1),
         }
     }
 
-    /// The plaintext of a protocol v2 input packet from `player`'s session in `match_id`.
-    pub fn input_v2(&mut self, player: u32, match_id: u64, plain: &[u8], rx: Timestamp) {
+    /// The plaintext of a protocol v2 input packet from `player`'s session in `match_id`
+    /// (`now_ns` as for [`packet`](Self::packet)).
+    pub fn input_v2(&mut self, player: u32, match_id: u64, plain: &[u8], rx: Timestamp, now_ns: u64) {
         match wire::decode_input_v2(player, plain) {
-            Ok(packet) => self.deliver(&packet, rx, match_id),
+            Ok(packet) => self.deliver(&packet, rx, match_id, now_ns),
             Err(e) => bump(&self.stats.wire[e.counter_index()], 1),
         }
     }
@@ -580,11 +582,10 @@ impl Ingest {
         self.stats.add(Counter::Received, 1);
     }
 
-    fn deliver(&mut self, packet: &wire::InputPacket<'_>, rx: Timestamp, match_id: u64) {
+    fn deliver(&mut self, packet: &wire::InputPacket<'_>, rx: Timestamp, match_id: u64, now_ns: u64) {
         self.stats.add(Counter::InputPackets, 1);
-        let now = sys::clock_monotonic_ns();
         for command in packet.commands() {
-            if let Err(reject) = self.clients.check(command.client_id, command.seq, now) {
+            if let Err(reject) = self.clients.check(command.client_id, command.seq, now_ns) {
                 bump(&self.stats.rejected[reject.counter_index()], 1);
                 continue;
             }
@@ -711,6 +712,8 @@ pub fn spawn(
             }
             // The clock, then the program's count for the queue, then the ring (see `CaughtUp`).
             let before = sys::clock_tai_ns();
+            // Idleness of sessions and clients is measured per batch, not per packet.
+            let now_mono = sys::clock_monotonic_ns();
             let count = config.queue_counts.as_ref().and_then(|c| c.get(queue));
             let batch = match socket.receive(config.batch, |r| {
                 if let Some(meta) = &r.meta {
@@ -732,18 +735,17 @@ pub fn spawn(
                 match &sessions {
                     Some(s) if payload.get(v2::VERSION_OFFSET) == Some(&v2::VERSION) => {
                         ingest.received();
-                        let now = sys::clock_monotonic_ns();
                         match s.gate.packet(
                             s.slot,
                             r.frame,
                             payload,
-                            now,
+                            now_mono,
                             &mut plain,
                             &mut replies,
                             &mut events,
                         ) {
                             Outcome::Input { player, match_id, plain } => {
-                                ingest.input_v2(player, match_id, plain, rx);
+                                ingest.input_v2(player, match_id, plain, rx, now_mono);
                             }
                             Outcome::CatchUp { session, player, match_id, from_tick } => {
                                 ingest.session_packet();
@@ -755,7 +757,7 @@ pub fn spawn(
                             ingest.event(event, rx);
                         }
                     }
-                    _ => ingest.packet(payload, rx),
+                    _ => ingest.packet(payload, rx, now_mono),
                 }
             }) {
                 Ok(batch) => batch,
@@ -982,10 +984,10 @@ mod tests {
         // Room for two inputs: the third new one finds the hand-off full.
         let (producer, mut consumer) = channel(2, &Arc::default());
         let mut ingest = Ingest::new(producer, ClientsConfig::default(), Arc::clone(&stats));
-        ingest.packet(&packet(7, 0, 2), Timestamp::xdp(10));
+        ingest.packet(&packet(7, 0, 2), Timestamp::xdp(10), 0);
         // Resends seq 0 and 1 (duplicates) with seq 2, which does not fit in the hand-off.
-        ingest.packet(&packet(7, 0, 3), Timestamp::nic(20));
-        ingest.packet(b"not a tickgate packet", Timestamp::xdp(30));
+        ingest.packet(&packet(7, 0, 3), Timestamp::nic(20), 0);
+        ingest.packet(b"not a tickgate packet", Timestamp::xdp(30), 0);
         ingest.unusable(1, 2, 3);
 
         let r = stats.report();
@@ -1047,8 +1049,8 @@ mod tests {
                 let t = base + tick * MS + (2 * k + 1) * 100_000;
                 let seq = tick * 3 + k;
                 let rx = nic.stamp(Timestamp::nic(fake.phc_at(t)), base);
-                nic.packet(&packet(1, seq, 1), rx);
-                xdp.packet(&packet(2, seq, 1), xdp.stamp(Timestamp::xdp(t + 100_000), base));
+                nic.packet(&packet(1, seq, 1), rx, 0);
+                xdp.packet(&packet(2, seq, 1), xdp.stamp(Timestamp::xdp(t + 100_000), base), 0);
             }
         }
         nic.publish_watermark(base + 10 * MS);
