@@ -214,7 +214,9 @@ impl Counter {
     }
 }
 
-/// Live counters of one queue, written by its worker, read by anyone.
+/// Live counters of one queue, written by one thread (its worker), read by anyone. The writer
+/// is one thread at a time: counters are bumped with a load and a store, not a locked add, so
+/// two threads counting into the same `QueueStats` at once could lose counts.
 #[derive(Debug)]
 pub struct QueueStats {
     queue: u32,
@@ -384,9 +386,13 @@ impl QueueStats {
     }
 }
 
+/// Adds `n` to a counter of [`QueueStats`]. One thread writes a queue's counters (its worker,
+/// or the bench receiver that owns them), so a plain load and store does, and keeps a locked
+/// read-modify-write (a full barrier on x86) off the per-packet path; readers see each counter
+/// whole either way.
 fn bump(counter: &AtomicU64, n: u64) {
     if n > 0 {
-        counter.fetch_add(n, Ordering::Relaxed);
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 }
 
