@@ -51,14 +51,15 @@ fn check(udp_payload: &[u8]) {
             for (i, command) in commands.iter().enumerate() {
                 assert_eq!(command.seq, packet.first_seq + i as u64);
                 assert_eq!(command.client_id, packet.header.client_id);
-                assert_eq!(command.command, &frame.commands[i]);
+                assert_eq!(command.command(), frame.commands[i]);
+                assert_eq!(command.client_frame, frame.commands[i].client_frame);
                 // The raw bytes kept for the game are the command as sent.
-                assert_eq!(PlayerCommand::decode(command.raw).as_ref(), Ok(command.command));
+                assert_eq!(PlayerCommand::decode(command.raw), Ok(command.command()));
                 // What the sequencer gets is a one-command frame numbered with the command's seq.
                 let input = command.to_input(Timestamp::xdp(1), 0, 0);
                 let single =
                     InputFrame::decode(input.payload.as_slice()).expect("to_input writes a valid frame");
-                assert_eq!(single, InputFrame { first_seq: command.seq, commands: vec![*command.command] });
+                assert_eq!(single, InputFrame { first_seq: command.seq, commands: vec![command.command()] });
             }
 
             let header = packet.header;

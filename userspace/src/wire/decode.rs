@@ -62,7 +62,7 @@ fn decode_input_checked(
         header,
         first_seq: 0,
         len: 0,
-        commands: [PlayerCommand::default(); MAX_COMMANDS],
+        client_frames: [0; MAX_COMMANDS],
         spans: [(0, 0); MAX_COMMANDS],
         payload,
     };
@@ -79,12 +79,12 @@ fn decode_input_checked(
                     bad_action = Some(command.action);
                 }
                 if let (Some(slot), Some(span), Ok(start), Ok(end)) = (
-                    packet.commands.get_mut(count),
+                    packet.client_frames.get_mut(count),
                     packet.spans.get_mut(count),
                     u16::try_from(start),
                     u16::try_from(start + bytes.len()),
                 ) {
-                    *slot = command;
+                    *slot = command.client_frame;
                     *span = (start, end);
                 }
                 count += 1;
@@ -118,7 +118,7 @@ fn decode_input_checked(
 /// value of a field wins, a varint is truncated to its field's width, unknown fields are skipped.
 /// (`scan_agrees_with_prost` and the `decode` fuzz target hold it to prost's own decoding; the
 /// struct literal below stops compiling when the message gains a field.)
-fn decode_command(bytes: &[u8]) -> Result<PlayerCommand, WireError> {
+pub(super) fn decode_command(bytes: &[u8]) -> Result<PlayerCommand, WireError> {
     let (mut command_id, mut entity_id, mut target_id, mut action, mut client_timestamp_us, mut client_frame) =
         (0, 0, 0, 0, 0, 0);
     let mut fields = Fields::new(bytes);

@@ -31,7 +31,10 @@ pub struct InputPacket<'a> {
     /// `first_seq` of the frame: the seq of the first command.
     pub first_seq: u64,
     pub(super) len: usize,
-    pub(super) commands: [PlayerCommand; MAX_COMMANDS],
+    /// Each command's `client_frame`, the one field a worker needs decoded (the rest travels in
+    /// the command's bytes; [`Command::command`] decodes them all): a packet this small moves
+    /// cheaply out of `decode`, where a decoded `PlayerCommand` per slot made it 1.2 KB.
+    pub(super) client_frames: [u32; MAX_COMMANDS],
     /// Where each command's encoding sits in `payload`: `(start, end)`.
     pub(super) spans: [(u16, u16); MAX_COMMANDS],
     pub(super) payload: &'a [u8],
@@ -43,12 +46,12 @@ impl InputPacket<'_> {
         let client_id = self.header.client_id;
         let first_seq = self.first_seq;
         let payload = self.payload;
-        self.commands.iter().zip(&self.spans).take(self.len).enumerate().map(
-            move |(i, (command, &(start, end)))| Command {
+        self.client_frames.iter().zip(&self.spans).take(self.len).enumerate().map(
+            move |(i, (&client_frame, &(start, end)))| Command {
                 client_id,
                 // Cannot overflow: decode checked first_seq + len - 1 == header seq.
                 seq: first_seq.wrapping_add(i as u64),
-                command,
+                client_frame,
                 raw: payload.get(usize::from(start)..usize::from(end)).unwrap_or_default(),
             },
         )
@@ -56,7 +59,7 @@ impl InputPacket<'_> {
 
     /// The frame as prost's type (allocates; workers use [`InputPacket::commands`]).
     pub fn frame(&self) -> InputFrame {
-        InputFrame { first_seq: self.first_seq, commands: self.commands[..self.len].to_vec() }
+        InputFrame { first_seq: self.first_seq, commands: self.commands().map(|c| c.command()).collect() }
     }
 }
 
@@ -65,7 +68,7 @@ impl fmt::Debug for InputPacket<'_> {
         f.debug_struct("InputPacket")
             .field("header", &self.header)
             .field("first_seq", &self.first_seq)
-            .field("commands", &&self.commands[..self.len])
+            .field("commands", &self.frame().commands)
             .finish()
     }
 }
@@ -77,13 +80,20 @@ pub struct Command<'a> {
     pub client_id: u32,
     /// The command's sequence number: `first_seq` plus its index in the frame.
     pub seq: u64,
-    /// The decoded command.
-    pub command: &'a PlayerCommand,
+    /// The command's `client_frame`.
+    pub client_frame: u32,
     /// The command's bytes as the client encoded them, unknown fields included.
     pub raw: &'a [u8],
 }
 
 impl Command<'_> {
+    /// The decoded command, as prost decodes [`raw`](Self::raw).
+    pub fn command(&self) -> PlayerCommand {
+        // `decode` accepted these very bytes with the same function, so this cannot fail; the
+        // default is never seen.
+        super::decode::decode_command(self.raw).unwrap_or_default()
+    }
+
     /// The [`Input`] handed to the sequencer. Its payload is a one-command `InputFrame`
     /// (`first_seq` = this seq) that embeds the client's bytes for the command unchanged, so
     /// fields this build does not know still reach the game.
@@ -125,7 +135,7 @@ impl Command<'_> {
             client_id: self.client_id,
             match_id,
             seq: self.seq,
-            client_frame: self.command.client_frame,
+            client_frame: self.client_frame,
             payload,
         }
     }

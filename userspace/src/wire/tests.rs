@@ -108,7 +108,7 @@ fn input_round_trip() {
     assert_eq!(seqs(&packet), [40, 41, 42]);
     assert_eq!(packet.frame(), frame);
     for (c, expected) in packet.commands().zip(&frame.commands) {
-        assert_eq!(c.command, expected);
+        assert_eq!(&c.command(), expected);
         assert_eq!(c.client_id, 0xC0FFEE);
         assert_eq!(PlayerCommand::decode(c.raw).unwrap(), *expected);
     }
@@ -207,7 +207,7 @@ fn unknown_fields_reach_the_game() {
     let bytes = raw_packet(Kind::Input, 8, 0, &payload);
     let Ok(Packet::Input(packet)) = decode(&bytes) else { panic!("valid packet rejected") };
     let c = packet.commands().next().unwrap();
-    assert_eq!(*c.command, cmd(1, Action::Move, 5));
+    assert_eq!(c.command(), cmd(1, Action::Move, 5));
     assert_eq!(c.raw, &command[..]);
     let input = c.to_input(Timestamp::xdp(0), 0, 0);
     assert!(input.payload.ends_with(&[15 << 3, 99]));
@@ -235,7 +235,7 @@ fn last_value_wins_as_in_prost() {
     payload.extend_from_slice(&command);
     let bytes = raw_packet(Kind::Input, 1, 0, &payload);
     assert!(
-        matches!(decode(&bytes), Ok(Packet::Input(p)) if p.commands().next().unwrap().command.action == 2)
+        matches!(decode(&bytes), Ok(Packet::Input(p)) if p.commands().next().unwrap().command().action == 2)
     );
 }
 
