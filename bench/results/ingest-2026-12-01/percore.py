@@ -1,6 +1,6 @@
 # Inputs/s per worker core (delivered inputs/s over the worker thread's share of a core) in a
 # sweep report: for each pair and round, at the highest offered rate both receivers served
-# losing <= 0.5 %, as the bench's report does. Usage: percore.py DIR...
+# losing <= 0.5 % (not the `max` step), as the bench's report does. Usage: percore.py DIR...
 import json, sys, os
 PAIRS = [('tickgate-wakeup', 'socket-recvmmsg'), ('tickgate-paced', 'socket-recvmmsg'), ('tickgate-paced', 'socket-paced')]
 for d in [a for a in sys.argv[1:] if a != '-v']:
@@ -8,8 +8,10 @@ for d in [a for a in sys.argv[1:] if a != '-v']:
     steps = {}
     for rx, v in sweep.items():
         for st in v['steps']:
-            off = st['offered_pps'] if st['offered_pps'] is not None else float('inf')
-            steps[(rx, 0, off)] = st
+            # As the bench's report: paced steps only (not `max`), nothing unexplained.
+            if st['offered_pps'] is None or st['loss']['unexplained_packets'] != 0:
+                continue
+            steps[(rx, 0, st['offered_pps'])] = st
     out = []
     for t, s in PAIRS:
         for rnd in sorted({k[1] for k in steps}):
