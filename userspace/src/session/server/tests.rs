@@ -434,3 +434,29 @@ fn the_python_reference_reads_the_frame_example() {
     );
     assert_eq!(python_reference(&["frames", &hex(&[0x22; 32]), &hex(&sealed)]), want);
 }
+
+/// The session table's hash: the ids the server hands out (consecutive, from 1) land in distinct
+/// slots of a power-of-two table and spread over the tags hashbrown keeps in the top seven bits,
+/// so lookups stay one probe whatever id a peer forges.
+#[test]
+fn session_ids_spread_over_the_table() {
+    let hash = |id: u32| {
+        let mut h = SessionIds::default();
+        h.write_u32(id);
+        h.finish()
+    };
+    for bits in [4u32, 10, 16] {
+        let slots = 1u64 << bits;
+        for first in [1u32, 70_000, u32::MAX - slots as u32] {
+            let used: std::collections::HashSet<u64> =
+                (0..slots as u32).map(|i| hash(first.wrapping_add(i)) & (slots - 1)).collect();
+            assert_eq!(used.len() as u64, slots, "{slots} consecutive ids from {first} collide");
+        }
+    }
+    let mut tags = [0u32; 128];
+    for id in 1..=65_536u32 {
+        tags[(hash(id) >> 57) as usize] += 1;
+    }
+    // 512 each if even; SipHash-like spread keeps every tag within a few percent of that.
+    assert!(tags.iter().all(|&n| (448..=576).contains(&n)), "{tags:?}");
+}
