@@ -416,7 +416,7 @@ fn receive(
                     alarm.fired();
                 }
                 let mut got = 0;
-                let now = Now::read();
+                let clocks = Now::read();
                 let drained = loop {
                     if got == BATCH {
                         break false;
@@ -424,7 +424,7 @@ fn receive(
                     match sock.recv_from(&mut buf) {
                         Ok((n, src)) => {
                             slack.observe(0);
-                            gate.packet(sock, &mut ingest, &buf[..n], src, clock_tai_ns(), now);
+                            gate.packet(sock, &mut ingest, &buf[..n], src, clock_tai_ns(), clocks);
                             got += 1;
                         }
                         Err(e) if is_timeout(&e) => break true,
@@ -497,10 +497,10 @@ fn receive(
                 match batch.recv(sock, flags) {
                     Ok(n) => {
                         let ts = clock_tai_ns();
-                        let now = Now::read();
+                        let clocks = Now::read();
                         for i in 0..n {
                             slack.observe(0);
-                            gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts, now);
+                            gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts, clocks);
                         }
                         if n < batch.capacity() {
                             publish(&mut ingest, stats, ts.saturating_sub(slack.slack_ns()));
@@ -526,9 +526,9 @@ fn receive(
             Ok(0) => break,
             Ok(n) => {
                 let ts = clock_tai_ns();
-                let now = Now::read();
+                let clocks = Now::read();
                 for i in 0..n {
-                    gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts, now);
+                    gate.packet(sock, &mut ingest, batch.datagram(i), batch.source(i), ts, clocks);
                 }
             }
             Err(_) => break,

@@ -387,9 +387,9 @@ fn relay_loop(
             match batch.recv(sock, libc::MSG_DONTWAIT) {
                 Ok(n) if n > 0 => {
                     let ts = clock_tai_ns();
-                    let now = crate::receiver::Now::read();
+                    let clocks = crate::receiver::Now::read();
                     for i in 0..n {
-                        gate.packet(sock, ingest, batch.datagram(i), batch.source(i), ts, now);
+                        gate.packet(sock, ingest, batch.datagram(i), batch.source(i), ts, clocks);
                     }
                     if n < batch.capacity() {
                         break;
