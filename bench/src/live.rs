@@ -7,9 +7,10 @@
 //! and what tickgate's program passes). A frame the peer's ring cannot take is counted by veth as
 //! the sender's `tx_dropped`, which the bench's accounting already reads.
 //!
-//! Every copy is the same bytes, so only traffic that may repeat can go this way: junk, and the
-//! ceiling's packets that XDP drops anyway. Sealed protocol v2 inputs are unique per packet and
-//! keep going through sockets.
+//! Every copy of a call is the same bytes, so traffic that may repeat goes many copies a call:
+//! junk, and the ceiling's packets that XDP drops anyway. Sealed protocol v2 inputs are unique
+//! per packet: with `--generators live-inputs` each is a call of one copy (a call of more copies
+//! switches the kernel's XDP dispatcher twice, some 24 ms here; one copy, 13-15 µs).
 
 use std::{
     ffi::CString,
@@ -111,8 +112,13 @@ impl LiveFrames {
 /// [`LIVE_SRC_PORT`] to `dst_port`, carrying `payload` (the fixtures' frame builder, with the
 /// lab's addresses).
 pub fn udp_frame(dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    udp_frame_from(LIVE_SRC_PORT, dst_port, payload)
+}
+
+/// As [`udp_frame`], from `src_port` (a legit input's flow, whose session is keyed by it).
+pub fn udp_frame_from(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let ip = Ip::between(TX_IP4.into(), RX_IP4.into());
-    Frame { dst_mac: RX_MAC, src_mac: TX_MAC, ..Frame::udp(ip, LIVE_SRC_PORT, dst_port, payload) }.build()
+    Frame { dst_mac: RX_MAC, src_mac: TX_MAC, ..Frame::udp(ip, src_port, dst_port, payload) }.build()
 }
 
 #[cfg(test)]

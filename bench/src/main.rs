@@ -193,7 +193,8 @@ struct Args {
     no_watermark_proof: bool,
     /// How flood and ceiling packets enter the lab, each a scenario of its own: `skb` (sockets)
     /// and `live` (junk and the ceiling's packets as live XDP frames via BPF_PROG_RUN, like a
-    /// NIC's receive; labelled `-live`).
+    /// NIC's receive; labelled `-live`); `live-inputs` sends the legit inputs as live frames too
+    /// (one call each), for seed and flood (labelled `-live-inputs`; not the ceiling).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "skb,live")]
     generators: Vec<GenPath>,
     /// Graces of the grace scenario, µs.
@@ -336,6 +337,7 @@ fn path_suffix(path: GenPath) -> &'static str {
     match path {
         GenPath::Skb => "",
         GenPath::Live => "-live",
+        GenPath::LiveInputs => "-live-inputs",
     }
 }
 
@@ -460,16 +462,23 @@ fn plan(a: &Args) -> Vec<Planned> {
     for scenario in &a.scenarios {
         match scenario {
             Scenario::Seed => {
-                for (tick_hz, grace_us, suffix) in &variants {
-                    for round in 0..a.rounds {
-                        out.extend(each_receiver(
-                            &format!("seed{suffix}"),
-                            round,
-                            round,
-                            frames(*tick_hz, *grace_us),
-                            load(Some(a.rate), a.duration, None),
-                            None,
-                        ));
+                // Sockets always; live frames only for legit inputs too (the seed has no junk).
+                let paths = [GenPath::Skb]
+                    .into_iter()
+                    .chain(a.generators.iter().copied().filter(|p| *p == GenPath::LiveInputs));
+                for path in paths {
+                    let via = path_suffix(path);
+                    for (tick_hz, grace_us, suffix) in &variants {
+                        for round in 0..a.rounds {
+                            out.extend(each_receiver(
+                                &format!("seed{suffix}{via}"),
+                                round,
+                                round,
+                                frames(*tick_hz, *grace_us),
+                                GenConfig { path, ..load(Some(a.rate), a.duration, None) },
+                                None,
+                            ));
+                        }
                     }
                 }
             }
@@ -548,7 +557,7 @@ fn plan(a: &Args) -> Vec<Planned> {
                 // 1 packet/s with a burst of 1 per source: every valid game packet after the
                 // first of each second is dropped at the hook as rate_limited.
                 let limit = RateLimit::new(1, 1).ok();
-                for &path in &a.generators {
+                for &path in a.generators.iter().filter(|p| **p != GenPath::LiveInputs) {
                     for round in 0..a.rounds {
                         out.push(Planned {
                             spec: spec(

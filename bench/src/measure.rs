@@ -510,7 +510,7 @@ fn account(spec: &Spec, g: &GenReport, sink: &Sink, r: &ReceiverReport, k: &Kern
     // Live frames the receiver's ring could not take are counted on both sides (the receiver's
     // rx_dropped repeats the sender's tx_dropped): once is enough.
     let rx_dropped =
-        if r.tickgate.is_some() || spec.load.path == GenPath::Live { 0 } else { k.rx_link.rx_dropped };
+        if r.tickgate.is_some() || spec.load.path != GenPath::Skb { 0 } else { k.rx_link.rx_dropped };
     add("veth.rx_dropped".into(), rx_dropped);
     let veth = rx_dropped + k.tx_link.tx_dropped;
     let mut terminal = veth;
@@ -572,8 +572,9 @@ fn account(spec: &Spec, g: &GenReport, sink: &Sink, r: &ReceiverReport, k: &Kern
     let lost = g.inputs as i64 - sink.inputs as i64;
     let input_drops: u64 =
         r.queues.iter().flat_map(|q| q.dropped_inputs.values()).sum::<u64>() + r.sequencer.late_dropped;
-    // Live frames repeat one packet: inputs and packets no longer map one to one.
-    let exact_inputs = !spec.load.junk && spec.load.redundancy <= 1 && spec.load.path == GenPath::Skb;
+    // Live frames of many copies repeat one packet: inputs and packets no longer map one to one
+    // (live inputs are one copy each).
+    let exact_inputs = !spec.load.junk && spec.load.redundancy <= 1 && spec.load.path != GenPath::Live;
     Loss {
         legit_inputs_lost: lost,
         legit_loss_pct: if g.inputs > 0 { 100.0 * lost as f64 / g.inputs as f64 } else { 0.0 },

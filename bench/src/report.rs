@@ -561,7 +561,8 @@ fn compact(r: &RunResult) -> Value {
         "scenario": r.scenario, "receiver": r.receiver, "round": r.round,
         "tick_hz": r.tick_hz, "grace_us": r.grace_us, "offered_pps": r.offered_pps,
         "generator": {
-            "legit_packets": r.generator.legit_packets, "inputs": r.generator.inputs,
+            "legit_packets": r.generator.legit_packets, "legit_live_frames": r.generator.legit_live_frames,
+            "inputs": r.generator.inputs,
             "junk_game_port": r.generator.junk_game_port, "junk_other_port": r.generator.junk_other_port,
             "legit_pps": r.generator.legit_pps, "total_pps": r.generator.total_pps,
             "late_sends": r.generator.late_sends, "send_errors": r.generator.send_errors,

@@ -66,6 +66,7 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
             "--scenarios", "seed,sweep,flood,ceiling,relay,ring,grace", "--grace-sweep-us", "0,400", "--rounds", "1", "--duration", "0.5",
             "--rate", "2000", "--clients", "16", "--flows", "4", "--fast-tick-hz", "1000",
             "--sweep-rates", "3k,max", "--sweep-duration", "0.4", "--flood-junk-rates", "20k", "--warmup-ms", "0", "--cooldown-ms", "0",
+            "--generators", "skb,live,live-inputs",
             "--max-packets", "300000", "--sockperf-seconds", "1", "--quiet-wait", "0", "--retries", "0",
             "--relay-players", "8", "--relay-matches", "2", "--ring-frames", "200",
             "--quiet", "--out",
@@ -79,8 +80,18 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
 
     let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let scenarios = &report["scenarios"];
-    // `-live`: the junk came as live XDP frames (BPF_PROG_RUN), the legit inputs through sockets.
-    for scenario in ["seed", "seed-1000hz", "flood", "flood-1000hz-junk20k", "flood-live"] {
+    // `-live`: the junk came as live XDP frames (BPF_PROG_RUN), the legit inputs through sockets;
+    // `-live-inputs`: the legit inputs too, each a frame from its flow's port.
+    for scenario in [
+        "seed",
+        "seed-1000hz",
+        "seed-live-inputs",
+        "seed-1000hz-live-inputs",
+        "flood",
+        "flood-1000hz-junk20k",
+        "flood-live",
+        "flood-live-inputs",
+    ] {
         for receiver in RECEIVERS {
             let runs = scenarios[scenario][receiver]["runs"].as_array().unwrap_or_else(|| {
                 panic!(
@@ -92,6 +103,18 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
             let run = &runs[0];
             check_accounted(run);
             check_delivered(run);
+            let (legit, live) =
+                (u(&run["generator"]["legit_packets"]), u(&run["generator"]["legit_live_frames"]));
+            if scenario.ends_with("-live-inputs") {
+                assert_eq!(live, legit, "{scenario} {receiver}: legit inputs not all live frames: {run}");
+            } else {
+                assert_eq!(live, 0, "{scenario} {receiver}: {run}");
+            }
+            // Without junk nothing is lost: a live frame the receiver refused (a wrong port, a
+            // bad checksum) would be.
+            if scenario.starts_with("seed") && scenario.ends_with("-live-inputs") {
+                assert_eq!(run["loss"]["legit_inputs_lost"], 0, "{scenario} {receiver}: inputs lost: {run}");
+            }
             assert!(
                 Path::new(&out).join("hgrm").join(format!("{scenario}.{receiver}.hgrm")).exists(),
                 "{scenario}.{receiver}.hgrm missing"
