@@ -52,9 +52,11 @@ pub enum GenPath {
     /// receive; legit inputs still through sockets (they are unique per packet).
     Live,
     /// Everything as live XDP frames, legit inputs too: each unique packet one `BPF_PROG_RUN`
-    /// call of one copy, from its flow's source port (a call of one copy skips the kernel's
-    /// switch of the XDP dispatcher, which costs a call of more copies some 24 ms here; one copy
-    /// costs 13-15 µs, so a few tens of thousands of inputs a second, not the sweep's rates).
+    /// call of one copy, from its flow's source port. A call of one copy skips the kernel's
+    /// switch of the XDP dispatcher (`bpf_prog_change_xdp`, some 24 ms a call of more copies
+    /// here); it costs 13-15 µs with the receiver's NAPI in the sender's softirq, and more the
+    /// faster calls come with veth's NAPI on another core (the bench's default), which carried
+    /// 7 000-9 500 a second when 10 000 were due (docs/benchmarks.md, "Live inputs").
     LiveInputs,
 }
 

@@ -10,7 +10,8 @@
 //! Every copy of a call is the same bytes, so traffic that may repeat goes many copies a call:
 //! junk, and the ceiling's packets that XDP drops anyway. Sealed protocol v2 inputs are unique
 //! per packet: with `--generators live-inputs` each is a call of one copy (a call of more copies
-//! switches the kernel's XDP dispatcher twice, some 24 ms here; one copy, 13-15 µs).
+//! switches the kernel's XDP dispatcher to the program and back, some 24 ms here; see
+//! [`GenPath::LiveInputs`](crate::generator::GenPath::LiveInputs) for what one copy costs).
 
 use std::{
     ffi::CString,
