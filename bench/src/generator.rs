@@ -51,12 +51,9 @@ pub enum GenPath {
     /// Junk (and the ceiling's packets) as live XDP frames (`BPF_PROG_RUN`), like a NIC's
     /// receive; legit inputs still through sockets (they are unique per packet).
     Live,
-    /// Everything as live XDP frames, legit inputs too: each unique packet one `BPF_PROG_RUN`
-    /// call of one copy, from its flow's source port. A call of one copy skips the kernel's
-    /// switch of the XDP dispatcher (`bpf_prog_change_xdp`, some 24 ms a call of more copies
-    /// here); it costs 13-15 µs with the receiver's NAPI in the sender's softirq, and more the
-    /// faster calls come with veth's NAPI on another core (the bench's default), which carried
-    /// 7 000-9 500 a second when 10 000 were due (docs/benchmarks.md, "Live inputs").
+    /// Everything as live XDP frames, legit inputs too, each at its due time: one long
+    /// `BPF_PROG_RUN` call whose program takes unique frames from a ring the generator fills
+    /// ([`live::LiveSchedule`]), and sends junk (flood) whenever no input is due.
     LiveInputs,
 }
 
@@ -313,8 +310,8 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
     let junk_refs: Vec<&[u8]> = junk_packets.iter().map(Vec::as_slice).collect();
     // Live frames: the same junk as Ethernet frames, and the one sender that may send them.
     let live = match config.path {
-        GenPath::Live | GenPath::LiveInputs => Some(LiveFrames::new(&config.tx_if)?),
-        GenPath::Skb => None,
+        GenPath::Live => Some(LiveFrames::new(&config.tx_if)?),
+        GenPath::Skb | GenPath::LiveInputs => None,
     };
     let live_junk =
         [live::udp_frame(config.dst.port(), &junk_packets[0]), live::udp_frame(OTHER_PORT, &junk_packets[1])];
@@ -327,8 +324,12 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
 
     // Both clocks tick at the same rate; pace on MONOTONIC (immune to TAI steps), stamp in TAI.
     let start_mono = clock_monotonic_ns() + start_tai_ns.saturating_sub(clock_tai_ns());
-    sys::sleep_until_monotonic(start_mono);
     let end_mono = start_mono + config.duration.as_nanos() as u64;
+    if config.path == GenPath::LiveInputs {
+        let plan = Schedule { clients, sessions, flow_ports, live_junk, start_mono, end_mono, redundancy };
+        return run_live_schedule(config, plan, report, stop);
+    }
+    sys::sleep_until_monotonic(start_mono);
     let mut scheduled = 0u64;
     let mut junk_scheduled = 0u64;
     let mut next_client = 0usize;
@@ -457,19 +458,6 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
         // A packet the kernel refuses is lost to the receiver: count it, skip it, send the rest.
         let mut accepted = vec![false; n];
         let mut done = 0;
-        if let Some(live) = live.as_ref().filter(|_| config.path == GenPath::LiveInputs) {
-            for (packet, ok) in refs.iter().zip(accepted.iter_mut()) {
-                let frame = live::udp_frame_from(flow_ports[flow_no], config.dst.port(), packet);
-                match live.send(&frame, 1) {
-                    Ok(()) => {
-                        *ok = true;
-                        report.legit_live_frames += 1;
-                    }
-                    Err(e) => *report.send_errors.entry(errno_name(&e)).or_default() += 1,
-                }
-            }
-            done = n;
-        }
         while done < n {
             match sys::send_batch(flow, &refs[done..], &legit_dsts[done..n]) {
                 Ok(0) => break,
@@ -506,6 +494,168 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
     }
     let first = first_send.unwrap_or(start_mono);
     report.elapsed_s = last_send.saturating_sub(first).max(1) as f64 / 1e9;
+    report.legit_pps = report.legit_packets as f64 / report.elapsed_s;
+    report.total_pps = report.total() as f64 / report.elapsed_s;
+    if report.size_min == usize::MAX {
+        report.size_min = 0;
+    }
+    Ok(report)
+}
+
+/// How far ahead of its due time a frame is put in the live schedule's ring.
+const SCHEDULE_LEAD_NS: u64 = 20_000_000;
+/// Slots of the live schedule's ring (a power of two; 152 bytes each).
+const SCHEDULE_RING: u32 = 1 << 16;
+
+/// What `run_live_schedule` sends from: the clients (and their sessions) and flows of the run.
+struct Schedule {
+    clients: Vec<SyntheticClient>,
+    sessions: Vec<Client>,
+    flow_ports: Vec<u16>,
+    live_junk: [Vec<u8>; 2],
+    start_mono: u64,
+    end_mono: u64,
+    redundancy: u64,
+}
+
+/// `--generators live-inputs`: every legit input a live frame of its own, sent at its due time
+/// by one long live-frame call ([`live::LiveSchedule`]) on a thread of its own, with junk (if
+/// the scenario has junk) in every run of the program that has no input due. This thread fills
+/// the schedule's ring ahead of the due times, then ends the call.
+fn run_live_schedule(
+    config: &GenConfig,
+    mut plan: Schedule,
+    mut report: GenReport,
+    stop: &AtomicBool,
+) -> std::io::Result<GenReport> {
+    let Some(rate) = config.rate.filter(|r| *r > 0) else {
+        return Err(std::io::Error::other("live inputs are paced: they need a rate"));
+    };
+    let junk_budget = if config.junk { config.max_packets } else { 0 };
+    let schedule = Arc::new(live::LiveSchedule::new(
+        &config.tx_if,
+        SCHEDULE_RING,
+        [&plan.live_junk[0], &plan.live_junk[1]],
+        junk_budget,
+    )?);
+    sys::interrupt_with_sigusr1()?;
+    let due = |k: u64| plan.start_mono + (u128::from(k) * 1_000_000_000 / u128::from(rate)) as u64;
+    let tai_minus_mono = clock_tai_ns().wrapping_sub(clock_monotonic_ns());
+    let total = (u128::from(rate) * config.duration.as_nanos() / 1_000_000_000) as u64;
+    let total = total.min(config.max_packets);
+    let mut owners: Vec<(usize, u64)> = Vec::with_capacity(total as usize);
+    let mut body = Vec::with_capacity(MAX_PACKET);
+    let mut packet = Vec::with_capacity(MAX_PACKET);
+    let mut next_client = 0usize;
+    let mut produced = 0u64;
+    let mut late = 0u64;
+    // Fills the ring with what is due before `until`, as far as it has room.
+    let mut produce = |until: u64, sent: u64, report: &mut GenReport| -> std::io::Result<()> {
+        while produced < total && due(produced) < until && produced < sent + u64::from(schedule.capacity()) {
+            let k = produced;
+            if k >= u64::from(schedule.capacity()) {
+                // The frame leaving its slot: was it late?
+                let (was_due, sent_at) = schedule.times(k - u64::from(schedule.capacity()));
+                late += u64::from(sent_at.saturating_sub(was_due) > 1_000_000);
+            }
+            let flow = (k % plan.flow_ports.len() as u64) as usize;
+            let stamp = due(k).wrapping_add(tai_minus_mono);
+            let (c, seq) = match plan.sessions.get_mut(flow) {
+                Some(session) => {
+                    let seq = plan.clients[flow].next_body(stamp, &mut body);
+                    pad_fields(&mut body, config.size.saturating_sub(v2::HEADER_LEN + v2::TAG_LEN));
+                    session.seal(v2::Kind::Input, &body, &mut packet);
+                    (flow, seq)
+                }
+                None => {
+                    let c = next_client;
+                    next_client = (next_client + 1) % plan.clients.len();
+                    let seq = plan.clients[c].next_packet(stamp, &mut packet);
+                    pad(&mut packet, config.size);
+                    (c, seq)
+                }
+            };
+            report.size_min = report.size_min.min(packet.len());
+            report.size_max = report.size_max.max(packet.len());
+            schedule.put(
+                k,
+                due(k),
+                &live::udp_frame_from(plan.flow_ports[flow], config.dst.port(), &packet),
+            )?;
+            owners.push((c, seq));
+            produced += 1;
+        }
+        schedule.set_produced(produced);
+        Ok(())
+    };
+    produce(plan.start_mono + SCHEDULE_LEAD_NS, 0, &mut report)?;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let caller = {
+        let (schedule, done) = (Arc::clone(&schedule), Arc::clone(&done));
+        // Created on this thread: it shares its network namespace and core.
+        std::thread::Builder::new().name("bench-gen-sched".into()).spawn(move || -> std::io::Result<()> {
+            // SAFETY: pthread_self has no preconditions.
+            let _ = tid_tx.send(unsafe { libc::pthread_self() });
+            while !done.load(Ordering::Relaxed) {
+                schedule.run(u32::MAX)?;
+            }
+            Ok(())
+        })?
+    };
+    let caller_thread =
+        tid_rx.recv().map_err(|_| std::io::Error::other("the live schedule's thread did not start"))?;
+    let mut failure = None;
+    loop {
+        let now = clock_monotonic_ns();
+        let sent = schedule.state().next;
+        // Every input sent, and (with junk) the duration over; or the deadline, or a stop.
+        let finished = sent >= total && (!config.junk || now >= plan.end_mono);
+        if finished
+            || now >= plan.end_mono + 100_000_000
+            || stop.load(Ordering::Relaxed)
+            || caller.is_finished()
+        {
+            break;
+        }
+        if let Err(e) = produce(now + SCHEDULE_LEAD_NS, sent, &mut report) {
+            failure = Some(e);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // End the call: signal its thread until it has seen `done`.
+    done.store(true, Ordering::Relaxed);
+    while !caller.is_finished() {
+        // SAFETY: the thread is alive (not finished), so its pthread_t is valid.
+        unsafe { libc::pthread_kill(caller_thread, libc::SIGUSR1) };
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let call = caller.join().map_err(|_| std::io::Error::other("the live schedule's thread panicked"))?;
+    if let Some(e) = failure.or(call.err()) {
+        return Err(e);
+    }
+    let state = schedule.state();
+    // The frames still in their slots.
+    let mut last_sent = plan.start_mono;
+    for k in state.next.saturating_sub(u64::from(schedule.capacity()))..state.next {
+        let (was_due, sent_at) = schedule.times(k);
+        late += u64::from(sent_at.saturating_sub(was_due) > 1_000_000);
+        last_sent = last_sent.max(sent_at);
+    }
+    let mut last_sent_seq = vec![0u64; plan.clients.len()];
+    for &(c, seq) in owners.iter().take(state.next as usize) {
+        report.inputs += seq - last_sent_seq[c].max(seq.saturating_sub(plan.redundancy));
+        last_sent_seq[c] = seq;
+    }
+    report.legit_packets = state.next;
+    report.legit_live_frames = state.next;
+    report.late_sends = late;
+    report.junk_game_port = state.junk_sent.div_ceil(2);
+    report.junk_other_port = state.junk_sent / 2;
+    let end = if config.junk { clock_monotonic_ns().min(plan.end_mono) } else { last_sent };
+    report.elapsed_s = end.saturating_sub(plan.start_mono).max(1) as f64 / 1e9;
     report.legit_pps = report.legit_packets as f64 / report.elapsed_s;
     report.total_pps = report.total() as f64 / report.elapsed_s;
     if report.size_min == usize::MAX {

@@ -210,6 +210,10 @@ struct Args {
     /// Seconds per sweep step.
     #[arg(long, default_value_t = 2.0)]
     sweep_duration: f64,
+    /// How the sweep's legit inputs enter the lab: `skb` (sockets) or `live-inputs` (each a live
+    /// XDP frame, as a NIC delivers them; the `max` step is left out, live inputs are paced).
+    #[arg(long, value_enum, default_value = "skb")]
+    sweep_generator: GenPath,
     /// A receiver leaves the sweep after a step losing more than this share of its inputs (%);
     /// the `max` step is always run.
     #[arg(long, default_value_t = 5.0)]
@@ -522,6 +526,7 @@ fn plan(a: &Args) -> Vec<Planned> {
                 for (step, rate) in a.sweep_rates.iter().enumerate() {
                     let pps = match rate {
                         Rate::Pps(p) => Some(*p),
+                        Rate::Max if a.sweep_generator == GenPath::LiveInputs => continue,
                         Rate::Max => None,
                     };
                     let step = step as u32;
@@ -531,7 +536,7 @@ fn plan(a: &Args) -> Vec<Planned> {
                         step,
                         step,
                         frames,
-                        load(pps, a.sweep_duration, None),
+                        GenConfig { path: a.sweep_generator, ..load(pps, a.sweep_duration, None) },
                         Some(*rate),
                     ));
                 }

@@ -284,6 +284,22 @@ impl Epoll {
     }
 }
 
+/// Makes SIGUSR1 interrupt a blocking system call of the thread it is sent to (a handler that
+/// does nothing, without `SA_RESTART`), so that one thread can end another's long
+/// `BPF_PROG_RUN` (`EINTR`). Installing it twice is harmless.
+pub fn interrupt_with_sigusr1() -> io::Result<()> {
+    extern "C" fn nothing(_: libc::c_int) {}
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler is an
+    // async-signal-safe function that does nothing.
+    let ret = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = nothing as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&raw mut action.sa_mask);
+        libc::sigaction(libc::SIGUSR1, &raw const action, std::ptr::null_mut())
+    };
+    if ret != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// Sleeps until CLOCK_MONOTONIC reads `deadline_ns` (returns at once if it already has).
 pub fn sleep_until_monotonic(deadline_ns: u64) {
     let ts = libc::timespec {
