@@ -56,62 +56,51 @@ impl LiveFrames {
     /// Loads the program; `ifname` is the interface to send through (the sender veth), looked up
     /// in the calling thread's namespace, where every later `send` must run too.
     pub fn new(ifname: &str) -> io::Result<Self> {
-        let name = CString::new(ifname).map_err(|_| io::Error::other("interface name with a NUL"))?;
-        // SAFETY: `name` is a NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let prog_name = c"tg_live_tx";
-        let license = c"GPL";
-        // SAFETY: the instruction array outlives the call and has the layout of `bpf_insn` (8
-        // bytes each, little-endian code/regs/off/imm on x86-64); a null `opts` is allowed.
-        let fd = unsafe {
-            libbpf_sys::bpf_prog_load(
-                libbpf_sys::BPF_PROG_TYPE_XDP,
-                prog_name.as_ptr(),
-                license.as_ptr(),
-                XDP_TX_PROGRAM.as_ptr().cast(),
-                XDP_TX_PROGRAM.len() as u64,
-                std::ptr::null_mut(),
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::from_raw_os_error(-fd));
-        }
-        // SAFETY: a new fd that nothing else owns.
-        let prog = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Self { prog, ifindex })
+        Ok(Self { prog: load_xdp(c"tg_live_tx", &XDP_TX_PROGRAM)?, ifindex: ifindex(ifname)? })
     }
 
     /// Sends `copies` copies of `frame` (an Ethernet frame) out of the interface. Returns once
     /// the kernel has run them all (or a signal interrupted it: then fewer went).
     pub fn send(&self, frame: &[u8], copies: u32) -> io::Result<()> {
-        let ctx = libbpf_sys::xdp_md {
-            data: 0,
-            data_end: frame.len() as u32,
-            data_meta: 0,
-            ingress_ifindex: self.ifindex,
-            rx_queue_index: 0,
-            egress_ifindex: 0,
-        };
-        let mut opts = libbpf_sys::bpf_test_run_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
-            data_in: frame.as_ptr().cast(),
-            data_size_in: frame.len() as u32,
-            ctx_in: (&raw const ctx).cast(),
-            ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
-            repeat: copies.clamp(1, MAX_REPEAT) as i32,
-            flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
-            ..Default::default()
-        };
-        // SAFETY: `opts` points at live buffers of the sizes it states, for the whole call.
-        let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &raw mut opts) };
-        if ret < 0 {
-            return Err(io::Error::from_raw_os_error(-ret));
-        }
-        Ok(())
+        run_live(&self.prog, self.ifindex, frame, copies.clamp(1, MAX_REPEAT))
     }
+}
+
+/// The index of `ifname` in the calling thread's network namespace.
+fn ifindex(ifname: &str) -> io::Result<u32> {
+    let name = CString::new(ifname).map_err(|_| io::Error::other("interface name with a NUL"))?;
+    // SAFETY: `name` is a NUL-terminated string.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        index => Ok(index),
+    }
+}
+
+/// One live-frame call: `prog` runs `repeat` times on copies of `frame`, as if interface
+/// `ifindex` had received it. Returns once the kernel has run them all, or with `EINTR` when a
+/// signal interrupted the call (then fewer went).
+fn run_live(prog: &OwnedFd, ifindex: u32, frame: &[u8], repeat: u32) -> io::Result<()> {
+    let ctx = libbpf_sys::xdp_md {
+        data: 0,
+        data_end: frame.len() as u32,
+        data_meta: 0,
+        ingress_ifindex: ifindex,
+        rx_queue_index: 0,
+        egress_ifindex: 0,
+    };
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        data_in: frame.as_ptr().cast(),
+        data_size_in: frame.len() as u32,
+        ctx_in: (&raw const ctx).cast(),
+        ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
+        repeat: repeat.min(i32::MAX as u32) as i32,
+        flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
+        ..Default::default()
+    };
+    // SAFETY: `opts` points at live buffers of the sizes it states, for the whole call.
+    let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &raw mut opts) };
+    if ret < 0 { Err(io::Error::from_raw_os_error(-ret)) } else { Ok(()) }
 }
 
 /// Bytes of a frame a [`LiveSchedule`] sends at most (a 64-byte game payload makes 106).
@@ -310,12 +299,7 @@ impl LiveSchedule {
         if !capacity.is_power_of_two() {
             return Err(io::Error::other("the live schedule's ring must be a power of two"));
         }
-        let name = CString::new(ifname).map_err(|_| io::Error::other("interface name with a NUL"))?;
-        // SAFETY: `name` is a NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let ifindex = ifindex(ifname)?;
         let state = Mapped::new(c"tg_live_state", 32, 1)?;
         let slots = Mapped::new(c"tg_live_slots", SLOT_LEN, capacity)?;
         let junk_map = map_create(c"tg_live_junk", SLOT_LEN, 2, 0)?;
@@ -362,31 +346,9 @@ impl LiveSchedule {
     /// Runs the program until a signal interrupts the call (`Ok`) or its `repeat` runs out
     /// (`Ok` too: call again). Every run sends one frame or none.
     pub fn run(&self, repeat: u32) -> io::Result<()> {
-        let template = [0u8; SCHEDULED_FRAME_MAX];
-        let ctx = libbpf_sys::xdp_md {
-            data: 0,
-            data_end: SCHEDULED_FRAME_MAX as u32,
-            data_meta: 0,
-            ingress_ifindex: self.ifindex,
-            rx_queue_index: 0,
-            egress_ifindex: 0,
-        };
-        let mut opts = libbpf_sys::bpf_test_run_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
-            data_in: template.as_ptr().cast(),
-            data_size_in: SCHEDULED_FRAME_MAX as u32,
-            ctx_in: (&raw const ctx).cast(),
-            ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
-            repeat: repeat.min(i32::MAX as u32) as i32,
-            flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
-            ..Default::default()
-        };
-        // SAFETY: `opts` points at live buffers of the sizes it states, for the whole call.
-        let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &raw mut opts) };
-        match ret {
-            0 => Ok(()),
-            e if -e == libc::EINTR => Ok(()),
-            e => Err(io::Error::from_raw_os_error(-e)),
+        match run_live(&self.prog, self.ifindex, &[0u8; SCHEDULED_FRAME_MAX], repeat) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            other => other,
         }
     }
 
