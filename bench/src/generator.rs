@@ -642,9 +642,10 @@ fn run_live_schedule(
         return Err(e);
     }
     let state = schedule.state();
-    // The frames still in their slots.
+    // The frames still in their slots whose lateness `produce` did not count (it counted each
+    // frame as its slot was taken again, so those before `produced - capacity`).
     let mut last_sent = plan.start_mono;
-    for k in state.next.saturating_sub(u64::from(schedule.capacity()))..state.next {
+    for k in produced.saturating_sub(u64::from(schedule.capacity()))..state.next {
         let (was_due, sent_at) = schedule.times(k);
         late += u64::from(sent_at.saturating_sub(was_due) > 1_000_000);
         last_sent = last_sent.max(sent_at);

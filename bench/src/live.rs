@@ -21,9 +21,12 @@
 use std::{
     ffi::CString,
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering},
 };
 
+use tickgate::sys;
 use tickgate_common::frame::{Frame, Ip};
 use tickgate_testkit::lab::{RX_IP4, RX_MAC, TX_IP4, TX_MAC};
 
@@ -193,16 +196,17 @@ pub struct ScheduleState {
     pub junk_sent: u64,
 }
 
-/// An array map and its memory, mapped into this process.
+/// An array map and its memory, mapped into this process (`tickgate::sys::map_shared`, as the
+/// ingress maps the XDP program's queue counts).
 #[derive(Debug)]
 struct Mapped {
     fd: OwnedFd,
-    ptr: *mut u8,
+    ptr: NonNull<u8>,
     len: usize,
 }
 
-// SAFETY: the mapping is plain shared memory; every access goes through volatile or atomic
-// operations on aligned words, or writes to slots the program no longer reads.
+// SAFETY: the mapping is plain shared memory; every access goes through atomic operations on
+// aligned words, or writes to slots the program no longer reads.
 unsafe impl Send for Mapped {}
 // SAFETY: as above.
 unsafe impl Sync for Mapped {}
@@ -210,45 +214,30 @@ unsafe impl Sync for Mapped {}
 impl Mapped {
     fn new(name: &std::ffi::CStr, value_size: usize, entries: u32) -> io::Result<Self> {
         let fd = map_create(name, value_size, entries, libbpf_sys::BPF_F_MMAPABLE)?;
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-        let len = (value_size.next_multiple_of(8) * entries as usize).next_multiple_of(page);
-        // SAFETY: a shared mapping of the map's own fd, of the size the kernel gives it.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self { fd, ptr: ptr.cast(), len })
+        let len = (value_size.next_multiple_of(8) * entries as usize).next_multiple_of(sys::xsk::page_size());
+        let ptr = sys::map_shared(fd.as_fd(), len, true)?;
+        Ok(Self { fd, ptr, len })
     }
 
     /// The u64 at byte `at` (8-aligned, inside the mapping), shared with the program.
-    fn word(&self, at: usize) -> &std::sync::atomic::AtomicU64 {
+    fn word(&self, at: usize) -> &AtomicU64 {
         assert!(at.is_multiple_of(8) && at + 8 <= self.len);
-        // SAFETY: aligned, in bounds, and the mapping lives as long as `self`.
-        unsafe { &*self.ptr.add(at).cast::<std::sync::atomic::AtomicU64>() }
+        // SAFETY: aligned, in bounds, and mapped (readable and writable) while `self` lives.
+        unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(at).cast::<u64>()) }
     }
 
     /// Copies `bytes` to byte `at`.
     fn write(&self, at: usize, bytes: &[u8]) {
         assert!(at + bytes.len() <= self.len);
         // SAFETY: in bounds; the program does not read this slot until `produced` says so.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(at), bytes.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(at), bytes.len()) };
     }
 }
 
 impl Drop for Mapped {
     fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, unmapped once.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        // SAFETY: the mapping made in `new`; nothing borrows from it once `self` goes.
+        let _ = unsafe { sys::xsk::unmap(self.ptr, self.len) };
     }
 }
 
@@ -306,7 +295,7 @@ impl LiveSchedule {
         for (i, frame) in junk.into_iter().enumerate() {
             map_write(&junk_map, i as u32, &slot(0, frame)?)?;
         }
-        state.word(JUNK_BUDGET).store(junk_budget, std::sync::atomic::Ordering::Release);
+        state.word(JUNK_BUDGET).store(junk_budget, Ordering::Release);
         let code = program(&state.fd, &slots.fd, &junk_map, capacity)?;
         let prog = load_xdp(c"tg_live_sched", &code)?;
         Ok(Self { prog, state, slots, capacity, ifindex, _junk: junk_map })
@@ -328,18 +317,18 @@ impl LiveSchedule {
     /// The due and sent times of frame `k` while it is still in its slot (sent 0: not yet).
     pub fn times(&self, k: u64) -> (u64, u64) {
         let at = self.slot_of(k);
-        let load = |off| self.slots.word(at + off).load(std::sync::atomic::Ordering::Acquire);
+        let load = |off| self.slots.word(at + off).load(Ordering::Acquire);
         (load(0), load(8))
     }
 
     /// Frames `0..produced` may be sent once due.
     pub fn set_produced(&self, produced: u64) {
-        self.state.word(PRODUCED).store(produced, std::sync::atomic::Ordering::Release);
+        self.state.word(PRODUCED).store(produced, Ordering::Release);
     }
 
     /// What the program has done so far.
     pub fn state(&self) -> ScheduleState {
-        let load = |at| self.state.word(at).load(std::sync::atomic::Ordering::Acquire);
+        let load = |at| self.state.word(at).load(Ordering::Acquire);
         ScheduleState { next: load(NEXT), junk_sent: load(JUNK_SENT) }
     }
 

@@ -193,8 +193,8 @@ struct Args {
     no_watermark_proof: bool,
     /// How flood and ceiling packets enter the lab, each a scenario of its own: `skb` (sockets)
     /// and `live` (junk and the ceiling's packets as live XDP frames via BPF_PROG_RUN, like a
-    /// NIC's receive; labelled `-live`); `live-inputs` sends the legit inputs as live frames too
-    /// (one call each), for seed and flood (labelled `-live-inputs`; not the ceiling).
+    /// NIC's receive; labelled `-live`); `live-inputs` sends the legit inputs as live frames too,
+    /// each at its due time, for seed and flood (labelled `-live-inputs`; not the ceiling).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "skb,live")]
     generators: Vec<GenPath>,
     /// Graces of the grace scenario, µs.

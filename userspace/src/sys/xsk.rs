@@ -157,8 +157,9 @@ pub fn map_anonymous(len: usize) -> io::Result<NonNull<u8>> {
 /// `munmap(2)`.
 ///
 /// # Safety
-/// `addr` and `len` must describe a mapping returned by [`map_anonymous`] that nothing uses
-/// any more: no reference into it may outlive this call.
+/// `addr` and `len` must describe a mapping returned by [`map_anonymous`] or
+/// [`map_shared`](super::map_shared) that nothing uses any more: no reference into it may
+/// outlive this call.
 pub unsafe fn unmap(addr: NonNull<u8>, len: usize) -> io::Result<()> {
     // SAFETY: the caller guarantees the range is a mapping of ours that is no longer used.
     if unsafe { libc::munmap(addr.as_ptr().cast(), len) } != 0 {
