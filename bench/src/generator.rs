@@ -58,6 +58,17 @@ pub enum GenPath {
     LiveInputs,
 }
 
+/// Where a flood's junk goes (`--junk-ports`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum JunkPorts {
+    /// Half to the game port (bad magic), half to a port nothing listens on: the host's stack
+    /// takes that half on either path.
+    Both,
+    /// All to the game port: what the frontend, not the host's stack, must shed.
+    Game,
+}
+
 /// Copies per live-frame call at full speed.
 const LIVE_BATCH: u64 = 65_536;
 
@@ -86,9 +97,15 @@ pub struct GenConfig {
     pub redundancy: u32,
     /// Junk packets per second (`None`: as fast as the core allows) when `junk` is on.
     pub junk_rate: Option<u64>,
+    /// Live inputs' paced junk goes in bursts of this many µs of its rate, back to back (as a
+    /// NIC's interrupt moderation hands its NAPI a batch); 0: each frame alone, when due.
+    pub junk_burst_us: u64,
     /// Fill every gap in the legit schedule with junk: bad magic to the game port and valid-size
     /// datagrams to another port, alternating.
     pub junk: bool,
+    /// Where the junk goes: half to another port (`Both`), or all to the game port (`Game`: the
+    /// datagrams that would have gone elsewhere are junk of the game's too).
+    pub junk_ports: JunkPorts,
     /// Receiver.
     pub dst: SocketAddrV4,
     /// Protocol v2: each flow connects as its own player with a token minted with this plan's
@@ -295,8 +312,12 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
     let mut last_sent_seq = vec![0u64; clients.len()];
     let redundancy = u64::from(config.redundancy.clamp(1, wire::MAX_COMMANDS as u32));
 
+    let other_port = match config.junk_ports {
+        JunkPorts::Both => OTHER_PORT,
+        JunkPorts::Game => config.dst.port(),
+    };
     let junk_dsts: Vec<SocketAddrV4> = (0..BATCH)
-        .map(|i| SocketAddrV4::new(*config.dst.ip(), if i % 2 == 0 { config.dst.port() } else { OTHER_PORT }))
+        .map(|i| SocketAddrV4::new(*config.dst.ip(), if i % 2 == 0 { config.dst.port() } else { other_port }))
         .collect();
     let junk_packets: Vec<Vec<u8>> = (0..BATCH)
         .map(|i| {
@@ -315,7 +336,7 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
         GenPath::Skb | GenPath::LiveInputs => None,
     };
     let live_junk =
-        [live::udp_frame(config.dst.port(), &junk_packets[0]), live::udp_frame(OTHER_PORT, &junk_packets[1])];
+        [live::udp_frame(config.dst.port(), &junk_packets[0]), live::udp_frame(other_port, &junk_packets[1])];
 
     let mut report =
         GenReport { size_min: usize::MAX, tid: sys::gettid(), handshake_packets, ..GenReport::default() };
@@ -500,7 +521,7 @@ pub fn run(config: &GenConfig, start_tai_ns: u64, stop: &AtomicBool) -> std::io:
     if report.size_min == usize::MAX {
         report.size_min = 0;
     }
-    Ok(report)
+    Ok(junk_by_port(config, report))
 }
 
 /// How far ahead of its due time a frame is put in the live schedule's ring. The ring holds
@@ -524,7 +545,8 @@ struct Schedule {
 
 /// `--generators live-inputs`: every legit input a live frame of its own, sent at its due time
 /// by one long live-frame call ([`live::LiveSchedule`]) on a thread of its own, with junk (if
-/// the scenario has junk) in every run of the program that has no input due. This thread fills
+/// the scenario has junk) in every run of the program that has no input due, or paced at the
+/// junk rate. This thread fills
 /// the schedule's ring ahead of the due times, then ends the call.
 fn run_live_schedule(
     config: &GenConfig,
@@ -542,6 +564,10 @@ fn run_live_schedule(
         [&plan.live_junk[0], &plan.live_junk[1]],
         junk_budget,
     )?);
+    if let (true, Some(per_second)) = (config.junk, config.junk_rate) {
+        let burst = u128::from(per_second) * u128::from(config.junk_burst_us) / 1_000_000;
+        schedule.pace_junk(per_second, (burst as u64).max(1), plan.start_mono);
+    }
     sys::interrupt_with_sigusr1()?;
     let due = |k: u64| plan.start_mono + (u128::from(k) * 1_000_000_000 / u128::from(rate)) as u64;
     let tai_minus_mono = clock_tai_ns().wrapping_sub(clock_monotonic_ns());
@@ -667,7 +693,15 @@ fn run_live_schedule(
     if report.size_min == usize::MAX {
         report.size_min = 0;
     }
-    Ok(report)
+    Ok(junk_by_port(config, report))
+}
+
+/// With all the junk to the game port, the half counted as "other port" went there too.
+fn junk_by_port(config: &GenConfig, mut report: GenReport) -> GenReport {
+    if config.junk_ports == JunkPorts::Game {
+        report.junk_game_port += std::mem::take(&mut report.junk_other_port);
+    }
+    report
 }
 
 /// What the live junk thread sent.

@@ -170,14 +170,15 @@ impl Asm {
 /// load, on a thread of its own, and its program takes the frames from a ring in a map, which
 /// the generator fills ahead of time through a memory mapping (no system call per frame): each
 /// run of the program sends the oldest frame if it is due (`bpf_ktime_get_ns`, CLOCK_MONOTONIC)
-/// and records when it went; otherwise a junk frame while a junk budget lasts, else nothing
-/// (`XDP_DROP`, and the kernel runs it again). The call ends when the generator signals its
+/// and records when it went; otherwise a junk frame while a junk budget lasts (at full speed, or
+/// paced: a burst of `junk_burst` every `junk_interval` ns), else nothing (`XDP_DROP`, and the kernel runs it again). The call ends when the generator signals its
 /// thread.
 #[derive(Debug)]
 pub struct LiveSchedule {
     prog: OwnedFd,
-    /// `{ next, junk_sent, junk_budget, produced }`, u64 each: the program writes the first two,
-    /// the generator the last two.
+    /// `{ next, junk_sent, junk_budget, produced, junk_interval, junk_due, junk_burst,
+    /// junk_left }`, u64 each: the program writes `next`, `junk_sent`, `junk_due` and
+    /// `junk_left`, the generator the others.
     state: Mapped,
     /// The ring of frames: [`SLOT_LEN`]-byte slots.
     slots: Mapped,
@@ -279,17 +280,22 @@ const NEXT: usize = 0;
 const JUNK_SENT: usize = 8;
 const JUNK_BUDGET: usize = 16;
 const PRODUCED: usize = 24;
+const JUNK_INTERVAL: usize = 32;
+const JUNK_DUE: usize = 40;
+const JUNK_BURST: usize = 48;
+const JUNK_LEFT: usize = 56;
 
 impl LiveSchedule {
     /// Maps and program for a ring of `capacity` frames (a power of two) sent through `ifname`
     /// (looked up in the calling thread's namespace, where the call must run too); two junk
-    /// frames and a junk budget (0: no junk).
+    /// frames and a junk budget (0: no junk), sent at full speed or paced (see
+    /// [`pace_junk`](Self::pace_junk)).
     pub fn new(ifname: &str, capacity: u32, junk: [&[u8]; 2], junk_budget: u64) -> io::Result<Self> {
         if !capacity.is_power_of_two() {
             return Err(io::Error::other("the live schedule's ring must be a power of two"));
         }
         let ifindex = ifindex(ifname)?;
-        let state = Mapped::new(c"tg_live_state", 32, 1)?;
+        let state = Mapped::new(c"tg_live_state", 64, 1)?;
         let slots = Mapped::new(c"tg_live_slots", SLOT_LEN, capacity)?;
         let junk_map = map_create(c"tg_live_junk", SLOT_LEN, 2, 0)?;
         for (i, frame) in junk.into_iter().enumerate() {
@@ -319,6 +325,19 @@ impl LiveSchedule {
         let at = self.slot_of(k);
         let load = |off| self.slots.word(at + off).load(Ordering::Acquire);
         (load(0), load(8))
+    }
+
+    /// Paces the junk: `per_second` frames a second from `from_ns` (CLOCK_MONOTONIC) on, in
+    /// bursts of `burst` back to back (as a NIC's interrupt moderation hands its NAPI a batch),
+    /// instead of one in every run of the program with no input due. Set before
+    /// [`run`](Self::run). A schedule more than one burst behind starts again from the time it
+    /// is found behind (catching up would be a burst of its own).
+    pub fn pace_junk(&self, per_second: u64, burst: u64, from_ns: u64) {
+        let burst = burst.max(1);
+        let interval = (u128::from(burst) * 1_000_000_000 / u128::from(per_second.max(1))).max(1) as u64;
+        self.state.word(JUNK_DUE).store(from_ns, Ordering::Release);
+        self.state.word(JUNK_BURST).store(burst, Ordering::Release);
+        self.state.word(JUNK_INTERVAL).store(interval, Ordering::Release);
     }
 
     /// Frames `0..produced` may be sent once due.
@@ -368,8 +387,11 @@ fn program(state: &OwnedFd, slots: &OwnedFd, junk: &OwnedFd, capacity: u32) -> i
     const JUNK: usize = 0;
     const COPY: usize = 1;
     const DROP: usize = 2;
+    const SEND_JUNK: usize = 3;
+    const STORE_DUE: usize = 4;
+    const IN_BURST: usize = 5;
     let fd = |f: &OwnedFd| f.as_raw_fd();
-    let mut a = Asm::new(3);
+    let mut a = Asm::new(6);
     a.op(0xbf, 6, 1, 0, 0); // r6 = ctx
     a.op(0x62, 10, 0, -4, 0); // *(u32 *)(r10 - 4) = 0
     a.lookup(fd(state), -4);
@@ -395,6 +417,27 @@ fn program(state: &OwnedFd, slots: &OwnedFd, junk: &OwnedFd, capacity: u32) -> i
     a.op(0x79, 8, 7, JUNK_SENT as i16, 0); // r8 = state.junk_sent
     a.op(0x79, 1, 7, JUNK_BUDGET as i16, 0); // r1 = state.junk_budget
     a.jump(0x3d, 8, 1, 0, DROP); // if r8 >= r1 goto drop
+    a.op(0x79, 1, 7, JUNK_INTERVAL as i16, 0); // r1 = state.junk_interval
+    a.jump(0x15, 1, 0, 0, SEND_JUNK); // if r1 == 0 goto send_junk (full speed)
+    a.op(0x79, 1, 7, JUNK_LEFT as i16, 0); // r1 = state.junk_left
+    a.jump(0x55, 1, 0, 0, IN_BURST); // if r1 != 0 goto in_burst
+    a.op(0x85, 0, 0, 0, 5); // r0 = bpf_ktime_get_ns()
+    a.op(0x79, 1, 7, JUNK_DUE as i16, 0); // r1 = state.junk_due
+    a.jump(0xad, 0, 1, 0, DROP); // if r0 < r1 goto drop (the next burst is not due yet)
+    a.op(0x79, 2, 7, JUNK_INTERVAL as i16, 0); // r2 = state.junk_interval
+    a.op(0x0f, 1, 2, 0, 0); // r1 += r2 (the burst after it)
+    a.op(0xbf, 3, 0, 0, 0); // r3 = r0
+    a.op(0x1f, 3, 2, 0, 0); // r3 -= r2
+    a.jump(0x3d, 1, 3, 0, STORE_DUE); // if r1 >= r3 goto store_due
+    a.op(0xbf, 1, 0, 0, 0); // r1 = r0 (more than a burst behind: start again from now,
+    a.op(0x0f, 1, 2, 0, 0); // r1 += r2   the next burst one interval on)
+    a.label(STORE_DUE);
+    a.op(0x7b, 7, 1, JUNK_DUE as i16, 0); // state.junk_due = r1
+    a.op(0x79, 1, 7, JUNK_BURST as i16, 0); // r1 = state.junk_burst
+    a.label(IN_BURST);
+    a.op(0x07, 1, 0, 0, -1); // r1 -= 1
+    a.op(0x7b, 7, 1, JUNK_LEFT as i16, 0); // state.junk_left = r1
+    a.label(SEND_JUNK);
     a.op(0xbf, 1, 8, 0, 0); // r1 = r8
     a.op(0x57, 1, 0, 0, 1); // r1 &= 1
     a.op(0x63, 10, 1, -8, 0); // *(u32 *)(r10 - 8) = r1

@@ -49,7 +49,7 @@ use tickgate::{
 use tickgate_testkit::{lab::Lab, traffic::SessionPlan};
 
 use crate::{
-    generator::{GenConfig, GenPath},
+    generator::{GenConfig, GenPath, JunkPorts},
     measure::{Outcome, Spec},
     receiver::{ReceiverConfig, ReceiverKind},
 };
@@ -204,9 +204,20 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "20k,50k,100k,150k,200k,250k,300k,450k,600k,max")]
     sweep_rates: Vec<Rate>,
     /// Junk rates of the flood steps run at --fast-tick-hz after the full-speed flood at
-    /// --tick-hz (packets/s, `k`/`M` suffixes, `max`; one round each).
+    /// --tick-hz (packets/s, `k`/`M` suffixes, `max`; one round each), for the `skb` and
+    /// `live-inputs` generators.
     #[arg(long, value_delimiter = ',', default_value = "100k,200k,400k")]
     flood_junk_rates: Vec<Rate>,
+    /// Where the flood's junk goes: `both` (half bad magic to the game port, half to a port
+    /// nothing listens on, which the host's stack sheds on either path) or `game` (all to the
+    /// game port: what the frontend must shed; scenarios labelled `-game-port`).
+    #[arg(long, value_enum, default_value = "both")]
+    junk_ports: JunkPorts,
+    /// With `live-inputs`, the paced junk of those steps goes in bursts of this many µs of its
+    /// rate, back to back, as a NIC's interrupt moderation batches what its NAPI polls (veth
+    /// wakes its NAPI for every flush otherwise); 0 sends each junk frame alone when due.
+    #[arg(long, default_value_t = 50)]
+    junk_burst_us: u64,
     /// Seconds per sweep step.
     #[arg(long, default_value_t = 2.0)]
     sweep_duration: f64,
@@ -289,10 +300,18 @@ enum Napi {
     /// to --rx-core for the sleeping receivers; a spinning receiver owns its core, so for those
     /// the NAPI thread goes to --gen-core. The sender's core only sends.
     Threaded,
+    /// As `threaded`, with the NAPI threads at real-time priority (SCHED_FIFO 50): they preempt
+    /// the receiving threads on their core, as a NIC's softirq preempts threads, rather than
+    /// share it with them.
+    ThreadedFifo,
     /// Stock veth: XDP and the kernel receive path run in the sender's softirq, on the
     /// generator's core.
     Sender,
 }
+
+/// SCHED_FIFO priority of the NAPI threads with `--napi threaded-fifo` (the kernel's threaded
+/// IRQ handlers run at 50).
+const NAPI_FIFO_PRIORITY: i32 = 50;
 
 /// `--watermark-slack`: `auto` or µs.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -395,6 +414,8 @@ fn plan(a: &Args) -> Vec<Planned> {
         path: GenPath::Skb,
         tx_if: String::new(),
         rate,
+        junk_burst_us: a.junk_burst_us,
+        junk_ports: a.junk_ports,
         junk_rate: match junk {
             Some(Rate::Pps(r)) => Some(r),
             _ => None,
@@ -431,11 +452,12 @@ fn plan(a: &Args) -> Vec<Planned> {
     let spec = |scenario: String, round: u32, receiver: ReceiverConfig, load: GenConfig| Spec {
         scenario,
         round,
-        napi_core: (a.napi == Napi::Threaded).then_some(if receiver.kind.spins() {
+        napi_core: (a.napi != Napi::Sender).then_some(if receiver.kind.spins() {
             a.gen_core
         } else {
             a.rx_core
         }),
+        napi_fifo: (a.napi == Napi::ThreadedFifo).then_some(NAPI_FIFO_PRIORITY),
         receiver,
         load,
         gen_core: Some(a.gen_core),
@@ -488,7 +510,10 @@ fn plan(a: &Args) -> Vec<Planned> {
             }
             Scenario::Flood => {
                 for &path in &a.generators {
-                    let via = path_suffix(path);
+                    let via = match a.junk_ports {
+                        JunkPorts::Both => path_suffix(path).to_owned(),
+                        JunkPorts::Game => format!("{}-game-port", path_suffix(path)),
+                    };
                     let load = |rate, duration, junk| GenConfig { path, ..load(rate, duration, junk) };
                     // The brief's flood: junk at full speed, at the game's tick rate, every round.
                     for round in 0..a.rounds {
@@ -502,9 +527,10 @@ fn plan(a: &Args) -> Vec<Planned> {
                         ));
                     }
                     // Then fixed junk rates, the same for every receiver, at the fast tick rate
-                    // (sockets only: live frames cannot be paced).
+                    // (sockets, or the live schedule's program; the junk thread's long calls of
+                    // copies cannot be paced).
                     let (tick_hz, grace_us, suffix) = variants.last().cloned().unwrap_or_default();
-                    let paced = if path == GenPath::Skb { a.flood_junk_rates.as_slice() } else { &[] };
+                    let paced = if path == GenPath::Live { &[] } else { a.flood_junk_rates.as_slice() };
                     for (step, junk) in paced.iter().enumerate() {
                         let label = match junk {
                             Rate::Pps(r) if r % 1000 == 0 => format!("flood{suffix}-junk{}k{via}", r / 1000),
@@ -624,7 +650,7 @@ fn run() -> Result<()> {
             .partition(|p| p.sweep_step.is_some() || p.spec.round < args.rounds);
 
     let lab = Lab::create("tgb", args.queues).context("creating the veth lab")?;
-    if args.napi == Napi::Threaded {
+    if args.napi != Napi::Sender {
         kernel::threaded_napi(&lab.tx_ns, &lab.tx_if, &lab.rx_ns, &lab.rx_if)
             .context("setting up threaded NAPI on the receiver veth (--napi sender avoids it)")?;
     }

@@ -48,6 +48,9 @@ pub struct Spec {
     pub seq_core: Option<usize>,
     /// Core of the receiver veth's NAPI threads (threaded NAPI), `None` with stock veth.
     pub napi_core: Option<usize>,
+    /// Those threads at SCHED_FIFO this priority (preempting the receiving threads, as a NIC's
+    /// softirq does), or SCHED_OTHER (`None`).
+    pub napi_fifo: Option<i32>,
     /// Inputs sent in the first `warmup` are counted but not put in the latency histograms.
     pub warmup: Duration,
     /// Nor those sent in the last `cooldown`, whose ticks may be sealed by the final close.
@@ -281,6 +284,8 @@ pub fn measure(lab: &Lab, spec: &Spec, stop: &AtomicBool) -> Result<Outcome> {
         }
         for &pid in &napi {
             crate::sys::pin_thread(pid as i32, core).context("pinning the veth NAPI thread")?;
+            crate::sys::set_fifo(pid as i32, spec.napi_fifo)
+                .context("setting the veth NAPI thread's priority")?;
         }
     }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();

@@ -353,6 +353,18 @@ pub fn pin_thread(tid: i32, core: usize) -> io::Result<()> {
         .map(drop)
 }
 
+/// Sets thread `tid`'s scheduling policy: `Some(priority)` for SCHED_FIFO at that priority,
+/// `None` for SCHED_OTHER.
+pub fn set_fifo(tid: i32, priority: Option<i32>) -> io::Result<()> {
+    let (policy, priority) = match priority {
+        Some(p) => (libc::SCHED_FIFO, p),
+        None => (libc::SCHED_OTHER, 0),
+    };
+    let param = libc::sched_param { sched_priority: priority };
+    // SAFETY: `param` is a live sched_param; a bad tid or priority is an error, not UB.
+    check(unsafe { libc::sched_setscheduler(tid, policy, &raw const param) }).map(drop)
+}
+
 /// Clock ticks per second of `/proc/*/stat` times.
 pub fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
