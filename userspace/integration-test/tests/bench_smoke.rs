@@ -65,7 +65,7 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
         .args([
             "--scenarios", "seed,sweep,flood,ceiling,relay,ring,grace", "--grace-sweep-us", "0,400", "--rounds", "1", "--duration", "0.5",
             "--rate", "2000", "--clients", "16", "--flows", "4", "--fast-tick-hz", "1000",
-            "--sweep-rates", "3k,max", "--sweep-duration", "0.4", "--flood-junk-rates", "20k", "--warmup-ms", "0", "--cooldown-ms", "0",
+            "--sweep-rates", "3k,max", "--sweep-duration", "0.4", "--flood-junk-rates", "20k", "--junk-burst-us", "500", "--warmup-ms", "0", "--cooldown-ms", "0",
             "--generators", "skb,live,live-inputs",
             "--max-packets", "300000", "--sockperf-seconds", "1", "--quiet-wait", "0", "--retries", "0",
             "--relay-players", "8", "--relay-matches", "2", "--ring-frames", "200",
@@ -126,10 +126,12 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
                 // Junk to the game port is dropped by XDP on one path, by decode on the other.
                 let bad = reason(run, "xdp.bad_magic") + reason(run, "worker.bad_header");
                 assert!(bad > 0, "{scenario} {receiver}: bad magic not counted: {run}");
-                // The scheduling program paces its junk: never ahead of 20 000/s over the load
-                // (0.5 s, and the few ms until its call ends), where full speed sends millions.
+                // The scheduling program paces its junk in bursts of 10 (500 µs at 20 000/s):
+                // never ahead of the rate over the load (0.5 s, and the few ms until its call
+                // ends), where full speed sends millions; and burst after burst, not one.
                 if scenario == "flood-1000hz-junk20k-live-inputs" {
                     assert!(junk <= 11_000, "{scenario} {receiver}: {junk} junk frames, not paced: {run}");
+                    assert!(junk >= 1_000, "{scenario} {receiver}: {junk} junk frames, bursts stopped: {run}");
                 }
             } else {
                 assert!(!run["loss"]["unexplained_inputs"].is_null(), "{run}");
