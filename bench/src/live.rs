@@ -171,8 +171,8 @@ impl Asm {
 /// the generator fills ahead of time through a memory mapping (no system call per frame): each
 /// run of the program sends the oldest frame if it is due (`bpf_ktime_get_ns`, CLOCK_MONOTONIC)
 /// and records when it went; otherwise a junk frame while a junk budget lasts (at full speed, or
-/// paced: a burst of `junk_burst` every `junk_interval` ns), else nothing (`XDP_DROP`, and the kernel runs it again). The call ends when the generator signals its
-/// thread.
+/// paced: a burst of `junk_burst` every `junk_interval` ns), else nothing (`XDP_DROP`, and the
+/// kernel runs it again). The call ends when the generator signals its thread.
 #[derive(Debug)]
 pub struct LiveSchedule {
     prog: OwnedFd,

@@ -581,8 +581,13 @@ fn scenario_note(r: &RunResult) -> String {
     let junk = if r.generator.junk_game_port + r.generator.junk_other_port > 0 {
         let pace =
             if r.scenario.contains("-junk") { "at a fixed rate" } else { "at the generator's full speed" };
+        let ports = if r.generator.junk_other_port > 0 {
+            "half bad magic to the game port, half to another port"
+        } else {
+            "all bad magic to the game port"
+        };
         format!(
-            " + junk {pace} ({:.0} pps achieved in the first run, half bad magic to the game port, half to another port)",
+            " + junk {pace} ({:.0} pps achieved in the first run, {ports})",
             (r.generator.junk_game_port + r.generator.junk_other_port) as f64 / r.generator.elapsed_s
         )
     } else {

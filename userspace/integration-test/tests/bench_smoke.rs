@@ -131,7 +131,10 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
                 // ends), where full speed sends millions; and burst after burst, not one.
                 if scenario == "flood-1000hz-junk20k-live-inputs" {
                     assert!(junk <= 11_000, "{scenario} {receiver}: {junk} junk frames, not paced: {run}");
-                    assert!(junk >= 1_000, "{scenario} {receiver}: {junk} junk frames, bursts stopped: {run}");
+                    assert!(
+                        junk >= 1_000,
+                        "{scenario} {receiver}: {junk} junk frames, bursts stopped: {run}"
+                    );
                 }
             } else {
                 assert!(!run["loss"]["unexplained_inputs"].is_null(), "{run}");
