@@ -729,13 +729,8 @@ fn spawn_live_junk(
     std::thread::Builder::new().name("bench-gen-live".into()).spawn(move || {
         // SCHED_IDLE: the legit thread on this core preempts it whenever a packet is due (at the
         // next batch of 64 frames inside the kernel's loop), so junk takes only what is left.
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a live sched_param; pid 0 is the calling thread.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) } != 0 {
-            eprintln!(
-                "tickgate-bench: SCHED_IDLE for the live junk thread: {}",
-                std::io::Error::last_os_error()
-            );
+        if let Err(e) = sys::set_policy(0, sys::Policy::Idle) {
+            eprintln!("tickgate-bench: SCHED_IDLE for the live junk thread: {e}");
         }
         let mut out = LiveJunk::default();
         let mut calls = 0u64;

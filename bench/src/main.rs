@@ -243,6 +243,12 @@ struct Args {
     /// leaves them to the scheduler.
     #[arg(long, default_value = "1")]
     seq_core: CoreArg,
+    /// Keep the NAPI thread's core from halting during each load with a SCHED_IDLE spinner
+    /// (counted in no CPU figure): on a VM whose halted vCPU wakes late, a wake-up of the NAPI
+    /// thread then runs it at once, as on a bare-metal core. It changes how NAPI batches, so CPU
+    /// figures with and without it are not comparable.
+    #[arg(long)]
+    keep_awake: bool,
     /// Where the receiver veth runs XDP or the kernel receive path.
     #[arg(long, value_enum, default_value = "threaded")]
     napi: Napi,
@@ -458,6 +464,7 @@ fn plan(a: &Args) -> Vec<Planned> {
             a.rx_core
         }),
         napi_fifo: (a.napi == Napi::ThreadedFifo).then_some(NAPI_FIFO_PRIORITY),
+        keep_awake: a.keep_awake,
         receiver,
         load,
         gen_core: Some(a.gen_core),

@@ -3,7 +3,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{atomic::AtomicBool, mpsc},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant},
 };
 
@@ -51,6 +54,10 @@ pub struct Spec {
     /// Those threads at SCHED_FIFO this priority (preempting the receiving threads, as a NIC's
     /// softirq does), or SCHED_OTHER (`None`).
     pub napi_fifo: Option<i32>,
+    /// Keep the NAPI threads' core from halting while the load runs: a SCHED_IDLE thread spins
+    /// there (`bench-awake`, in no CPU figure), so that a wake-up sent to that core runs its
+    /// thread at once, as on a bare-metal core, not when a guest's halted vCPU is woken.
+    pub keep_awake: bool,
     /// Inputs sent in the first `warmup` are counted but not put in the latency histograms.
     pub warmup: Duration,
     /// Nor those sent in the last `cooldown`, whose ticks may be sealed by the final close.
@@ -284,8 +291,8 @@ pub fn measure(lab: &Lab, spec: &Spec, stop: &AtomicBool) -> Result<Outcome> {
         }
         for &pid in &napi {
             crate::sys::pin_thread(pid as i32, core).context("pinning the veth NAPI thread")?;
-            crate::sys::set_fifo(pid as i32, spec.napi_fifo)
-                .context("setting the veth NAPI thread's priority")?;
+            let policy = spec.napi_fifo.map_or(crate::sys::Policy::Other, crate::sys::Policy::Fifo);
+            crate::sys::set_policy(pid as i32, policy).context("setting the veth NAPI thread's priority")?;
         }
     }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
@@ -293,7 +300,26 @@ pub fn measure(lab: &Lab, spec: &Spec, stop: &AtomicBool) -> Result<Outcome> {
     let frames_cfg = spec.receiver.frames;
     let tick_ns = 1_000_000_000 / u64::from(frames_cfg.tick_hz.max(1));
 
+    let awake = AtomicBool::new(false);
     let (rx_result, gen_result, cpu) = std::thread::scope(|s| -> Result<_> {
+        // Ends the spinner however this closure returns (the scope joins it after).
+        let _awake_guard = AwakeGuard(&awake);
+        if let (true, Some(core)) = (spec.keep_awake, spec.napi_core) {
+            let awake = &awake;
+            awake.store(true, Ordering::Relaxed);
+            std::thread::Builder::new()
+                .name("bench-awake".into())
+                .spawn_scoped(s, move || {
+                    core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                    if let Err(e) = crate::sys::set_policy(0, crate::sys::Policy::Idle) {
+                        eprintln!("tickgate-bench: SCHED_IDLE for the keep-awake thread: {e}");
+                    }
+                    while awake.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+                .context("starting the keep-awake thread")?;
+        }
         let rx = std::thread::Builder::new()
             .name("bench-rx".into())
             .spawn_scoped(s, move || -> Result<(Sink, ReceiverReport)> {
@@ -467,6 +493,15 @@ fn pin_game_side(core: usize) {
         if name == "tickgate-seq" {
             let _ = crate::sys::pin_thread(tid, core);
         }
+    }
+}
+
+/// Stops the keep-awake thread when dropped.
+struct AwakeGuard<'a>(&'a AtomicBool);
+
+impl Drop for AwakeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
 

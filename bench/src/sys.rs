@@ -353,12 +353,23 @@ pub fn pin_thread(tid: i32, core: usize) -> io::Result<()> {
         .map(drop)
 }
 
-/// Sets thread `tid`'s scheduling policy: `Some(priority)` for SCHED_FIFO at that priority,
-/// `None` for SCHED_OTHER.
-pub fn set_fifo(tid: i32, priority: Option<i32>) -> io::Result<()> {
-    let (policy, priority) = match priority {
-        Some(p) => (libc::SCHED_FIFO, p),
-        None => (libc::SCHED_OTHER, 0),
+/// A thread's scheduling policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// SCHED_OTHER, the default.
+    Other,
+    /// SCHED_FIFO at this priority: runs ahead of every SCHED_OTHER thread on its core.
+    Fifo(i32),
+    /// SCHED_IDLE: runs only when nothing else on its core wants to.
+    Idle,
+}
+
+/// Sets thread `tid`'s scheduling policy (0: the calling thread).
+pub fn set_policy(tid: i32, policy: Policy) -> io::Result<()> {
+    let (policy, priority) = match policy {
+        Policy::Other => (libc::SCHED_OTHER, 0),
+        Policy::Fifo(p) => (libc::SCHED_FIFO, p),
+        Policy::Idle => (libc::SCHED_IDLE, 0),
     };
     let param = libc::sched_param { sched_priority: priority };
     // SAFETY: `param` is a live sched_param; a bad tid or priority is an error, not UB.
