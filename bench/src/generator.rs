@@ -546,8 +546,7 @@ struct Schedule {
 /// `--generators live-inputs`: every legit input a live frame of its own, sent at its due time
 /// by one long live-frame call ([`live::LiveSchedule`]) on a thread of its own, with junk (if
 /// the scenario has junk) in every run of the program that has no input due, or paced at the
-/// junk rate. This thread fills
-/// the schedule's ring ahead of the due times, then ends the call.
+/// junk rate. This thread fills the schedule's ring ahead of the due times, then ends the call.
 fn run_live_schedule(
     config: &GenConfig,
     mut plan: Schedule,
