@@ -21,7 +21,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 use std::{
     net::SocketAddr,
-    sync::Mutex,
+    sync::RwLock,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -276,7 +276,7 @@ impl SocketPath {
         let stop = Arc::new(AtomicBool::new(false));
         // The same session state machine as tickgate's workers, one for all sockets.
         let sessions = match &config.sessions {
-            Some(s) => Some(Arc::new(Mutex::new(
+            Some(s) => Some(Arc::new(RwLock::new(
                 Server::new(s.server.clone()).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?,
             ))),
             None => None,
@@ -540,10 +540,12 @@ fn receive(
     Ok(())
 }
 
-/// The socket path's session layer: the same `Server` as tickgate's gate, replies by `send_to`.
+/// The socket path's session layer: the same `Server` as tickgate's gate, behind the same
+/// `RwLock` taken the same way (shared for a packet's crypto, exclusive to make a session);
+/// replies by `send_to`.
 pub(crate) struct SocketGate {
     /// The session server (`None`: protocol v1).
-    pub(crate) server: Option<Arc<Mutex<Server>>>,
+    pub(crate) server: Option<Arc<RwLock<Server>>>,
     /// Room for a packet's plaintext.
     pub(crate) plain: Vec<u8>,
 }
@@ -582,31 +584,38 @@ impl SocketGate {
             return ingest.packet(payload, rx, now.mono_ns);
         }
         ingest.received();
-        let Ok(mut server) = server.lock() else { return };
         let now_ms = now.wall_ms;
         let local: SocketAddr = SocketAddrV4::new(tickgate_testkit::lab::RX_IP4, GAME_PORT).into();
         let reply = match v2::parse_header(payload, payload.len()).map(|h| h.kind) {
-            Ok(v2::Kind::Request) => server.on_request(src, local, payload, now_ms).ok(),
-            Ok(v2::Kind::Response) => match server.on_response(src, payload, now_ms, now.mono_ns) {
-                Ok(accepted) => {
-                    ingest.event(
-                        SessionEvent {
-                            kind: InputKind::Join,
-                            player: accepted.joined.player_id as u32,
-                            match_id: accepted.joined.match_id,
-                            session: accepted.joined.session,
-                            data: accepted.joined.user_data,
-                        },
-                        rx,
-                    );
-                    Some(accepted.reply)
+            Ok(v2::Kind::Request) => {
+                server.read().ok().and_then(|s| s.on_request(src, local, payload, now_ms).ok())
+            }
+            Ok(v2::Kind::Response) => {
+                let checked = server.read().ok().and_then(|s| s.check_response(src, payload, now_ms).ok());
+                match checked.map(|response| server.write().map(|mut s| s.admit(response, now.mono_ns))) {
+                    Some(Ok(Ok(accepted))) => {
+                        ingest.event(
+                            SessionEvent {
+                                kind: InputKind::Join,
+                                player: accepted.joined.player_id as u32,
+                                match_id: accepted.joined.match_id,
+                                session: accepted.joined.session,
+                                data: accepted.joined.user_data,
+                            },
+                            rx,
+                        );
+                        Some(accepted.reply)
+                    }
+                    Some(Ok(Err((_, denied)))) => denied,
+                    _ => None,
                 }
-                Err((_, denied)) => denied,
-            },
+            }
             Ok(_) => {
+                let Ok(s) = server.read() else { return };
                 if let Ok(Data::Input { player_id, match_id, plain, .. }) =
-                    server.open_data(src, payload, now.mono_ns, &mut self.plain)
+                    s.open_data(src, payload, now.mono_ns, &mut self.plain)
                 {
+                    drop(s);
                     return ingest.input_v2(player_id as u32, match_id, plain, rx, now.mono_ns);
                 }
                 None

@@ -9,7 +9,7 @@ use std::{
     net::{SocketAddr, SocketAddrV4, UdpSocket},
     os::fd::AsFd as _,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -328,7 +328,7 @@ fn serve_socket(
     let inbox = inboxes.pop().ok_or_else(|| anyhow!("no inbox"))?;
     let mut running = frame_queue::spawn_with_fanout(&frames, 1, 65_536, (), Some(Box::new(fanout)))?;
     let producer = running.producers.pop().ok_or_else(|| anyhow!("no producer"))?;
-    let server = Arc::new(Mutex::new(
+    let server = Arc::new(RwLock::new(
         Server::new(sessions.server.clone()).map_err(|e| anyhow!("no random bytes: {e}"))?,
     ));
     let stats = Arc::new(QueueStats::new(0, BindMode::Copy, Some(spec.rx_core)));
@@ -368,7 +368,7 @@ fn serve_socket(
 fn relay_loop(
     sock: &UdpSocket,
     ingest: &mut Ingest,
-    server: &Arc<Mutex<Server>>,
+    server: &Arc<RwLock<Server>>,
     inbox: &tickgate::broadcast::Inbox,
     done: &AtomicBool,
 ) -> Result<(u64, u64)> {
@@ -402,7 +402,7 @@ fn relay_loop(
         inbox.quiet();
         while let Some(item) = inbox.try_next() {
             let Egress::Frame(outbound) = item else { continue };
-            let Ok(mut s) = server.lock() else { continue };
+            let Ok(s) = server.read() else { continue };
             s.broadcast(&outbound, clock_monotonic_ns(), |_| true, |p| ingest.ack(p), &mut out);
         }
         for chunk in out.chunks(64) {

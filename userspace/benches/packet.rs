@@ -89,7 +89,7 @@ fn v2_open_and_decode(bencher: Bencher) {
         assert!(matches!(client.receive(&accepted.reply.bytes), Event::Connected(_)));
         server
     };
-    let mut server = make_server(&mut client);
+    let server = make_server(&mut client);
     let packets: Vec<Vec<u8>> = (0..PACKETS as u64)
         .map(|n| {
             let mut out = Vec::new();

@@ -33,21 +33,22 @@ use tickgate::{
 const NOW_MS: u64 = 1_800_000_000_000;
 
 /// The lock the gate shares the server through.
-type Shared = std::sync::Mutex<Server>;
+type Shared = std::sync::RwLock<Server>;
 
 fn shared(server: Server) -> Shared {
-    std::sync::Mutex::new(server)
+    std::sync::RwLock::new(server)
 }
 
-/// One data packet, opened as the gate opens one. True when it opened.
+/// One data packet, opened as the gate opens one (under the shared lock). True when it opened.
 fn open(server: &Shared, src: SocketAddr, packet: &[u8], plain: &mut [u8]) -> bool {
-    let Ok(mut server) = server.lock() else { return false };
+    let Ok(server) = server.read() else { return false };
     matches!(server.open_data(src, packet, 2, plain), Ok(Data::Input { .. }))
 }
 
-/// One connection request, served as the gate serves one. True when it was answered.
+/// One connection request, served as the gate serves one (under the shared lock). True when it
+/// was answered.
 fn request(server: &Shared, src: SocketAddr, dst: SocketAddr, packet: &[u8]) -> bool {
-    let Ok(mut server) = server.lock() else { return false };
+    let Ok(server) = server.read() else { return false };
     server.on_request(src, dst, packet, NOW_MS).is_ok()
 }
 

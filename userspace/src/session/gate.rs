@@ -1,15 +1,19 @@
 //! The session layer as the workers share it: one [`Server`] for the run, the XDP session map it
 //! keeps in step, where each client is on the link (to write reply frames), and its counters.
 //!
-//! Every worker handles the handshake and data packets of its own queue through [`Gate`]; the
-//! lock is held for one packet's AEAD work. Replies are whole Ethernet frames for the worker's
-//! AF_XDP TX ring; keepalives and timeouts come from [`Gate::poll`], which one worker calls.
+//! Every worker handles the handshake and data packets of its own queue through [`Gate`]. The
+//! server is behind a `RwLock`: every packet's AEAD work (a data packet's open, a request's
+//! token, a response's checks) and every seal run under the shared lock, side by side on all
+//! workers; only a change to the session table (a session made or closed) takes it exclusively,
+//! for a few map updates. Lock order everywhere: the server, then `homes` and `endpoints`.
+//! Replies are whole Ethernet frames for the worker's AF_XDP TX ring; keepalives and timeouts
+//! come from [`Gate::poll`], which one worker calls.
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{
-        Mutex,
+        Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -114,7 +118,7 @@ pub struct SessionsReport {
 
 /// One run's session layer.
 pub struct Gate {
-    server: Mutex<Server>,
+    server: RwLock<Server>,
     map: SessionMap,
     endpoints: Mutex<HashMap<SocketAddr, Endpoints>>,
     /// Session → the worker slot that receives its packets and sends its frames.
@@ -150,7 +154,7 @@ impl Gate {
     /// A gate over `server` that keeps `map` in step.
     pub fn new(server: Server, map: SessionMap) -> Self {
         Self {
-            server: Mutex::new(server),
+            server: RwLock::new(server),
             map,
             endpoints: Mutex::new(HashMap::new()),
             homes: Mutex::new(HashMap::new()),
@@ -180,7 +184,11 @@ impl Gate {
         }
     }
 
-    fn closed(&self, c: &Closed, events: &mut Vec<SessionEvent>) {
+    /// Bookkeeping for a session `server` closed; called with the server's exclusive lock still
+    /// held, so that no session of the same address can be made on another worker between the
+    /// close and the removal of its XDP entry. An address the server already gives to a newer
+    /// session keeps its entry and endpoints.
+    fn closed(&self, server: &Server, c: &Closed, events: &mut Vec<SessionEvent>) {
         events.push(SessionEvent {
             kind: InputKind::Leave,
             player: c.player_id as u32,
@@ -191,11 +199,13 @@ impl Gate {
         if let Some(i) = CloseReason::ALL.iter().position(|&x| x == c.reason) {
             bump(&self.closed[i]);
         }
-        if self.map.remove(c.addr).is_err() {
-            bump(&self.map_errors);
-        }
-        if let Ok(mut e) = self.endpoints.lock() {
-            e.remove(&c.addr);
+        if server.session_of(c.addr).is_none() {
+            if self.map.remove(c.addr).is_err() {
+                bump(&self.map_errors);
+            }
+            if let Ok(mut e) = self.endpoints.lock() {
+                e.remove(&c.addr);
+            }
         }
         if let Ok(mut homes) = self.homes.lock() {
             homes.remove(&c.session);
@@ -233,11 +243,9 @@ impl Gate {
             return Outcome::Handled;
         };
         let kind = v2::parse_header(payload, payload.len()).map(|h| h.kind);
-        let Ok(mut server) = self.server.lock() else {
-            return Outcome::Handled;
-        };
         match kind {
             Ok(Kind::Request) => {
+                let Ok(server) = self.server.read() else { return Outcome::Handled };
                 match server.on_request(endpoints.peer, endpoints.local, payload, now_ms()) {
                     Ok(challenge) => {
                         bump(&self.challenges);
@@ -246,50 +254,80 @@ impl Gate {
                     Err(r) => self.refuse(r),
                 }
             }
-            Ok(Kind::Response) => match server.on_response(endpoints.peer, payload, now_ms(), now_ns) {
-                Ok(Accepted { joined, replaced, reply }) => {
-                    if let Some(old) = replaced {
-                        self.closed(&old, events);
+            Ok(Kind::Response) => {
+                let checked = match self.server.read() {
+                    Ok(server) => server.check_response(endpoints.peer, payload, now_ms()),
+                    Err(_) => return Outcome::Handled,
+                };
+                let response = match checked {
+                    Ok(response) => response,
+                    Err(r) => {
+                        self.refuse(r);
+                        return Outcome::Handled;
                     }
-                    events.push(SessionEvent {
-                        kind: InputKind::Join,
-                        // Checked to fit 32 bits when the token was opened.
-                        player: joined.player_id as u32,
-                        match_id: joined.match_id,
-                        session: joined.session,
-                        data: joined.user_data.clone(),
-                    });
-                    if let Ok(mut e) = self.endpoints.lock() {
-                        e.insert(joined.addr, endpoints);
+                };
+                // Only a response that passed every check takes the table to itself, and keeps it
+                // until the XDP entry, endpoints and home are in place (a close of this session on
+                // another worker comes after them, not between).
+                let Ok(mut server) = self.server.write() else { return Outcome::Handled };
+                match server.admit(response, now_ns) {
+                    Ok(Accepted { joined, replaced, reply }) => {
+                        if let Some(old) = replaced {
+                            self.closed(&server, &old, events);
+                        }
+                        events.push(SessionEvent {
+                            kind: InputKind::Join,
+                            // Checked to fit 32 bits when the token was opened.
+                            player: joined.player_id as u32,
+                            match_id: joined.match_id,
+                            session: joined.session,
+                            data: joined.user_data.clone(),
+                        });
+                        if let Ok(mut e) = self.endpoints.lock() {
+                            e.insert(joined.addr, endpoints);
+                        }
+                        if let Ok(mut homes) = self.homes.lock() {
+                            homes.insert(joined.session, slot);
+                        }
+                        if self.map.insert(joined.addr, joined.session).is_err() {
+                            bump(&self.map_errors);
+                        }
+                        bump(&self.joined);
+                        self.frame_for(&reply, Some(&endpoints), frames);
                     }
-                    if let Ok(mut homes) = self.homes.lock() {
-                        homes.insert(joined.session, slot);
+                    Err((r, denied)) => {
+                        self.refuse(r);
+                        if let Some(denied) = denied {
+                            self.frame_for(&denied, Some(&endpoints), frames);
+                        }
                     }
-                    if self.map.insert(joined.addr, joined.session).is_err() {
-                        bump(&self.map_errors);
-                    }
-                    bump(&self.joined);
-                    self.frame_for(&reply, Some(&endpoints), frames);
                 }
-                Err((r, denied)) => {
-                    self.refuse(r);
-                    if let Some(denied) = denied {
-                        self.frame_for(&denied, Some(&endpoints), frames);
+            }
+            Ok(_) => {
+                let opened = match self.server.read() {
+                    Ok(server) => server.open_data(endpoints.peer, payload, now_ns, plain),
+                    Err(_) => return Outcome::Handled,
+                };
+                match opened {
+                    // Player ids were checked to fit 32 bits when the session was made.
+                    Ok(Data::Input { player_id, match_id, plain, .. }) => {
+                        return Outcome::Input { player: player_id as u32, match_id, plain };
                     }
+                    Ok(Data::CatchUp { session, player_id, match_id, from_tick }) => {
+                        return Outcome::CatchUp { session, player: player_id as u32, match_id, from_tick };
+                    }
+                    Ok(Data::Sync { .. } | Data::Keepalive { .. }) => {}
+                    Ok(Data::Disconnect { session }) => {
+                        let Ok(mut server) = self.server.write() else { return Outcome::Handled };
+                        // Another copy of the goodbye may have closed it first.
+                        match server.close(session, CloseReason::Disconnect) {
+                            Some(closed) => self.closed(&server, &closed, events),
+                            None => self.drop_data(DataDrop::UnknownSession),
+                        }
+                    }
+                    Err(d) => self.drop_data(d),
                 }
-            },
-            Ok(_) => match server.open_data(endpoints.peer, payload, now_ns, plain) {
-                // Player ids were checked to fit 32 bits when the session was made.
-                Ok(Data::Input { player_id, match_id, plain, .. }) => {
-                    return Outcome::Input { player: player_id as u32, match_id, plain };
-                }
-                Ok(Data::CatchUp { session, player_id, match_id, from_tick }) => {
-                    return Outcome::CatchUp { session, player: player_id as u32, match_id, from_tick };
-                }
-                Ok(Data::Sync { .. } | Data::Keepalive { .. }) => {}
-                Ok(Data::Disconnected(closed)) => self.closed(&closed, events),
-                Err(d) => self.drop_data(d),
-            },
+            }
             Err(_) => self.drop_data(DataDrop::Malformed),
         }
         Outcome::Handled
@@ -297,11 +335,13 @@ impl Gate {
 
     /// Keepalives due and sessions timed out at `now_ns`: reply frames for the caller's TX ring.
     pub fn poll(&self, now_ns: u64, frames: &mut Vec<Vec<u8>>, events: &mut Vec<SessionEvent>) {
-        let Ok(mut server) = self.server.lock() else { return };
-        let (out, closed) = server.poll(now_ns);
-        drop(server);
-        for c in &closed {
-            self.closed(c, events);
+        let Ok((out, silent)) = self.server.read().map(|s| s.poll(now_ns)) else { return };
+        if !silent.is_empty()
+            && let Ok(mut server) = self.server.write()
+        {
+            for c in server.expire(&silent, now_ns) {
+                self.closed(&server, &c, events);
+            }
         }
         for o in &out {
             self.frame_for(o, None, frames);
@@ -320,7 +360,7 @@ impl Gate {
         frames: &mut Vec<Vec<u8>>,
     ) {
         // Lock order everywhere: server, then homes and endpoints.
-        let Ok(mut server) = self.server.lock() else { return };
+        let Ok(server) = self.server.read() else { return };
         let Ok(homes) = self.homes.lock() else { return };
         let mut out = Vec::new();
         let too_large = server.broadcast(outbound, now_ns, |id| homes.get(&id) == Some(&slot), ack, &mut out);
@@ -335,7 +375,7 @@ impl Gate {
     /// Answers a catch-up request of `session`: `found` (the history from the tick asked for)
     /// packed into as few `Frame` packets as hold it, oldest first, each with the player's `ack`.
     pub fn catch_up(&self, session: u32, found: &CatchUp, ack: u64, now_ns: u64, frames: &mut Vec<Vec<u8>>) {
-        let Ok(mut server) = self.server.lock() else { return };
+        let Ok(server) = self.server.read() else { return };
         let flags = FLAG_CATCH_UP | if found.too_old { FLAG_TOO_OLD } else { 0 };
         let mut records: Vec<&[u8]> = found.records.iter().map(|r| &r[..]).collect();
         let mut body = Vec::with_capacity(frame_packet::MAX_BODY_LEN);
@@ -360,7 +400,7 @@ impl Gate {
 
     /// Where `player_id`'s session is: (session, worker slot).
     pub fn home_of(&self, player_id: u64) -> Option<(u32, usize)> {
-        let server = self.server.lock().ok()?;
+        let server = self.server.read().ok()?;
         let session = server.session_of_player(player_id)?;
         let slot = *self.homes.lock().ok()?.get(&session)?;
         Some((session, slot))
@@ -369,21 +409,21 @@ impl Gate {
     /// Ends every session of `match_id` from the server's side: disconnect packets to `frames`,
     /// leaves to `events`.
     pub fn end_match(&self, match_id: u64, frames: &mut Vec<Vec<u8>>, events: &mut Vec<SessionEvent>) {
-        let Ok(mut server) = self.server.lock() else { return };
+        let Ok(mut server) = self.server.write() else { return };
         let sessions: Vec<u32> = server.match_sessions(match_id).map(|(id, _)| id).collect();
         for id in sessions {
             if let Some((out, closed)) = server.disconnect(id) {
                 for o in &out {
                     self.frame_for(o, None, frames);
                 }
-                self.closed(&closed, events);
+                self.closed(&server, &closed, events);
             }
         }
     }
 
     /// Seals a game message to `session` as a `Message` packet, into `frames`.
     pub fn direct(&self, session: u32, body: &[u8], now_ns: u64, frames: &mut Vec<Vec<u8>>) {
-        let Ok(mut server) = self.server.lock() else { return };
+        let Ok(server) = self.server.read() else { return };
         if let Some(out) = server.seal_to(session, Kind::Message, body, now_ns) {
             bump(&self.direct_messages);
             self.frame_for(&out, None, frames);
@@ -394,7 +434,7 @@ impl Gate {
     pub fn report(&self) -> SessionsReport {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SessionsReport {
-            open: self.server.lock().map_or(0, |s| s.len() as u64),
+            open: self.server.read().map_or(0, |s| s.len() as u64),
             joined: load(&self.joined),
             closed: CloseReason::ALL.iter().map(|c| c.name()).zip(self.closed.iter().map(load)).collect(),
             challenges: load(&self.challenges),

@@ -10,11 +10,24 @@
 //! everything the session needs, sealed with a key made at start-up that never leaves this
 //! process, so a flood of requests costs one AEAD open and one seal each, and memory only in the
 //! bounded cache of tokens seen (which refuses a token replayed from another address).
+//!
+//! Workers share one server, one per RX queue. Everything a packet does on its own takes `&self`
+//! and may run on every worker at once: a data packet's open (each session's replay window,
+//! sequence numbers and clocks are behind the session's own lock, taken after the AEAD check), a
+//! request's token open and challenge seal (the token cache has its own lock), a response's
+//! checks ([`Server::check_response`]), sealing to a session, the keepalive scan. Only changes to
+//! the table take `&mut self`: [`Server::admit`], [`Server::close`], [`Server::expire`],
+//! [`Server::disconnect`]. The gate holds the server in a `RwLock` accordingly, so no worker's
+//! AEAD work ever waits for another's.
 
 use std::{
     collections::HashMap,
     hash::{BuildHasherDefault, Hasher},
     net::{IpAddr, Ipv6Addr, SocketAddr},
+    sync::{
+        Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use super::{
@@ -319,8 +332,27 @@ pub enum Data<'a> {
         /// The session.
         session: u32,
     },
-    /// The client ended its session.
-    Disconnected(Closed),
+    /// The client ends its session: the caller closes it ([`Server::close`] with
+    /// [`CloseReason::Disconnect`]), which needs the table to itself.
+    Disconnect {
+        /// The session.
+        session: u32,
+    },
+}
+
+/// A challenge response whose challenge, address, deadline and proof checked out
+/// ([`Server::check_response`]), for [`Server::admit`].
+pub struct Response {
+    src: SocketAddr,
+    challenge: ChallengeFields,
+    c2s: Cipher,
+    s2c: Cipher,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response").field("src", &self.src).finish_non_exhaustive()
+    }
 }
 
 struct Session {
@@ -329,12 +361,37 @@ struct Session {
     addr: SocketAddr,
     c2s: Cipher,
     s2c: Cipher,
+    timeout_ns: u64,
+    live: Mutex<Live>,
+}
+
+/// What a session's packets change, in and out. One worker receives and sends a session's
+/// packets, so its lock is uncontended but for a packet that reaches another queue.
+struct Live {
     window: Window,
     next_send_seq: u64,
     last_recv_ns: u64,
     last_send_ns: u64,
-    timeout_ns: u64,
     last_catch_up_ns: Option<u64>,
+}
+
+impl Session {
+    /// The session's live state. A panic elsewhere while it was held leaves plain numbers, which
+    /// stay usable (the next packet's checks run on them as on any).
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Seals `body` as a `kind` packet with the s2c key and the next sequence number, counting it
+    /// as traffic (no keepalive is due for an interval after it).
+    fn seal(&self, id: u32, kind: Kind, body: &[u8], now_ns: u64) -> Outgoing {
+        let mut bytes = Vec::with_capacity(v2::HEADER_LEN + body.len() + TAG_LEN);
+        let mut live = self.live();
+        v2::seal(&self.s2c, kind, id, live.next_send_seq, body, &mut bytes);
+        live.next_send_seq += 1;
+        live.last_send_ns = now_ns;
+        Outgoing { to: self.addr, bytes }
+    }
 }
 
 struct SeenToken {
@@ -376,8 +433,8 @@ pub struct Server {
     config: ServerConfig,
     private: Cipher,
     run_key: Cipher,
-    next_challenge: u64,
-    tokens: HashMap<[u8; TAG_LEN], SeenToken>,
+    next_challenge: AtomicU64,
+    tokens: Mutex<HashMap<[u8; TAG_LEN], SeenToken>>,
     sessions: HashMap<u32, Session, BuildHasherDefault<SessionIds>>,
     by_player: HashMap<u64, u32>,
     by_addr: HashMap<SocketAddr, u32>,
@@ -406,8 +463,8 @@ impl Server {
             private: config.private_key.cipher(),
             config,
             run_key: run_key.cipher(),
-            next_challenge: first_challenge,
-            tokens: HashMap::new(),
+            next_challenge: AtomicU64::new(first_challenge),
+            tokens: Mutex::new(HashMap::new()),
             sessions: HashMap::default(),
             by_player: HashMap::new(),
             by_addr: HashMap::new(),
@@ -434,7 +491,7 @@ impl Server {
     /// A connection request from `src` sent to `dst` (the address the client reached, which the
     /// token must name), at `now_ms` (Unix milliseconds). Returns the challenge to send back.
     pub fn on_request(
-        &mut self,
+        &self,
         src: SocketAddr,
         dst: SocketAddr,
         packet: &[u8],
@@ -472,8 +529,7 @@ impl Server {
         tag.copy_from_slice(&request.sealed_token[request.sealed_token.len() - TAG_LEN..]);
         self.remember_token(tag, src, expire_ms, now_ms)?;
 
-        let seq = self.next_challenge;
-        self.next_challenge = self.next_challenge.wrapping_add(1);
+        let seq = self.next_challenge.fetch_add(1, Ordering::Relaxed);
         let mut plain = [0u8; CHALLENGE_PLAIN_LEN];
         write_challenge(&mut plain, &token, src, request.expire_ts, now_ms + CHALLENGE_TIMEOUT_MS, &tag);
         let sealed_tag = self.run_key.seal(&run_nonce(seq), &[], &mut plain);
@@ -486,28 +542,35 @@ impl Server {
 
     /// Remembers a token's first source, refusing it from any other or once it made a session.
     fn remember_token(
-        &mut self,
+        &self,
         tag: [u8; TAG_LEN],
         src: SocketAddr,
         expire_ms: u64,
         now_ms: u64,
     ) -> Result<(), Refused> {
-        if let Some(seen) = self.tokens.get(&tag) {
+        let mut tokens = self.tokens();
+        if let Some(seen) = tokens.get(&tag) {
             return if seen.source == src && !seen.made_session { Ok(()) } else { Err(Refused::TokenReused) };
         }
-        if self.tokens.len() >= self.config.max_tokens {
-            self.tokens.retain(|_, t| t.expire_ms > now_ms);
-            if self.tokens.len() >= self.config.max_tokens {
+        if tokens.len() >= self.config.max_tokens {
+            tokens.retain(|_, t| t.expire_ms > now_ms);
+            if tokens.len() >= self.config.max_tokens {
                 return Err(Refused::TokenCacheFull);
             }
         }
-        self.tokens.insert(tag, SeenToken { source: src, expire_ms, made_session: false });
+        tokens.insert(tag, SeenToken { source: src, expire_ms, made_session: false });
         Ok(())
+    }
+
+    /// The cache of tokens seen (a panic while it was held leaves entries, which stay usable).
+    fn tokens(&self) -> MutexGuard<'_, HashMap<[u8; TAG_LEN], SeenToken>> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A challenge response from `src`. On success the session exists; the caller adds `src` to
     /// the XDP session map and sends the reply. A full server's refusal comes with the `denied`
-    /// packet to send.
+    /// packet to send. [`Server::check_response`] then [`Server::admit`], for a caller that has the
+    /// server to itself.
     pub fn on_response(
         &mut self,
         src: SocketAddr,
@@ -515,35 +578,55 @@ impl Server {
         now_ms: u64,
         now_ns: u64,
     ) -> Result<Accepted, (Refused, Option<Outgoing>)> {
-        let refuse = |r: Refused| (r, None);
-        let header = v2::check_inbound(packet, packet.len()).map_err(|_| refuse(Refused::Malformed))?;
+        let response = self.check_response(src, packet, now_ms).map_err(|r| (r, None))?;
+        self.admit(response, now_ns)
+    }
+
+    /// A challenge response's checks, all its crypto: the challenge token opens under the run
+    /// key, was made for `src`, is not past its deadline at `now_ms`, and the proof opens under the
+    /// token's client → server key. Changes nothing; [`Server::admit`] makes the session.
+    pub fn check_response(&self, src: SocketAddr, packet: &[u8], now_ms: u64) -> Result<Response, Refused> {
+        let header = v2::check_inbound(packet, packet.len()).map_err(|_| Refused::Malformed)?;
         if header.kind != Kind::Response {
-            return Err(refuse(Refused::Malformed));
+            return Err(Refused::Malformed);
         }
-        let (challenge, proof) = Challenge::from_response(packet).ok_or(refuse(Refused::Malformed))?;
+        let (challenge, proof) = Challenge::from_response(packet).ok_or(Refused::Malformed)?;
         let mut plain = [0u8; CHALLENGE_PLAIN_LEN];
         plain.copy_from_slice(&challenge.token[..CHALLENGE_PLAIN_LEN]);
         let tag: [u8; TAG_LEN] =
-            challenge.token[CHALLENGE_PLAIN_LEN..].try_into().map_err(|_| refuse(Refused::Malformed))?;
+            challenge.token[CHALLENGE_PLAIN_LEN..].try_into().map_err(|_| Refused::Malformed)?;
         self.run_key
             .open(&run_nonce(challenge.seq), &[], &mut plain, &tag)
-            .map_err(|_| refuse(Refused::ChallengeInvalid))?;
-        let c = read_challenge(&plain).ok_or(refuse(Refused::ChallengeInvalid))?;
+            .map_err(|_| Refused::ChallengeInvalid)?;
+        let c = read_challenge(&plain).ok_or(Refused::ChallengeInvalid)?;
         if c.client != src {
-            return Err(refuse(Refused::ChallengeAddress));
+            return Err(Refused::ChallengeAddress);
         }
         if c.deadline_ms < now_ms {
-            return Err(refuse(Refused::ChallengeExpired));
+            return Err(Refused::ChallengeExpired);
         }
         let c2s = c.c2s.cipher();
-        proof.verify(&c2s).map_err(|_| refuse(Refused::ResponseUnauthentic))?;
+        proof.verify(&c2s).map_err(|_| Refused::ResponseUnauthentic)?;
         let s2c = c.s2c.cipher();
+        Ok(Response { src, challenge: c, c2s, s2c })
+    }
+
+    /// Makes the session of a checked response at `now_ns`; see [`Server::on_response`]. A
+    /// response checked twice (retransmitted, or read by two workers) makes one session: the
+    /// second gets "connected" again.
+    pub fn admit(
+        &mut self,
+        response: Response,
+        now_ns: u64,
+    ) -> Result<Accepted, (Refused, Option<Outgoing>)> {
+        let refuse = |r: Refused| (r, None);
+        let Response { src, challenge: c, c2s, s2c } = response;
         // A response retransmitted after the session was made gets "connected" again.
         if let Some(&id) = self.by_addr.get(&src)
-            && self.sessions.get(&id).is_some_and(|s| s.player_id == c.player_id)
+            && let Some(s) = self.sessions.get(&id)
+            && s.player_id == c.player_id
         {
-            let reply = self.keepalive(id, now_ns).ok_or(refuse(Refused::Malformed))?;
-            let s = &self.sessions[&id];
+            let reply = s.seal(id, Kind::Keepalive, &[], now_ns);
             let joined = Joined {
                 session: id,
                 player_id: s.player_id,
@@ -553,13 +636,14 @@ impl Server {
             };
             return Ok(Accepted { joined, replaced: None, reply });
         }
-        match self.tokens.get_mut(&c.token_tag) {
+        let tokens = self.tokens.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match tokens.get_mut(&c.token_tag) {
             Some(t) if t.made_session => return Err(refuse(Refused::TokenReused)),
             Some(t) => t.made_session = true,
             // Forgotten (cache trimmed after expiry): the challenge deadline still held, so the
             // token was valid a moment ago; remember it now so that it makes no second session.
             None => {
-                self.tokens.insert(
+                tokens.insert(
                     c.token_tag,
                     SeenToken {
                         source: src,
@@ -577,26 +661,26 @@ impl Server {
             return Err((Refused::Full, Some(Outgoing { to: src, bytes: denied })));
         }
         let id = self.allocate_id();
-        self.sessions.insert(
-            id,
-            Session {
-                player_id: c.player_id,
-                match_id: c.match_id,
-                addr: src,
-                c2s,
-                s2c,
+        let session = Session {
+            player_id: c.player_id,
+            match_id: c.match_id,
+            addr: src,
+            c2s,
+            s2c,
+            timeout_ns: u64::from(c.timeout_s.max(1)) * 1_000_000_000,
+            live: Mutex::new(Live {
                 window: Window::new(),
                 next_send_seq: 1,
                 last_recv_ns: now_ns,
                 last_send_ns: now_ns,
-                timeout_ns: u64::from(c.timeout_s.max(1)) * 1_000_000_000,
                 last_catch_up_ns: None,
-            },
-        );
+            }),
+        };
+        let reply = session.seal(id, Kind::Keepalive, &[], now_ns);
+        self.sessions.insert(id, session);
         self.by_player.insert(c.player_id, id);
         self.by_addr.insert(src, id);
         self.by_match.entry(c.match_id).or_default().push(id);
-        let reply = self.keepalive(id, now_ns).ok_or(refuse(Refused::Malformed))?;
         Ok(Accepted {
             joined: Joined {
                 session: id,
@@ -620,9 +704,10 @@ impl Server {
         }
     }
 
-    /// Opens a data packet from `src` into `plain` (at least the payload's size).
+    /// Opens a data packet from `src` into `plain` (at least the payload's size). The AEAD check
+    /// comes before the session's lock; only an authentic packet touches its replay window.
     pub fn open_data<'a>(
-        &mut self,
+        &self,
         src: SocketAddr,
         packet: &[u8],
         now_ns: u64,
@@ -632,7 +717,7 @@ impl Server {
         if header.kind.handshake() {
             return Err(DataDrop::Malformed);
         }
-        let session = self.sessions.get_mut(&header.session).ok_or(DataDrop::UnknownSession)?;
+        let session = self.sessions.get(&header.session).ok_or(DataDrop::UnknownSession)?;
         if session.addr != src {
             return Err(DataDrop::WrongAddress);
         }
@@ -640,66 +725,77 @@ impl Server {
             v2::OpenError::Unauthentic(Unauthentic) => DataDrop::Unauthentic,
             _ => DataDrop::Malformed,
         })?;
-        session.window.check(header.seq).map_err(|_| DataDrop::Replayed)?;
-        session.last_recv_ns = now_ns;
         let len = header.payload_len as usize - TAG_LEN;
+        let from_tick = match header.kind {
+            Kind::CatchUp => {
+                Some(plain[..len].try_into().map(u64::from_be_bytes).map_err(|_| DataDrop::Malformed)?)
+            }
+            _ => None,
+        };
+        {
+            let mut live = session.live();
+            live.window.check(header.seq).map_err(|_| DataDrop::Replayed)?;
+            live.last_recv_ns = now_ns;
+            if from_tick.is_some() {
+                if live.last_catch_up_ns.is_some_and(|at| now_ns.saturating_sub(at) < CATCH_UP_INTERVAL_NS) {
+                    return Err(DataDrop::CatchUpLimited);
+                }
+                live.last_catch_up_ns = Some(now_ns);
+            }
+        }
         let (id, player_id, match_id) = (header.session, session.player_id, session.match_id);
         Ok(match header.kind {
             Kind::Input => Data::Input { session: id, player_id, match_id, plain: &plain[..len] },
             Kind::Sync => Data::Sync { session: id, player_id, plain: &plain[..len] },
             Kind::CatchUp => {
-                let from_tick =
-                    plain[..len].try_into().map(u64::from_be_bytes).map_err(|_| DataDrop::Malformed)?;
-                if session.last_catch_up_ns.is_some_and(|at| now_ns.saturating_sub(at) < CATCH_UP_INTERVAL_NS)
-                {
-                    return Err(DataDrop::CatchUpLimited);
-                }
-                session.last_catch_up_ns = Some(now_ns);
-                Data::CatchUp { session: id, player_id, match_id, from_tick }
+                Data::CatchUp { session: id, player_id, match_id, from_tick: from_tick.unwrap_or(0) }
             }
             Kind::Keepalive => Data::Keepalive { session: id },
-            Kind::Disconnect => match self.close(id, CloseReason::Disconnect) {
-                Some(closed) => Data::Disconnected(closed),
-                None => return Err(DataDrop::UnknownSession),
-            },
+            Kind::Disconnect => Data::Disconnect { session: id },
             Kind::Request | Kind::Response | Kind::Challenge | Kind::Denied | Kind::Frame | Kind::Message => {
                 return Err(DataDrop::Malformed);
             }
         })
     }
 
-    /// Keepalives due at `now_ns`, and the sessions that timed out (closed here; the caller
-    /// removes their XDP entries).
-    pub fn poll(&mut self, now_ns: u64) -> (Vec<Outgoing>, Vec<Closed>) {
-        let timed_out: Vec<u32> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| now_ns.saturating_sub(s.last_recv_ns) > s.timeout_ns)
-            .map(|(&id, _)| id)
-            .collect();
-        let closed = timed_out.into_iter().filter_map(|id| self.close(id, CloseReason::Timeout)).collect();
+    /// Keepalives due at `now_ns` (sealed here, to sessions sent nothing for the keepalive
+    /// interval), and the sessions silent past their timeout, for [`Server::expire`].
+    pub fn poll(&self, now_ns: u64) -> (Vec<Outgoing>, Vec<u32>) {
         let interval = self.config.keepalive_interval_ns;
-        let due: Vec<u32> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| now_ns.saturating_sub(s.last_send_ns) >= interval)
-            .map(|(&id, _)| id)
-            .collect();
-        let out = due.into_iter().filter_map(|id| self.keepalive(id, now_ns)).collect();
-        (out, closed)
+        let mut out = Vec::new();
+        let mut silent = Vec::new();
+        for (&id, s) in &self.sessions {
+            let (last_recv_ns, last_send_ns) = {
+                let live = s.live();
+                (live.last_recv_ns, live.last_send_ns)
+            };
+            if now_ns.saturating_sub(last_recv_ns) > s.timeout_ns {
+                silent.push(id);
+            } else if now_ns.saturating_sub(last_send_ns) >= interval {
+                out.push(s.seal(id, Kind::Keepalive, &[], now_ns));
+            }
+        }
+        (out, silent)
+    }
+
+    /// Closes those of `sessions` still silent past their timeout at `now_ns` (a packet may have
+    /// come since [`Server::poll`] named them); the caller removes their XDP entries.
+    pub fn expire(&mut self, sessions: &[u32], now_ns: u64) -> Vec<Closed> {
+        let silent = |s: &Session| now_ns.saturating_sub(s.live().last_recv_ns) > s.timeout_ns;
+        let mut closed = Vec::new();
+        for &id in sessions {
+            if self.sessions.get(&id).is_some_and(silent) {
+                closed.extend(self.close(id, CloseReason::Timeout));
+            }
+        }
+        closed
     }
 
     /// Ends a session from the server's side; returns the disconnect packets to send (several:
     /// they are not acknowledged) and the closed session.
     pub fn disconnect(&mut self, session: u32) -> Option<(Vec<Outgoing>, Closed)> {
-        let s = self.sessions.get_mut(&session)?;
-        let mut out = Vec::with_capacity(DISCONNECT_REDUNDANCY);
-        for _ in 0..DISCONNECT_REDUNDANCY {
-            let mut bytes = Vec::new();
-            v2::seal(&s.s2c, Kind::Disconnect, session, s.next_send_seq, &[], &mut bytes);
-            s.next_send_seq += 1;
-            out.push(Outgoing { to: s.addr, bytes });
-        }
+        let s = self.sessions.get(&session)?;
+        let out = (0..DISCONNECT_REDUNDANCY).map(|_| s.seal(session, Kind::Disconnect, &[], 0)).collect();
         let closed = self.close(session, CloseReason::Server)?;
         Some((out, closed))
     }
@@ -719,7 +815,7 @@ impl Server {
     /// match that `mine` accepts, carrying its player's `ack`, into `out`. Returns how many
     /// sessions got nothing because not even the newest frame fits in a packet.
     pub fn broadcast(
-        &mut self,
+        &self,
         outbound: &Outbound,
         now_ns: u64,
         mine: impl Fn(u32) -> bool,
@@ -744,25 +840,14 @@ impl Server {
 
     /// Seals `body` as a `kind` packet to `session` with its s2c key and next sequence number.
     /// A packet sent counts as traffic: no keepalive is due for a second after it.
-    pub fn seal_to(&mut self, session: u32, kind: Kind, body: &[u8], now_ns: u64) -> Option<Outgoing> {
-        let s = self.sessions.get_mut(&session)?;
-        let mut bytes = Vec::with_capacity(v2::HEADER_LEN + body.len() + TAG_LEN);
-        v2::seal(&s.s2c, kind, session, s.next_send_seq, body, &mut bytes);
-        s.next_send_seq += 1;
-        s.last_send_ns = now_ns;
-        Some(Outgoing { to: s.addr, bytes })
+    pub fn seal_to(&self, session: u32, kind: Kind, body: &[u8], now_ns: u64) -> Option<Outgoing> {
+        Some(self.sessions.get(&session)?.seal(session, kind, body, now_ns))
     }
 
-    fn keepalive(&mut self, id: u32, now_ns: u64) -> Option<Outgoing> {
-        let s = self.sessions.get_mut(&id)?;
-        let mut bytes = Vec::new();
-        v2::seal(&s.s2c, Kind::Keepalive, id, s.next_send_seq, &[], &mut bytes);
-        s.next_send_seq += 1;
-        s.last_send_ns = now_ns;
-        Some(Outgoing { to: s.addr, bytes })
-    }
-
-    fn close(&mut self, id: u32, reason: CloseReason) -> Option<Closed> {
+    /// Closes `session` for `reason` (a client's [`Data::Disconnect`], or the game's); `None`
+    /// when it is not open (already closed by another packet, or never). The caller removes its
+    /// XDP entry.
+    pub fn close(&mut self, id: u32, reason: CloseReason) -> Option<Closed> {
         let s = self.sessions.remove(&id)?;
         if self.by_player.get(&s.player_id) == Some(&id) {
             self.by_player.remove(&s.player_id);

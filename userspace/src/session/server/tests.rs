@@ -169,7 +169,7 @@ fn invented_identities_and_request_floods_do_not_keep_a_real_player_out() {
 
 #[test]
 fn bad_tokens_are_refused_each_for_its_reason() {
-    let mut s = server(8);
+    let s = server(8);
     let request = |t: &[u8]| Client::new(&parse(t).unwrap()).handshake_packet().unwrap();
     let src = player_addr(1);
     let expired = token_for(1, |p| {
@@ -314,8 +314,8 @@ fn keepalives_hold_an_idle_player_and_silence_closes_it() {
     let mut plain = [0u8; 64];
     // Idle for 4 s of a 5 s timeout, keepalives both ways once a second.
     for t in 2..=4 {
-        let (out, closed) = s.poll(t * SEC);
-        assert!(closed.is_empty());
+        let (out, silent) = s.poll(t * SEC);
+        assert!(silent.is_empty());
         assert_eq!(out.len(), 1, "one keepalive at {t} s");
         assert_eq!(c.receive(&out[0].bytes), Event::Keepalive);
         let mut ka = Vec::new();
@@ -326,8 +326,15 @@ fn keepalives_hold_an_idle_player_and_silence_closes_it() {
         );
     }
     assert_eq!(s.len(), 1);
-    // Then silence: closed after the timeout, and its address is free.
-    let (_, closed) = s.poll(10 * SEC);
+    // Then silence: named after the timeout, no keepalive for it, closed only once still silent.
+    let (out, silent) = s.poll(10 * SEC);
+    assert_eq!((out.len(), &silent[..]), (0, &[id][..]));
+    let mut ka = Vec::new();
+    c.seal(Kind::Keepalive, &[], &mut ka);
+    assert!(s.open_data(player_addr(1), &ka, 10 * SEC, &mut plain).is_ok());
+    assert_eq!(s.expire(&silent, 10 * SEC), vec![], "a packet came since the poll");
+    let (_, silent) = s.poll(20 * SEC);
+    let closed = s.expire(&silent, 20 * SEC);
     assert_eq!(
         closed,
         vec![Closed {
@@ -348,12 +355,16 @@ fn disconnects_from_either_side_end_the_session() {
     let mut plain = [0u8; 64];
     let bye = c.disconnect(3);
     assert_eq!(bye.len(), 3);
+    let id = accepted.joined.session;
+    assert_eq!(s.open_data(player_addr(1), &bye[0], SEC, &mut plain), Ok(Data::Disconnect { session: id }));
+    // A second copy opened before the first closed it asks again; the close happens once.
+    assert_eq!(s.open_data(player_addr(1), &bye[1], SEC, &mut plain), Ok(Data::Disconnect { session: id }));
     assert!(matches!(
-        s.open_data(player_addr(1), &bye[0], SEC, &mut plain),
-        Ok(Data::Disconnected(Closed { reason: CloseReason::Disconnect, .. }))
+        s.close(id, CloseReason::Disconnect),
+        Some(Closed { reason: CloseReason::Disconnect, .. })
     ));
-    assert_eq!(s.open_data(player_addr(1), &bye[1], SEC, &mut plain), Err(DataDrop::UnknownSession));
-    let _ = accepted;
+    assert_eq!(s.close(id, CloseReason::Disconnect), None);
+    assert_eq!(s.open_data(player_addr(1), &bye[2], SEC, &mut plain), Err(DataDrop::UnknownSession));
 
     let (mut c, accepted) = connect(&mut s, 43, player_addr(2));
     let (packets, closed) = s.disconnect(accepted.joined.session).unwrap();
@@ -459,4 +470,88 @@ fn session_ids_spread_over_the_table() {
     }
     // 512 each if even; SipHash-like spread keeps every tag within a few percent of that.
     assert!(tags.iter().all(|&n| (448..=576).contains(&n)), "{tags:?}");
+}
+
+// Workers share the server behind a `RwLock` (the gate's): everything a packet does on its own runs
+// under the shared lock on every worker at once. An attacker who gets one packet, or one token,
+// to two queues at the same instant must gain nothing from the race.
+
+#[test]
+fn a_packet_read_by_two_workers_at_once_opens_once() {
+    use std::sync::{
+        RwLock,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let mut s = server(8);
+    let (mut c, accepted) = connect(&mut s, 42, player_addr(1));
+    let id = accepted.joined.session;
+    let packets: Vec<Vec<u8>> = (0..20_000u32).map(|n| input(&mut c, &n.to_be_bytes())).collect();
+    let s = RwLock::new(s);
+    let (opened, replayed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut plain = [0u8; 64];
+                for p in &packets {
+                    match s.read().unwrap().open_data(player_addr(1), p, SEC, &mut plain) {
+                        Ok(Data::Input { session, .. }) if session == id => {
+                            opened.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Err(DataDrop::Replayed) => replayed.fetch_add(1, Ordering::Relaxed),
+                        other => panic!("{other:?}"),
+                    };
+                }
+            });
+        }
+    });
+    assert_eq!(
+        (opened.into_inner(), replayed.into_inner()),
+        (20_000, 20_000),
+        "each packet opens exactly once"
+    );
+}
+
+#[test]
+fn a_token_raced_from_two_addresses_gets_one_challenge() {
+    use std::sync::{Barrier, RwLock};
+    // Room for every token (the cache holds four per session).
+    let s = RwLock::new(server(64));
+    for player in 100..300u64 {
+        let request = Client::new(&parse(&token_for(player, |_| {})).unwrap()).handshake_packet().unwrap();
+        let barrier = Barrier::new(2);
+        let answered: Vec<Result<Outgoing, Refused>> = std::thread::scope(|scope| {
+            let racers: Vec<_> = [player_addr(1), player_addr(2)]
+                .into_iter()
+                .map(|from| {
+                    let (s, request, barrier) = (&s, &request, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.read().unwrap().on_request(from, server_addr(), request, NOW_MS)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let refused: Vec<_> = answered.iter().filter_map(|a| a.as_ref().err()).collect();
+        assert_eq!(refused, vec![&Refused::TokenReused], "player {player}: {answered:?}");
+    }
+}
+
+#[test]
+fn a_response_checked_by_two_workers_makes_one_session() {
+    let mut s = server(8);
+    let mut c = Client::new(&parse(&token_for(42, |_| {})).unwrap());
+    let challenge =
+        s.on_request(player_addr(1), server_addr(), &c.handshake_packet().unwrap(), NOW_MS).unwrap();
+    c.receive(&challenge.bytes);
+    let response = c.handshake_packet().unwrap();
+    // Both checked under the shared lock before either is admitted.
+    let first = s.check_response(player_addr(1), &response, NOW_MS).unwrap();
+    let second = s.check_response(player_addr(1), &response, NOW_MS).unwrap();
+    let a = s.admit(first, SEC).unwrap();
+    let b = s.admit(second, SEC).unwrap();
+    assert_eq!((a.joined.session, b.replaced, s.len()), (b.joined.session, None, 1));
+    assert!(matches!(c.receive(&a.reply.bytes), Event::Connected(id) if id == a.joined.session));
+    // The second reply is a keepalive of the same session, which the connected client takes.
+    assert_eq!(c.receive(&b.reply.bytes), Event::Keepalive);
 }
