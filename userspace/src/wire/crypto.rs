@@ -3,14 +3,12 @@
 //! AES-256-GCM is in the standard library of Go (`crypto/cipher`), C# (`AesGcm`), Java and the
 //! browser (WebCrypto), and in Python's `cryptography`: a client or a token minter needs nothing
 //! exotic (`docs/decisions.md`, "Packet and token AEAD"). Nonces are 12 bytes; tags 16 bytes,
-//! compared by the AEAD itself. The implementation is RustCrypto's `aes-gcm`.
+//! compared by the AEAD itself. The implementation is ring's (BoringSSL's assembly, chosen at run
+//! time for the CPU: AES-NI and carry-less multiply, or VAES).
 
 use std::fmt;
 
-use aes_gcm::{
-    Aes256Gcm, Nonce, Tag,
-    aead::{AeadInPlace, KeyInit},
-};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 
 /// Bytes of a key.
 pub const KEY_LEN: usize = 32;
@@ -50,13 +48,16 @@ impl Key {
 
     /// The cipher for this key, with its key schedule expanded once.
     pub fn cipher(&self) -> Cipher {
-        Cipher(Aes256Gcm::new((&self.0).into()))
+        match UnboundKey::new(&AES_256_GCM, &self.0) {
+            Ok(key) => Cipher(LessSafeKey::new(key)),
+            Err(_) => unreachable!("a 32-byte key is an AES-256-GCM key"),
+        }
     }
 }
 
 /// AES-256-GCM under one key, ready to seal and open many messages.
 #[derive(Clone)]
-pub struct Cipher(Aes256Gcm);
+pub struct Cipher(LessSafeKey);
 
 impl fmt::Debug for Cipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,8 +74,12 @@ impl Cipher {
     /// Encrypts `buf` in place and returns the tag over it and `ad`.
     pub fn seal(&self, nonce: &[u8; NONCE_LEN], ad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
         // Fails only for messages over 64 GiB; every message here is a datagram.
-        match self.0.encrypt_in_place_detached(Nonce::from_slice(nonce), ad, buf) {
-            Ok(tag) => tag.into(),
+        match self.0.seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(ad), buf) {
+            Ok(tag) => {
+                let mut out = [0u8; TAG_LEN];
+                out.copy_from_slice(tag.as_ref());
+                out
+            }
             Err(_) => unreachable!("AES-GCM seals any message shorter than 64 GiB"),
         }
     }
@@ -88,8 +93,17 @@ impl Cipher {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), Unauthentic> {
+        // A nonce is only ever reused to open a replayed packet, which the replay window then
+        // refuses; ring's "unique" is about sealing.
         self.0
-            .decrypt_in_place_detached(Nonce::from_slice(nonce), ad, buf, Tag::from_slice(tag))
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(ad),
+                Tag::from(*tag),
+                buf,
+                0..,
+            )
+            .map(|_| ())
             .map_err(|_| Unauthentic)
     }
 }
