@@ -7,6 +7,9 @@
 //! (`tickgate::session::gate::Gate`) takes for each kind of packet; a socket receiver of the lab
 //! bench shares it the same way.
 //!
+//! "2 data threads, a server each" gives each thread a server of its own (nothing shared but the
+//! machine): what two threads can do side by side here, for the shared setting to be read against.
+//!
 //! Run: `cargo bench -p tickgate --bench sessions` (`-- ROUNDS PACKETS` to change the default 7
 //! rounds of 200 000 packets per data thread). It prints inputs/s for each setting, the median
 //! and the range across rounds; settings alternate within each round.
@@ -117,10 +120,26 @@ fn body() -> Vec<u8> {
     tickgate_proto::InputFrame { first_seq: 0, commands }.encode_to_vec()
 }
 
+/// How the data threads reach their sessions.
+#[derive(Clone, Copy, PartialEq)]
+enum Sharing {
+    /// One server for all, behind the gate's lock.
+    Shared,
+    /// A server of its own for each thread, still behind the lock: the most the threads can do
+    /// side by side on this machine, which the shared setting is measured against.
+    Separate,
+}
+
 /// One measurement: `data` threads open `packets` each; `handshakes` threads send requests until
 /// they are done. Returns (inputs/s over the slowest data thread, requests answered/s).
-fn measure(lab: &Lab, data: u64, handshakes: u64, packets: usize) -> (f64, f64) {
+fn measure(lab: &Lab, data: u64, handshakes: u64, sharing: Sharing, packets: usize) -> (f64, f64) {
     let (server, mut clients) = lab.server(data);
+    // Servers made the same way number the same players' sessions alike, with the keys of the
+    // same tokens, so the clients' packets open in each.
+    let own: Vec<Shared> = match sharing {
+        Sharing::Shared => Vec::new(),
+        Sharing::Separate => (0..data).map(|_| shared(lab.server(data).0)).collect(),
+    };
     let body = body();
     let sealed: Vec<Vec<Vec<u8>>> = clients
         .iter_mut()
@@ -152,7 +171,7 @@ fn measure(lab: &Lab, data: u64, handshakes: u64, packets: usize) -> (f64, f64) 
             .iter()
             .enumerate()
             .map(|(i, packets)| {
-                let (server, start) = (&server, &start);
+                let (server, start) = (own.get(i).unwrap_or(&server), &start);
                 scope.spawn(move || {
                     let src = Lab::src(i as u64 + 1);
                     let mut plain = vec![0u8; v2::MAX_PAYLOAD_LEN];
@@ -197,20 +216,24 @@ fn main() {
     let rounds = numbers.first().copied().unwrap_or(7);
     let packets = numbers.get(1).copied().unwrap_or(200_000);
     let lab = Lab { backend: Key::from_bytes([1; 32]), dst: "10.0.0.2:7777".parse().expect("an address") };
-    let settings: [(&str, u64, u64); 3] =
-        [("1 data thread", 1, 0), ("2 data threads", 2, 0), ("1 data thread + 1 request flood", 1, 1)];
+    let settings: [(&str, u64, u64, Sharing); 4] = [
+        ("1 data thread", 1, 0, Sharing::Shared),
+        ("2 data threads", 2, 0, Sharing::Shared),
+        ("2 data threads, a server each", 2, 0, Sharing::Separate),
+        ("1 data thread + 1 request flood", 1, 1, Sharing::Shared),
+    ];
     let mut inputs = vec![Vec::new(); settings.len()];
     let mut requests = vec![Vec::new(); settings.len()];
     for _ in 0..rounds {
-        for (i, &(_, data, hs)) in settings.iter().enumerate() {
-            let (ins, reqs) = measure(&lab, data, hs, packets);
+        for (i, &(_, data, hs, sharing)) in settings.iter().enumerate() {
+            let (ins, reqs) = measure(&lab, data, hs, sharing, packets);
             inputs[i].push(ins);
             requests[i].push(reqs);
         }
     }
     println!("sessions: {rounds} rounds, {packets} packets per data thread; median (range) across rounds");
     println!("{:<34} {:>28} {:>28}", "setting", "inputs/s", "requests answered/s");
-    for (i, &(name, _, hs)) in settings.iter().enumerate() {
+    for (i, &(name, _, hs, _)) in settings.iter().enumerate() {
         let reqs = if hs == 0 { "-".to_string() } else { spread(&mut requests[i]) };
         println!("{name:<34} {:>28} {reqs:>28}", spread(&mut inputs[i]));
     }
