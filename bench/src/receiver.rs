@@ -21,7 +21,6 @@ use clap::ValueEnum;
 use serde::Serialize;
 use std::{
     net::SocketAddr,
-    sync::RwLock,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -35,6 +34,7 @@ use tickgate::{
     session::{
         gate::{SessionEvent, SessionsConfig},
         server::{Data, Server},
+        shared::ReadMostly,
     },
     steer::rate_limit::RateLimit,
     steer::{LoadOptions, Mode, Timestamps},
@@ -276,8 +276,9 @@ impl SocketPath {
         let stop = Arc::new(AtomicBool::new(false));
         // The same session state machine as tickgate's workers, one for all sockets.
         let sessions = match &config.sessions {
-            Some(s) => Some(Arc::new(RwLock::new(
+            Some(s) => Some(Arc::new(ReadMostly::new(
                 Server::new(s.server.clone()).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?,
+                queues,
             ))),
             None => None,
         };
@@ -303,7 +304,7 @@ impl SocketPath {
                     if let Some(core) = core {
                         core_affinity::set_for_current(core_affinity::CoreId { id: core });
                     }
-                    let mut gate = SocketGate { server: v2, plain: vec![0; v2::MAX_PAYLOAD_LEN] };
+                    let mut gate = SocketGate { server: v2, slot: i, plain: vec![0; v2::MAX_PAYLOAD_LEN] };
                     if let Err(e) = receive(mode, &sock, ingest, &mut gate, timing, &slack_stats, &stop) {
                         eprintln!("tickgate-bench: socket receiver {i} stopped: {e}");
                     }
@@ -541,11 +542,14 @@ fn receive(
 }
 
 /// The socket path's session layer: the same `Server` as tickgate's gate, behind the same
-/// `RwLock` taken the same way (shared for a packet's crypto, exclusive to make a session);
+/// read lock per socket thread, taken the same way (its own shared for a packet's crypto, every
+/// slot's to make a session);
 /// replies by `send_to`.
 pub(crate) struct SocketGate {
     /// The session server (`None`: protocol v1).
-    pub(crate) server: Option<Arc<RwLock<Server>>>,
+    pub(crate) server: Option<Arc<ReadMostly<Server>>>,
+    /// This thread's reader slot of `server`.
+    pub(crate) slot: usize,
     /// Room for a packet's plaintext.
     pub(crate) plain: Vec<u8>,
 }
@@ -587,13 +591,11 @@ impl SocketGate {
         let now_ms = now.wall_ms;
         let local: SocketAddr = SocketAddrV4::new(tickgate_testkit::lab::RX_IP4, GAME_PORT).into();
         let reply = match v2::parse_header(payload, payload.len()).map(|h| h.kind) {
-            Ok(v2::Kind::Request) => {
-                server.read().ok().and_then(|s| s.on_request(src, local, payload, now_ms).ok())
-            }
+            Ok(v2::Kind::Request) => server.read(self.slot).on_request(src, local, payload, now_ms).ok(),
             Ok(v2::Kind::Response) => {
-                let checked = server.read().ok().and_then(|s| s.check_response(src, payload, now_ms).ok());
-                match checked.map(|response| server.write().map(|mut s| s.admit(response, now.mono_ns))) {
-                    Some(Ok(Ok(accepted))) => {
+                let checked = server.read(self.slot).check_response(src, payload, now_ms).ok();
+                match checked.map(|response| server.write().admit(response, now.mono_ns)) {
+                    Some(Ok(accepted)) => {
                         ingest.event(
                             SessionEvent {
                                 kind: InputKind::Join,
@@ -606,12 +608,12 @@ impl SocketGate {
                         );
                         Some(accepted.reply)
                     }
-                    Some(Ok(Err((_, denied)))) => denied,
-                    _ => None,
+                    Some(Err((_, denied))) => denied,
+                    None => None,
                 }
             }
             Ok(_) => {
-                let Ok(s) = server.read() else { return };
+                let s = server.read(self.slot);
                 if let Ok(Data::Input { player_id, match_id, plain, .. }) =
                     s.open_data(src, payload, now.mono_ns, &mut self.plain)
                 {

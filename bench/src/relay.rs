@@ -9,7 +9,7 @@ use std::{
     net::{SocketAddr, SocketAddrV4, UdpSocket},
     os::fd::AsFd as _,
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -25,6 +25,7 @@ use tickgate::{
         anti_replay::ClientsConfig,
         gate::{HandshakeLimit, SessionsConfig},
         server::{Server, ServerConfig},
+        shared::ReadMostly,
     },
     steer::{LoadOptions, Mode, Timestamps, rate_limit::RateLimit},
     sys::{clock_monotonic_ns, clock_tai_ns},
@@ -328,8 +329,9 @@ fn serve_socket(
     let inbox = inboxes.pop().ok_or_else(|| anyhow!("no inbox"))?;
     let mut running = frame_queue::spawn_with_fanout(&frames, 1, 65_536, (), Some(Box::new(fanout)))?;
     let producer = running.producers.pop().ok_or_else(|| anyhow!("no producer"))?;
-    let server = Arc::new(RwLock::new(
+    let server = Arc::new(ReadMostly::new(
         Server::new(sessions.server.clone()).map_err(|e| anyhow!("no random bytes: {e}"))?,
+        1,
     ));
     let stats = Arc::new(QueueStats::new(0, BindMode::Copy, Some(spec.rx_core)));
     let (seq0, napi0, started) = (threads_ns(&["tickgate-seq"]), napi_ns(&lab.rx_if), Instant::now());
@@ -368,7 +370,7 @@ fn serve_socket(
 fn relay_loop(
     sock: &UdpSocket,
     ingest: &mut Ingest,
-    server: &Arc<RwLock<Server>>,
+    server: &Arc<ReadMostly<Server>>,
     inbox: &tickgate::broadcast::Inbox,
     done: &AtomicBool,
 ) -> Result<(u64, u64)> {
@@ -377,8 +379,11 @@ fn relay_loop(
         SlackRule::Adaptive(a) => a.ceiling_ns,
     };
     let mut batch = sys::RecvBatch::new(64);
-    let mut gate =
-        SocketGate { server: Some(Arc::clone(server)), plain: vec![0; tickgate::wire::v2::MAX_PAYLOAD_LEN] };
+    let mut gate = SocketGate {
+        server: Some(Arc::clone(server)),
+        slot: 0,
+        plain: vec![0; tickgate::wire::v2::MAX_PAYLOAD_LEN],
+    };
     let (mut sent, mut dropped) = (0u64, 0u64);
     let mut out = Vec::new();
     while !done.load(Ordering::Relaxed) {
@@ -402,7 +407,7 @@ fn relay_loop(
         inbox.quiet();
         while let Some(item) = inbox.try_next() {
             let Egress::Frame(outbound) = item else { continue };
-            let Ok(s) = server.read() else { continue };
+            let s = server.read(0);
             s.broadcast(&outbound, clock_monotonic_ns(), |_| true, |p| ingest.ack(p), &mut out);
         }
         for chunk in out.chunks(64) {

@@ -28,6 +28,7 @@ use tickgate::{
     session::{
         client::{Client, Event},
         server::{Data, Server, ServerConfig},
+        shared::ReadMostly,
         token::{self, TokenParams},
     },
     wire::{crypto::Key, v2},
@@ -36,23 +37,24 @@ use tickgate::{
 const NOW_MS: u64 = 1_800_000_000_000;
 
 /// The lock the gate shares the server through.
-type Shared = std::sync::RwLock<Server>;
+type Shared = ReadMostly<Server>;
+
+/// Reader slots: one per thread of a measurement, as the gate has one per worker.
+const SLOTS: usize = 4;
 
 fn shared(server: Server) -> Shared {
-    std::sync::RwLock::new(server)
+    ReadMostly::new(server, SLOTS)
 }
 
-/// One data packet, opened as the gate opens one (under the shared lock). True when it opened.
-fn open(server: &Shared, src: SocketAddr, packet: &[u8], plain: &mut [u8]) -> bool {
-    let Ok(server) = server.read() else { return false };
-    matches!(server.open_data(src, packet, 2, plain), Ok(Data::Input { .. }))
+/// One data packet, opened as the gate opens one (under reader slot `slot`). True when it opened.
+fn open(server: &Shared, slot: usize, src: SocketAddr, packet: &[u8], plain: &mut [u8]) -> bool {
+    matches!(server.read(slot).open_data(src, packet, 2, plain), Ok(Data::Input { .. }))
 }
 
-/// One connection request, served as the gate serves one (under the shared lock). True when it
-/// was answered.
-fn request(server: &Shared, src: SocketAddr, dst: SocketAddr, packet: &[u8]) -> bool {
-    let Ok(server) = server.read() else { return false };
-    server.on_request(src, dst, packet, NOW_MS).is_ok()
+/// One connection request, served as the gate serves one (under reader slot `slot`). True when
+/// it was answered.
+fn request(server: &Shared, slot: usize, src: SocketAddr, dst: SocketAddr, packet: &[u8]) -> bool {
+    server.read(slot).on_request(src, dst, packet, NOW_MS).is_ok()
 }
 
 struct Lab {
@@ -177,7 +179,7 @@ fn measure(lab: &Lab, data: u64, handshakes: u64, sharing: Sharing, packets: usi
                     let mut plain = vec![0u8; v2::MAX_PAYLOAD_LEN];
                     start.wait();
                     let t = Instant::now();
-                    let opened = packets.iter().filter(|p| open(server, src, p, &mut plain)).count();
+                    let opened = packets.iter().filter(|p| open(server, i, src, p, &mut plain)).count();
                     assert_eq!(opened, packets.len(), "every packet opens");
                     t.elapsed()
                 })
@@ -185,13 +187,15 @@ fn measure(lab: &Lab, data: u64, handshakes: u64, sharing: Sharing, packets: usi
             .collect();
         let flooders: Vec<_> = requests
             .iter()
-            .map(|(src, packet)| {
+            .enumerate()
+            .map(|(h, (src, packet))| {
+                let slot = data as usize + h;
                 let (server, start, done, answered, dst) = (&server, &start, &done, &answered, lab.dst);
                 scope.spawn(move || {
                     start.wait();
                     let t = Instant::now();
                     while !done.load(Ordering::Relaxed) {
-                        if request(server, *src, dst, packet) {
+                        if request(server, slot, *src, dst, packet) {
                             answered.fetch_add(1, Ordering::Relaxed);
                         }
                     }

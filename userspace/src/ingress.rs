@@ -235,7 +235,7 @@ impl<R: Recorder + Send + 'static> Ingress<R> {
             Some(s) => {
                 attachment.loaded().set_handshake_limit(&s.handshake_limit)?;
                 let server = Server::new(s.server.clone()).map_err(IngressError::Random)?;
-                Some(Arc::new(Gate::new(server, attachment.loaded().session_map()?)))
+                Some(Arc::new(Gate::new(server, attachment.loaded().session_map()?, config.queues.len())))
             }
             None => None,
         };

@@ -2,10 +2,10 @@
 //! keeps in step, where each client is on the link (to write reply frames), and its counters.
 //!
 //! Every worker handles the handshake and data packets of its own queue through [`Gate`]. The
-//! server is behind a `RwLock`: every packet's AEAD work (a data packet's open, a request's
-//! token, a response's checks) and every seal run under the shared lock, side by side on all
-//! workers; only a change to the session table (a session made or closed) takes it exclusively,
-//! for a few map updates. Lock order everywhere: the server, then `homes` and `endpoints`.
+//! server is behind a read lock per worker slot ([`ReadMostly`]): every packet's AEAD work (a data
+//! packet's open, a request's token, a response's checks) and every seal run under the worker's
+//! own shared lock, side by side on all workers and writing nothing they share; only a change to
+//! the session table (a session made or closed) takes every slot's lock, for a few map updates. Lock order everywhere: the server, then `homes` and `endpoints`.
 //! Replies are whole Ethernet frames for the worker's AF_XDP TX ring; keepalives and timeouts
 //! come from [`Gate::poll`], which one worker calls.
 
@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{
-        Mutex, RwLock,
+        Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -22,7 +22,10 @@ use std::{
 use serde::Serialize;
 pub use tickgate_common::session::HandshakeLimit;
 
-use super::server::{Accepted, CloseReason, Closed, Data, DataDrop, Outgoing, Refused, Server, ServerConfig};
+use super::{
+    server::{Accepted, CloseReason, Closed, Data, DataDrop, Outgoing, Refused, Server, ServerConfig},
+    shared::ReadMostly,
+};
 use crate::{
     broadcast::{CatchUp, Outbound},
     input::InputKind,
@@ -118,7 +121,7 @@ pub struct SessionsReport {
 
 /// One run's session layer.
 pub struct Gate {
-    server: RwLock<Server>,
+    server: ReadMostly<Server>,
     map: SessionMap,
     endpoints: Mutex<HashMap<SocketAddr, Endpoints>>,
     /// Session → the worker slot that receives its packets and sends its frames.
@@ -151,10 +154,11 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Gate {
-    /// A gate over `server` that keeps `map` in step.
-    pub fn new(server: Server, map: SessionMap) -> Self {
+    /// A gate over `server` that keeps `map` in step, for `workers` workers (each reads the
+    /// server through a lock of its own: its slot's).
+    pub fn new(server: Server, map: SessionMap, workers: usize) -> Self {
         Self {
-            server: RwLock::new(server),
+            server: ReadMostly::new(server, workers),
             map,
             endpoints: Mutex::new(HashMap::new()),
             homes: Mutex::new(HashMap::new()),
@@ -245,7 +249,7 @@ impl Gate {
         let kind = v2::parse_header(payload, payload.len()).map(|h| h.kind);
         match kind {
             Ok(Kind::Request) => {
-                let Ok(server) = self.server.read() else { return Outcome::Handled };
+                let server = self.server.read(slot);
                 match server.on_request(endpoints.peer, endpoints.local, payload, now_ms()) {
                     Ok(challenge) => {
                         bump(&self.challenges);
@@ -255,10 +259,7 @@ impl Gate {
                 }
             }
             Ok(Kind::Response) => {
-                let checked = match self.server.read() {
-                    Ok(server) => server.check_response(endpoints.peer, payload, now_ms()),
-                    Err(_) => return Outcome::Handled,
-                };
+                let checked = self.server.read(slot).check_response(endpoints.peer, payload, now_ms());
                 let response = match checked {
                     Ok(response) => response,
                     Err(r) => {
@@ -269,7 +270,7 @@ impl Gate {
                 // Only a response that passed every check takes the table to itself, and keeps it
                 // until the XDP entry, endpoints and home are in place (a close of this session on
                 // another worker comes after them, not between).
-                let Ok(mut server) = self.server.write() else { return Outcome::Handled };
+                let mut server = self.server.write();
                 match server.admit(response, now_ns) {
                     Ok(Accepted { joined, replaced, reply }) => {
                         if let Some(old) = replaced {
@@ -304,10 +305,7 @@ impl Gate {
                 }
             }
             Ok(_) => {
-                let opened = match self.server.read() {
-                    Ok(server) => server.open_data(endpoints.peer, payload, now_ns, plain),
-                    Err(_) => return Outcome::Handled,
-                };
+                let opened = self.server.read(slot).open_data(endpoints.peer, payload, now_ns, plain);
                 match opened {
                     // Player ids were checked to fit 32 bits when the session was made.
                     Ok(Data::Input { player_id, match_id, plain, .. }) => {
@@ -318,7 +316,7 @@ impl Gate {
                     }
                     Ok(Data::Sync { .. } | Data::Keepalive { .. }) => {}
                     Ok(Data::Disconnect { session }) => {
-                        let Ok(mut server) = self.server.write() else { return Outcome::Handled };
+                        let mut server = self.server.write();
                         // Another copy of the goodbye may have closed it first.
                         match server.close(session, CloseReason::Disconnect) {
                             Some(closed) => self.closed(&server, &closed, events),
@@ -335,10 +333,9 @@ impl Gate {
 
     /// Keepalives due and sessions timed out at `now_ns`: reply frames for the caller's TX ring.
     pub fn poll(&self, now_ns: u64, frames: &mut Vec<Vec<u8>>, events: &mut Vec<SessionEvent>) {
-        let Ok((out, silent)) = self.server.read().map(|s| s.poll(now_ns)) else { return };
-        if !silent.is_empty()
-            && let Ok(mut server) = self.server.write()
-        {
+        let (out, silent) = self.server.read(0).poll(now_ns);
+        if !silent.is_empty() {
+            let mut server = self.server.write();
             for c in server.expire(&silent, now_ns) {
                 self.closed(&server, &c, events);
             }
@@ -360,7 +357,7 @@ impl Gate {
         frames: &mut Vec<Vec<u8>>,
     ) {
         // Lock order everywhere: server, then homes and endpoints.
-        let Ok(server) = self.server.read() else { return };
+        let server = self.server.read(slot);
         let Ok(homes) = self.homes.lock() else { return };
         let mut out = Vec::new();
         let too_large = server.broadcast(outbound, now_ns, |id| homes.get(&id) == Some(&slot), ack, &mut out);
@@ -375,7 +372,7 @@ impl Gate {
     /// Answers a catch-up request of `session`: `found` (the history from the tick asked for)
     /// packed into as few `Frame` packets as hold it, oldest first, each with the player's `ack`.
     pub fn catch_up(&self, session: u32, found: &CatchUp, ack: u64, now_ns: u64, frames: &mut Vec<Vec<u8>>) {
-        let Ok(server) = self.server.read() else { return };
+        let server = self.server.read(0);
         let flags = FLAG_CATCH_UP | if found.too_old { FLAG_TOO_OLD } else { 0 };
         let mut records: Vec<&[u8]> = found.records.iter().map(|r| &r[..]).collect();
         let mut body = Vec::with_capacity(frame_packet::MAX_BODY_LEN);
@@ -400,7 +397,7 @@ impl Gate {
 
     /// Where `player_id`'s session is: (session, worker slot).
     pub fn home_of(&self, player_id: u64) -> Option<(u32, usize)> {
-        let server = self.server.read().ok()?;
+        let server = self.server.read(0);
         let session = server.session_of_player(player_id)?;
         let slot = *self.homes.lock().ok()?.get(&session)?;
         Some((session, slot))
@@ -409,7 +406,7 @@ impl Gate {
     /// Ends every session of `match_id` from the server's side: disconnect packets to `frames`,
     /// leaves to `events`.
     pub fn end_match(&self, match_id: u64, frames: &mut Vec<Vec<u8>>, events: &mut Vec<SessionEvent>) {
-        let Ok(mut server) = self.server.write() else { return };
+        let mut server = self.server.write();
         let sessions: Vec<u32> = server.match_sessions(match_id).map(|(id, _)| id).collect();
         for id in sessions {
             if let Some((out, closed)) = server.disconnect(id) {
@@ -423,7 +420,7 @@ impl Gate {
 
     /// Seals a game message to `session` as a `Message` packet, into `frames`.
     pub fn direct(&self, session: u32, body: &[u8], now_ns: u64, frames: &mut Vec<Vec<u8>>) {
-        let Ok(server) = self.server.read() else { return };
+        let server = self.server.read(0);
         if let Some(out) = server.seal_to(session, Kind::Message, body, now_ns) {
             bump(&self.direct_messages);
             self.frame_for(&out, None, frames);
@@ -434,7 +431,7 @@ impl Gate {
     pub fn report(&self) -> SessionsReport {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SessionsReport {
-            open: self.server.read().map_or(0, |s| s.len() as u64),
+            open: self.server.read(0).len() as u64,
             joined: load(&self.joined),
             closed: CloseReason::ALL.iter().map(|c| c.name()).zip(self.closed.iter().map(load)).collect(),
             challenges: load(&self.challenges),

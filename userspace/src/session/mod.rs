@@ -6,4 +6,5 @@ pub mod anti_replay;
 pub mod client;
 pub mod gate;
 pub mod server;
+pub mod shared;
 pub mod token;

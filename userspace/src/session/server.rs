@@ -17,8 +17,8 @@
 //! request's token open and challenge seal (the token cache has its own lock), a response's
 //! checks ([`Server::check_response`]), sealing to a session, the keepalive scan. Only changes to
 //! the table take `&mut self`: [`Server::admit`], [`Server::close`], [`Server::expire`],
-//! [`Server::disconnect`]. The gate holds the server in a `RwLock` accordingly, so no worker's
-//! AEAD work ever waits for another's.
+//! [`Server::disconnect`]. The gate holds the server accordingly, in a read lock per worker
+//! ([`super::shared::ReadMostly`]), so no worker's AEAD work ever waits for another's.
 
 use std::{
     collections::HashMap,

@@ -472,28 +472,26 @@ fn session_ids_spread_over_the_table() {
     assert!(tags.iter().all(|&n| (448..=576).contains(&n)), "{tags:?}");
 }
 
-// Workers share the server behind a `RwLock` (the gate's): everything a packet does on its own runs
-// under the shared lock on every worker at once. An attacker who gets one packet, or one token,
+// Workers share the server as the gate holds it, each through its own reader slot of a
+// `ReadMostly`: everything a packet does on its own runs on every worker at once. An attacker who gets one packet, or one token,
 // to two queues at the same instant must gain nothing from the race.
 
 #[test]
 fn a_packet_read_by_two_workers_at_once_opens_once() {
-    use std::sync::{
-        RwLock,
-        atomic::{AtomicUsize, Ordering},
-    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let mut s = server(8);
     let (mut c, accepted) = connect(&mut s, 42, player_addr(1));
     let id = accepted.joined.session;
     let packets: Vec<Vec<u8>> = (0..20_000u32).map(|n| input(&mut c, &n.to_be_bytes())).collect();
-    let s = RwLock::new(s);
+    let s = crate::session::shared::ReadMostly::new(s, 2);
     let (opened, replayed) = (AtomicUsize::new(0), AtomicUsize::new(0));
     std::thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| {
+        for slot in 0..2 {
+            let (s, packets, opened, replayed) = (&s, &packets, &opened, &replayed);
+            scope.spawn(move || {
                 let mut plain = [0u8; 64];
-                for p in &packets {
-                    match s.read().unwrap().open_data(player_addr(1), p, SEC, &mut plain) {
+                for p in packets {
+                    match s.read(slot).open_data(player_addr(1), p, SEC, &mut plain) {
                         Ok(Data::Input { session, .. }) if session == id => {
                             opened.fetch_add(1, Ordering::Relaxed)
                         }
@@ -513,20 +511,21 @@ fn a_packet_read_by_two_workers_at_once_opens_once() {
 
 #[test]
 fn a_token_raced_from_two_addresses_gets_one_challenge() {
-    use std::sync::{Barrier, RwLock};
+    use std::sync::Barrier;
     // Room for every token (the cache holds four per session).
-    let s = RwLock::new(server(64));
+    let s = crate::session::shared::ReadMostly::new(server(64), 2);
     for player in 100..300u64 {
         let request = Client::new(&parse(&token_for(player, |_| {})).unwrap()).handshake_packet().unwrap();
         let barrier = Barrier::new(2);
         let answered: Vec<Result<Outgoing, Refused>> = std::thread::scope(|scope| {
             let racers: Vec<_> = [player_addr(1), player_addr(2)]
                 .into_iter()
-                .map(|from| {
+                .enumerate()
+                .map(|(slot, from)| {
                     let (s, request, barrier) = (&s, &request, &barrier);
                     scope.spawn(move || {
                         barrier.wait();
-                        s.read().unwrap().on_request(from, server_addr(), request, NOW_MS)
+                        s.read(slot).on_request(from, server_addr(), request, NOW_MS)
                     })
                 })
                 .collect();
