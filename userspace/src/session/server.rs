@@ -726,36 +726,31 @@ impl Server {
             _ => DataDrop::Malformed,
         })?;
         let len = header.payload_len as usize - TAG_LEN;
-        let from_tick = match header.kind {
-            Kind::CatchUp => {
-                Some(plain[..len].try_into().map(u64::from_be_bytes).map_err(|_| DataDrop::Malformed)?)
-            }
-            _ => None,
-        };
-        {
-            let mut live = session.live();
-            live.window.check(header.seq).map_err(|_| DataDrop::Replayed)?;
-            live.last_recv_ns = now_ns;
-            if from_tick.is_some() {
-                if live.last_catch_up_ns.is_some_and(|at| now_ns.saturating_sub(at) < CATCH_UP_INTERVAL_NS) {
-                    return Err(DataDrop::CatchUpLimited);
-                }
-                live.last_catch_up_ns = Some(now_ns);
-            }
-        }
         let (id, player_id, match_id) = (header.session, session.player_id, session.match_id);
-        Ok(match header.kind {
+        let data = match header.kind {
             Kind::Input => Data::Input { session: id, player_id, match_id, plain: &plain[..len] },
             Kind::Sync => Data::Sync { session: id, player_id, plain: &plain[..len] },
             Kind::CatchUp => {
-                Data::CatchUp { session: id, player_id, match_id, from_tick: from_tick.unwrap_or(0) }
+                let from_tick =
+                    plain[..len].try_into().map(u64::from_be_bytes).map_err(|_| DataDrop::Malformed)?;
+                Data::CatchUp { session: id, player_id, match_id, from_tick }
             }
             Kind::Keepalive => Data::Keepalive { session: id },
             Kind::Disconnect => Data::Disconnect { session: id },
             Kind::Request | Kind::Response | Kind::Challenge | Kind::Denied | Kind::Frame | Kind::Message => {
                 return Err(DataDrop::Malformed);
             }
-        })
+        };
+        let mut live = session.live();
+        live.window.check(header.seq).map_err(|_| DataDrop::Replayed)?;
+        live.last_recv_ns = now_ns;
+        if matches!(data, Data::CatchUp { .. }) {
+            if live.last_catch_up_ns.is_some_and(|at| now_ns.saturating_sub(at) < CATCH_UP_INTERVAL_NS) {
+                return Err(DataDrop::CatchUpLimited);
+            }
+            live.last_catch_up_ns = Some(now_ns);
+        }
+        Ok(data)
     }
 
     /// Keepalives due at `now_ns` (sealed here, to sessions sent nothing for the keepalive
