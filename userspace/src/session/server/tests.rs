@@ -554,3 +554,36 @@ fn a_response_checked_by_two_workers_makes_one_session() {
     // The second reply is a keepalive of the same session, which the connected client takes.
     assert_eq!(c.receive(&b.reply.bytes), Event::Keepalive);
 }
+
+#[test]
+fn catch_up_requests_are_served_once_per_interval_and_must_name_a_tick() {
+    let mut s = server(8);
+    let (mut c, accepted) = connect(&mut s, 42, player_addr(1));
+    let id = accepted.joined.session;
+    let mut plain = [0u8; 64];
+    let mut ask = |c: &mut Client, body: &[u8]| {
+        let mut out = Vec::new();
+        assert!(c.seal(Kind::CatchUp, body, &mut out));
+        out
+    };
+    let first = ask(&mut c, &7u64.to_be_bytes());
+    assert_eq!(
+        s.open_data(player_addr(1), &first, SEC, &mut plain),
+        Ok(Data::CatchUp { session: id, player_id: 42, match_id: 3, from_tick: 7 })
+    );
+    // A flood of requests: refused until the interval has passed, each counted.
+    let soon = ask(&mut c, &8u64.to_be_bytes());
+    let at = SEC + CATCH_UP_INTERVAL_NS - 1;
+    assert_eq!(s.open_data(player_addr(1), &soon, at, &mut plain), Err(DataDrop::CatchUpLimited));
+    // The refused one still used its sequence number: sent again, it is a replay.
+    assert_eq!(s.open_data(player_addr(1), &soon, at, &mut plain), Err(DataDrop::Replayed));
+    // A body that is not one tick is malformed, and does not use up the interval.
+    let short = ask(&mut c, &[1, 2, 3]);
+    let later = SEC + CATCH_UP_INTERVAL_NS;
+    assert_eq!(s.open_data(player_addr(1), &short, later, &mut plain), Err(DataDrop::Malformed));
+    let next = ask(&mut c, &9u64.to_be_bytes());
+    assert!(matches!(
+        s.open_data(player_addr(1), &next, later, &mut plain),
+        Ok(Data::CatchUp { from_tick: 9, .. })
+    ));
+}
