@@ -561,7 +561,7 @@ fn catch_up_requests_are_served_once_per_interval_and_must_name_a_tick() {
     let (mut c, accepted) = connect(&mut s, 42, player_addr(1));
     let id = accepted.joined.session;
     let mut plain = [0u8; 64];
-    let mut ask = |c: &mut Client, body: &[u8]| {
+    let ask = |c: &mut Client, body: &[u8]| {
         let mut out = Vec::new();
         assert!(c.seal(Kind::CatchUp, body, &mut out));
         out
