@@ -44,13 +44,15 @@ impl<T> ReadMostly<T> {
         }
     }
 
-    /// Shared access through reader slot `slot` (any number: it is taken modulo the slots).
+    /// Shared access through reader slot `slot` (one past the last reads through the first: a
+    /// compare on the per-packet path, where a modulo would be a division).
     /// Several threads may read through one slot; each worker using its own is what keeps their
     /// reads apart. A panic while a lock was held poisons nothing here: the value is only ever
     /// changed through `Write`, whose holder's panic leaves it as the panic found it, as a
     /// `RwLock`'s would.
     pub fn read(&self, slot: usize) -> Read<'_, T> {
-        let guard = self.slots[slot % self.slots.len()].0.read().unwrap_or_else(PoisonError::into_inner);
+        let slot = if slot < self.slots.len() { slot } else { 0 };
+        let guard = self.slots[slot].0.read().unwrap_or_else(PoisonError::into_inner);
         // SAFETY: the slot's lock is held shared until `guard` drops with the `Read`, so no
         // `Write`, which needs every slot exclusively, exists meanwhile.
         let value = unsafe { &*self.value.get() };
