@@ -19,6 +19,8 @@ pub struct Alarm {
     timer: sys::Timer,
     /// The CLOCK_MONOTONIC deadline armed, until the timer fires.
     armed: Option<u64>,
+    /// Whether that deadline is a seal instant of the grid (not the idle deadline).
+    armed_for_seal: bool,
     /// When the timer last fired (or the alarm was made), CLOCK_MONOTONIC ns.
     last_fired: u64,
     /// CLOCK_TAI − CLOCK_MONOTONIC as of then. Both clocks run at the rate NTP sets, so this
@@ -36,6 +38,7 @@ impl Alarm {
         Ok(Self {
             timer: sys::Timer::new()?,
             armed: None,
+            armed_for_seal: false,
             last_fired: sys::clock_monotonic_ns(),
             tai_offset: tai_offset(),
             idle_ns: u64::try_from(idle_wakeup.as_nanos()).unwrap_or(u64::MAX),
@@ -47,6 +50,7 @@ impl Alarm {
     /// earlier one already.
     pub fn prepare(&mut self, slack_ns: u64) -> io::Result<()> {
         let now = sys::clock_monotonic_ns();
+        let idle = self.last_fired.saturating_add(self.idle_ns);
         let want = next_wake(
             now,
             now.wrapping_add(self.tai_offset),
@@ -57,16 +61,19 @@ impl Alarm {
         if self.armed.is_none_or(|armed| want < armed) {
             self.timer.arm_at(want)?;
             self.armed = Some(want);
+            self.armed_for_seal = want < idle;
         }
         Ok(())
     }
 
-    /// After a wait in which [`fd`](Self::fd) was readable.
-    pub fn fired(&mut self) {
+    /// After a wait in which [`fd`](Self::fd) was readable: whether the deadline that fired was
+    /// a seal instant (else the idle deadline).
+    pub fn fired(&mut self) -> bool {
         self.timer.clear();
         self.armed = None;
         self.last_fired = sys::clock_monotonic_ns();
         self.tai_offset = tai_offset();
+        self.armed_for_seal
     }
 
     /// The fd the worker polls.
@@ -148,12 +155,28 @@ mod tests {
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
         assert!(started.elapsed() >= Duration::from_millis(5));
         assert!(sys::clock_monotonic_ns() >= armed);
-        alarm.fired();
+        assert!(!alarm.fired(), "no grid: the idle deadline fired");
         assert_eq!(alarm.armed, None);
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [false]);
         // The next one is measured from the expiry.
         alarm.prepare(0).unwrap();
         assert_eq!(alarm.armed, Some(alarm.last_fired + 5 * MS));
+    }
+
+    #[test]
+    fn the_alarm_says_which_deadline_fired() {
+        // A 1 kHz grid and a 10 s idle deadline: the seal instant comes first.
+        let mut alarm = Alarm::new(Duration::from_secs(10), Some((1_000, 0))).unwrap();
+        alarm.prepare(0).unwrap();
+        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
+        assert!(alarm.fired(), "a seal instant");
+        // A 1 Hz grid whose seal instants fall half a second after now (mod 1 s), and a 1 ms
+        // idle deadline: the idle deadline comes first.
+        let grace = (sys::clock_tai_ns() + 500 * MS) % 1_000_000_000;
+        let mut alarm = Alarm::new(Duration::from_millis(1), Some((1, grace))).unwrap();
+        alarm.prepare(0).unwrap();
+        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
+        assert!(!alarm.fired(), "the idle deadline");
     }
 
     #[test]

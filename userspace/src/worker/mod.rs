@@ -679,8 +679,15 @@ pub fn spawn(
         // instants at the proved watermark's margin rather than at the slack.
         let mut proved = false;
         // Whether the last drained read missed a packet the program had counted (on its way to
-        // the ring): a paced worker then watches the ring for it.
+        // the ring) while a seal waits for the proof: a paced worker then watches the ring for it.
         let mut awaiting = false;
+        // Until when an awaited packet can hold up a seal, CLOCK_MONOTONIC ns: the slack after a
+        // wake-up at a seal instant (from then on the slack's watermark passes the tick end
+        // anyway). Between seal instants a packet on its way waits for the next timed read like
+        // any other: at a few hundred thousand packets a second one nearly always is, and
+        // watching for it woke the worker per packet (docs/benchmarks.md, "Paced reads at high
+        // rates").
+        let mut seal_watch_until = 0u64;
         loop {
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
@@ -712,8 +719,9 @@ pub fn spawn(
                 };
                 if let Ok(ready) = socket.wait_with(watch_ring, [bell, Some(alarm.fd())], timeout)
                     && ready.also[1]
+                    && alarm.fired()
                 {
-                    alarm.fired();
+                    seal_watch_until = sys::clock_monotonic_ns().saturating_add(slack.slack_ns());
                 }
             }
             // The clock, then the program's count for the queue, then the ring (see `CaughtUp`).
@@ -779,7 +787,7 @@ pub fn spawn(
             if drained {
                 let watermark;
                 (watermark, proved) = caught_up.watermark(before, count, slack.slack_ns());
-                awaiting = caught_up.awaits(count);
+                awaiting = caught_up.awaits(count) && now_mono < seal_watch_until;
                 ingest.publish_watermark(watermark);
                 stats.watermark_published(proved);
             }
