@@ -444,7 +444,7 @@ fn receive(
             sys::enable_rx_timestamps(sock)?;
             let mut alarm = Alarm::new(WAIT, Some((timing.tick_hz, timing.grace_ns)))?;
             // The socket's "ring": as many datagrams as tickgate's default RX ring holds.
-            let mut pace = Pace::new(XskConfig::default().rx_size, clock_monotonic_ns());
+            let mut pace = Pace::new(XskConfig::default().rx_size, WAIT, clock_monotonic_ns());
             let mut read = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 alarm.prepare(slack.slack_ns())?;

@@ -672,7 +672,7 @@ pub fn spawn(
         // only those measure the delay from stamp to ring for the adaptive slack (a paced
         // worker's timed read finds packets that waited for it on purpose).
         let mut since_wait = 0u32;
-        let mut pace = Pace::new(config.rx_ring, sys::clock_monotonic_ns());
+        let mut pace = Pace::new(config.rx_ring, config.idle_wakeup, sys::clock_monotonic_ns());
         let mut woken_by_packets = true;
         let mut caught_up = CaughtUp::default();
         // Whether the last watermark was proved: a sleeping worker then also wakes for the seal
