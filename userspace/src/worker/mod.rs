@@ -679,7 +679,8 @@ pub fn spawn(
         // instants at the proved watermark's margin rather than at the slack.
         let mut proved = false;
         // Whether the last drained read missed a packet the program had counted (on its way to
-        // the ring) while a seal waits for the proof: a paced worker then watches the ring for it.
+        // the ring), and whether a seal waits for it: a paced worker then watches the ring for it.
+        let mut on_its_way = false;
         let mut awaiting = false;
         // Until when an awaited packet can hold up a seal, CLOCK_MONOTONIC ns: the slack after a
         // wake-up at a seal instant (from then on the slack's watermark passes the tick end
@@ -705,9 +706,12 @@ pub fn spawn(
                 // A failed poll is retried on the next round; the stop flag bounds the loop. A
                 // sealed frame or a game message for this worker's players ends the wait too.
                 let bell = sessions.as_ref().and_then(|s| s.inbox.as_ref()).map(Inbox::bell);
+                // A paced worker whose proof missed only a packet on its way still expects it at
+                // the next seal instant: between seal instants it no longer follows such packets.
+                let expect_proof = proved || (config.wake == Wake::Paced && on_its_way);
                 // Without a timer (it could not be armed) the wait is bounded the old way; said
                 // once, not at every wait.
-                let timeout = match alarm.prepare(trail(proved, slack.slack_ns())) {
+                let timeout = match alarm.prepare(trail(expect_proof, slack.slack_ns())) {
                     Ok(()) => None,
                     Err(e) => {
                         if !timer_failed {
@@ -787,7 +791,8 @@ pub fn spawn(
             if drained {
                 let watermark;
                 (watermark, proved) = caught_up.watermark(before, count, slack.slack_ns());
-                awaiting = caught_up.awaits(count) && now_mono < seal_watch_until;
+                on_its_way = caught_up.awaits(count);
+                awaiting = on_its_way && now_mono < seal_watch_until;
                 ingest.publish_watermark(watermark);
                 stats.watermark_published(proved);
             }
