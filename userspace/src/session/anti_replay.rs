@@ -251,6 +251,14 @@ impl Clients {
     ///
     /// `now_ns` is any monotonic clock, the same for every call; it only measures idleness.
     pub fn check(&mut self, client_id: u32, seq: u64, now_ns: u64) -> Result<(), Reject> {
+        self.client(client_id, now_ns)?.check(seq)
+    }
+
+    /// `client_id`'s window at time `now_ns`, found (or made) once for every input of a packet:
+    /// [`ClientWindow::check`] then does what [`check`](Self::check) does for each, without
+    /// hashing the id again. A client that cannot be tracked gets the rejection its inputs
+    /// would each get.
+    pub fn client(&mut self, client_id: u32, now_ns: u64) -> Result<ClientWindow<'_>, Reject> {
         let slot = match self.index.get(&client_id) {
             Some(&slot) => {
                 if self.is_stale(slot, now_ns) {
@@ -261,11 +269,7 @@ impl Clients {
             }
             None => self.admit(client_id, now_ns)?,
         };
-        let entry = &mut self.entries[slot as usize];
-        entry.window.check(seq)?;
-        entry.last_accept_ns = now_ns;
-        self.move_to_front(slot);
-        Ok(())
+        Ok(ClientWindow { clients: self, slot, now_ns })
     }
 
     /// Forgets `client_id` (its session ended); returns whether it was tracked.
@@ -370,6 +374,25 @@ impl Clients {
         let entry = &mut self.entries[slot as usize];
         entry.prev = NIL;
         entry.next = NIL;
+    }
+}
+
+/// One client's entry in a [`Clients`] table, from [`Clients::client`].
+#[derive(Debug)]
+pub struct ClientWindow<'a> {
+    clients: &'a mut Clients,
+    slot: u32,
+    now_ns: u64,
+}
+
+impl ClientWindow<'_> {
+    /// Accepts and records input `seq`, or says why not.
+    pub fn check(&mut self, seq: u64) -> Result<(), Reject> {
+        let entry = &mut self.clients.entries[self.slot as usize];
+        entry.window.check(seq)?;
+        entry.last_accept_ns = self.now_ns;
+        self.clients.move_to_front(self.slot);
+        Ok(())
     }
 }
 
@@ -748,6 +771,50 @@ mod tests {
         assert!(expected.len() < INPUTS as usize && expected.len() > INPUTS as usize * 9 / 10);
         for input in &delivered {
             assert_eq!(u64::from(input.client_frame), input.seq);
+        }
+    }
+
+    #[test]
+    fn a_packet_checked_through_its_client_gets_the_verdicts_of_one_check_per_input() {
+        // Packets of 1–4 inputs from 6 clients in a 4-entry table (evictions, a full table),
+        // with gaps long enough for clients to go stale, jumps, resends and old seqs.
+        let config = ClientsConfig { max_clients: 4, idle_timeout_ns: 50 };
+        let (mut each, mut once) = (Clients::new(config), Clients::new(config));
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut now = 0;
+        let mut newest = [0u64; 6];
+        let mut verdicts = [0u64; 4];
+        for _ in 0..20_000 {
+            now += next(8);
+            let client = next(6) as usize;
+            let first = match next(10) {
+                0 => newest[client] + 100 + next(MAX_JUMP), // a jump, maybe too far
+                1 => newest[client].saturating_sub(WINDOW + next(10)), // too old
+                _ => newest[client].saturating_sub(next(4)) + next(3),
+            };
+            let seqs: Vec<u64> = (first..first + 1 + next(4)).collect();
+            let expected: Vec<_> = seqs.iter().map(|&seq| each.check(client as u32, seq, now)).collect();
+            let got: Vec<_> = match once.client(client as u32, now) {
+                Ok(mut window) => seqs.iter().map(|&seq| window.check(seq)).collect(),
+                Err(reject) => vec![Err(reject); seqs.len()],
+            };
+            assert_eq!(got, expected, "client {client} seqs {seqs:?} at {now}");
+            for reject in expected.iter().filter_map(|v| v.err()) {
+                verdicts[reject.counter_index()] += 1;
+            }
+            newest[client] = newest[client].max(*seqs.last().unwrap_or(&0));
+        }
+        assert_eq!(once.counters(), each.counters());
+        assert!(each.counters().iter().all(|&c| c > 0), "evictions and expiries: {:?}", each.counters());
+        assert!(verdicts.iter().all(|&n| n > 0), "every kind of rejection happened: {verdicts:?}");
+        for client in 0..6 {
+            assert_eq!(once.newest(client), each.newest(client));
         }
     }
 }

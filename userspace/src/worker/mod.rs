@@ -590,8 +590,16 @@ impl Ingest {
 
     fn deliver(&mut self, packet: &wire::InputPacket<'_>, rx: Timestamp, match_id: u64, now_ns: u64) {
         self.stats.add(Counter::InputPackets, 1);
+        // Every command of a packet is its sender's: its window is found once.
+        let mut client = match self.clients.client(packet.header.client_id, now_ns) {
+            Ok(client) => client,
+            Err(reject) => {
+                bump(&self.stats.rejected[reject.counter_index()], packet.commands().len() as u64);
+                return;
+            }
+        };
         for command in packet.commands() {
-            if let Err(reject) = self.clients.check(command.client_id, command.seq, now_ns) {
+            if let Err(reject) = client.check(command.seq) {
                 bump(&self.stats.rejected[reject.counter_index()], 1);
                 continue;
             }
