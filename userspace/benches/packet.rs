@@ -11,6 +11,7 @@ use divan::{Bencher, black_box, counter::ItemsCount};
 use prost::Message as _;
 use tickgate::{
     session::{
+        anti_replay::{Clients, ClientsConfig},
         client::{Client, Event},
         server::{Data, Server, ServerConfig},
         token::{self, TokenParams},
@@ -116,4 +117,50 @@ fn v2_open_and_decode(bencher: Bencher) {
         .filter(|p| matches!(server.open_data(src, p, 2, &mut plain), Ok(Data::Input { .. })))
         .count();
     assert_eq!(opened, PACKETS);
+}
+
+/// The dedup behind the decode: 64 clients' packets (the newest input and two resent ones)
+/// through one worker's [`Clients`] table, its window looked up per input or once per packet
+/// (what the worker does). Fresh table per round, outside the timing.
+#[divan::bench(args = ["per input", "per packet"])]
+fn dedup(bencher: Bencher, how: &str) {
+    const CLIENTS: u32 = 64;
+    let packets: Vec<Vec<u8>> = (0..PACKETS as u64)
+        .map(|n| {
+            let mut out = Vec::new();
+            let client = 1000 + (n % u64::from(CLIENTS)) as u32;
+            wire::encode_input(client, n as u32, &frame(n / u64::from(CLIENTS) + 2), &mut out)
+                .expect("encodes");
+            out
+        })
+        .collect();
+    let decoded: Vec<_> = packets
+        .iter()
+        .map(|p| match wire::decode(p) {
+            Ok(wire::Packet::Input(packet)) => packet,
+            other => panic!("not an input packet: {other:?}"),
+        })
+        .collect();
+    let per_packet = how == "per packet";
+    bencher
+        .counter(ItemsCount::new(PACKETS))
+        .with_inputs(|| Clients::new(ClientsConfig::default()))
+        .bench_local_refs(|clients| {
+            let mut accepted = 0u32;
+            for packet in &decoded {
+                if per_packet {
+                    if let Ok(mut client) = clients.client(packet.header.client_id, 1) {
+                        for command in packet.commands() {
+                            accepted += u32::from(client.check(command.seq).is_ok());
+                        }
+                    }
+                } else {
+                    for command in packet.commands() {
+                        accepted += u32::from(clients.check(command.client_id, command.seq, 1).is_ok());
+                    }
+                }
+            }
+            // Each packet brings one new input (its two resent ones came before).
+            assert_eq!(accepted as usize, PACKETS + 2 * CLIENTS as usize);
+        });
 }
