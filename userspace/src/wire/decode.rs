@@ -184,6 +184,7 @@ impl<'a> Fields<'a> {
         Self { buf, pos: 0 }
     }
 
+    #[inline(always)]
     fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, &'static str> {
         if self.pos >= self.buf.len() {
             return Ok(None);
