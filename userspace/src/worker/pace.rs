@@ -5,12 +5,13 @@
 //! keeps its time, its place in the merge and its tick. Two things still need the ring watched:
 //!
 //! - **A burst.** The ring holds what arrives between two reads. When a wake-up finds a
-//!   quarter of the ring taken and the packets came at a rate that takes that much in one timed
-//!   interval, or finds half of it taken however long the wait was, the worker also wakes for packets for the
-//!   next [`BUSY_WATCH`], so that a burst that would fill the ring before the next timed read is
-//!   read as it comes. (A count alone, a quarter of the ring however long the wait, also
-//!   watched a steady 300 000 packets a second whenever a timed read came 0.7 ms late, which on
-//!   the lab VM was most of the time: the watch then woke the worker per packet.)
+//!   quarter of the ring taken and the packets came at a rate that takes that much in one
+//!   timed interval, or finds half of it taken however long the wait was, the worker also wakes
+//!   for packets for the next [`BUSY_WATCH`], so that a burst that would fill the ring before
+//!   the next timed read is read as it comes. (A count alone, a quarter of the ring however
+//!   long the wait, also took a steady 300 000 packets a second for a burst whenever a timed
+//!   read came 0.7 ms late, which the lab VM's timer often did, and the watch then woke the
+//!   worker per packet: docs/benchmarks.md, "Paced reads at high rates".)
 //! - **The adaptive slack.** It measures the delay from a packet's stamp to the read that finds
 //!   it; a timed read's delay is mostly the pace, not the kernel's. So every [`PROBE_EVERY`] the
 //!   worker watches the ring for [`PROBE_WATCH`], or until it has read [`PROBE_SAMPLES`]
@@ -75,8 +76,9 @@ impl Pace {
     /// this wait.
     pub fn watch_ring(&mut self, now_ns: u64, read_since_last_wait: u32) -> bool {
         // The rate is taken over one interval at least: NAPI hands over what it polled at once,
-        // and on a core it shares with the worker it polls in bursts when the worker sleeps (a
-        // quarter of an interval took a steady 300 000 a second for a burst every few waits).
+        // and on a core it shares with the worker it polls in bursts when the worker sleeps (over
+        // a quarter of an interval, a steady 300 000 a second looked like bursts, and the worker
+        // woke 5 000–9 000 times a second).
         let over = now_ns.saturating_sub(self.last_wait).max(self.interval_ns);
         self.last_wait = now_ns;
         let per_interval = u128::from(read_since_last_wait) * u128::from(self.interval_ns) / u128::from(over);
