@@ -1,7 +1,7 @@
 //! The record log: a run's configuration and every item the sequencer applied, so that
 //! [`replay`] rebuilds the same frames, hashes and late decisions byte for byte.
 //!
-//! A [`Pipeline`] is a pure function of its configuration, its queue count and the sequence of
+//! A [`Pipeline`](crate::frame_queue::Pipeline) is a pure function of its configuration, its queue count and the sequence of
 //! items applied to it. Thread timing decides only that sequence (which queue the sequencer
 //! thread popped first, which watermarks were coalesced or dropped on the way), so the log holds
 //! exactly it: every input as received (the merge redoes restamping and ordering), every
