@@ -1,13 +1,13 @@
 //! The record log: a run's configuration and every item the sequencer applied, so that
 //! [`replay`] rebuilds the same frames, hashes and late decisions byte for byte.
 //!
-//! A [`Pipeline`](crate::frame_queue::Pipeline) is a pure function of its configuration, its queue count and the sequence of
-//! items applied to it. Thread timing decides only that sequence (which queue the sequencer
-//! thread popped first, which watermarks were coalesced or dropped on the way), so the log holds
-//! exactly it: every input as received (the merge redoes restamping and ordering), every
-//! watermark that raised a queue's floor (the others change nothing), and every close. The epoch
-//! and each frame's hash are logged as well, not to drive the replay but as checkpoints it
-//! verifies.
+//! A [`Pipeline`](crate::frame_queue::Pipeline) is a pure function of its configuration, its
+//! queue count and the sequence of items applied to it. Thread timing decides only that
+//! sequence (which queue the sequencer thread popped first, which watermarks were coalesced or
+//! dropped on the way), so the log holds exactly it: every input as received (the merge redoes
+//! restamping and ordering), every watermark that raised a queue's floor (the others change
+//! nothing), and every close. The epoch and each frame's hash are logged as well, not to drive
+//! the replay but as checkpoints it verifies.
 //!
 //! Format, all integers big-endian:
 //!
