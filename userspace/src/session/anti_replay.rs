@@ -780,13 +780,8 @@ mod tests {
         // with gaps long enough for clients to go stale, jumps, resends and old seqs.
         let config = ClientsConfig { max_clients: 4, idle_timeout_ns: 50 };
         let (mut each, mut once) = (Clients::new(config), Clients::new(config));
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| rng.u64(..n);
         let mut now = 0;
         let mut newest = [0u64; 6];
         let mut verdicts = [0u64; 4];
