@@ -701,6 +701,7 @@ pub fn spawn(
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
             }
+            let mut seal_fired = false;
             if let Some(alarm) = alarm.as_mut()
                 && stopping.is_none()
                 && drained
@@ -731,15 +732,17 @@ pub fn spawn(
                 };
                 if let Ok(ready) = socket.wait_with(watch_ring, [bell, Some(alarm.fd())], timeout)
                     && ready.also[1]
-                    && alarm.fired()
                 {
-                    seal_watch_until = sys::clock_monotonic_ns().saturating_add(slack.slack_ns());
+                    seal_fired = alarm.fired();
                 }
             }
             // The clock, then the program's count for the queue, then the ring (see `CaughtUp`).
             let before = sys::clock_tai_ns();
             // Idleness of sessions and clients is measured per batch, not per packet.
             let now_mono = sys::clock_monotonic_ns();
+            if seal_fired {
+                seal_watch_until = now_mono.saturating_add(slack.slack_ns());
+            }
             let count = config.queue_counts.as_ref().and_then(|c| c.get(queue));
             let batch = match socket.receive(config.batch, |r| {
                 if let Some(meta) = &r.meta {
