@@ -412,7 +412,7 @@ fn receive(
             let mut alarm = Alarm::new(WAIT, Some((timing.tick_hz, timing.grace_ns)))?;
             epoll.watch(alarm.fd(), ALARM)?;
             while !stop.load(Ordering::Relaxed) {
-                alarm.prepare(slack.slack_ns())?;
+                alarm.prepare(slack.slack_ns(), 0)?;
                 if epoll.wait(None)? & (1 << ALARM) != 0 {
                     alarm.fired();
                 }
@@ -445,10 +445,13 @@ fn receive(
             let mut alarm = Alarm::new(WAIT, Some((timing.tick_hz, timing.grace_ns)))?;
             // The socket's "ring": as many datagrams as tickgate's default RX ring holds.
             let mut pace = Pace::new(XskConfig::default().rx_size, WAIT, clock_monotonic_ns());
+            if !slack.measures() {
+                pace = pace.without_probes();
+            }
             let mut read = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                alarm.prepare(slack.slack_ns())?;
                 let watch = pace.watch_ring(clock_monotonic_ns(), read);
+                alarm.prepare(slack.slack_ns(), pace.stretch_ns())?;
                 read = 0;
                 let [_, fired] =
                     tickgate::sys::poll_readable([watch.then(|| sock.as_fd()), Some(alarm.fd())], None)?;

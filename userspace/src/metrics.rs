@@ -160,6 +160,12 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
         "Watermarks published on a drained ring: proved by the XDP program's count (the instant before the read), or by_slack (that instant less the slack).",
         &per_queue_reason(&|q| &q.watermarks),
     );
+    metric(
+        "tickgate_queue_wakeups_total",
+        "counter",
+        "A sleeping worker's waits by what ended them: its alarm at a seal instant (seal) or at the idle deadline (timed), or packets, a frame to send or an error (other).",
+        &per_queue_reason(&|q| &q.wakeups),
+    );
     let with_phc = |f: &dyn Fn(&crate::phc::PhcReport) -> f64| -> Vec<(String, f64)> {
         report
             .queues

@@ -230,6 +230,26 @@ fn paced_mode_delivers_every_input_in_order() {
 }
 
 #[test]
+fn a_paced_worker_at_60_hz_reads_a_few_times_a_tick() {
+    // At 60 Hz a tick is 16.7 idle intervals. Between seal instants a paced worker stretches
+    // its timed reads (up to 4 ms at a low rate, the last one at least half an interval before
+    // the seal instant), so its alarm fires about five times a tick rather than 17: counted by
+    // the queue's `wakeups` (the alarm's own expiries, whatever the clock's speed). Every input
+    // still lands in a frame.
+    let lab = Lab::new(2);
+    let run = Run::start_v1(&lab, &["--duration", "3", "--paced", "--timestamps", "xdp", "--tick-hz", "60"]);
+    let sent = play(&lab, 8, 200, false);
+    let s = run.finish();
+    assert_eq!(u(&s["counters"]["steered"]), sent);
+    assert_eq!(u(&s["sequencer"]["inputs_ordered"]), 8 * 200, "{s}");
+    for q in s["queues"].as_array().unwrap() {
+        let (seal, timed) = (u(&q["wakeups"]["seal"]), u(&q["wakeups"]["timed"]));
+        assert!(seal >= 60, "a second's seal instants at least: {q}");
+        assert!(timed <= 8 * seal, "{timed} timed wake-ups for {seal} seal instants: {q}");
+    }
+}
+
+#[test]
 fn status_shows_a_running_run_and_sigterm_stops_it_cleanly() {
     let lab = Lab::new(2);
     let run = Run::start_v1(&lab, &["--timestamps", "xdp"]);

@@ -47,21 +47,22 @@ impl Alarm {
     }
 
     /// Before a wait: arms the timer for the next wake-up unless it is armed for that one or an
-    /// earlier one already.
-    pub fn prepare(&mut self, slack_ns: u64) -> io::Result<()> {
+    /// earlier one already. `stretch_ns`: how long after the last wake-up a paced worker may
+    /// sleep between seal instants instead of `idle_wakeup` (see [`next_wake`]); 0 for a
+    /// worker that keeps the idle deadline.
+    pub fn prepare(&mut self, slack_ns: u64, stretch_ns: u64) -> io::Result<()> {
         let now = sys::clock_monotonic_ns();
-        let idle = self.last_fired.saturating_add(self.idle_ns);
-        let want = next_wake(
+        let (want, seal) = next_wake(
             now,
             now.wrapping_add(self.tai_offset),
             self.last_fired,
-            self.idle_ns,
+            (self.idle_ns, stretch_ns),
             self.seal_after(slack_ns),
         );
         if self.armed.is_none_or(|armed| want < armed) {
             self.timer.arm_at(want)?;
             self.armed = Some(want);
-            self.armed_for_seal = want < idle;
+            self.armed_for_seal = seal;
         }
         Ok(())
     }
@@ -91,24 +92,33 @@ fn tai_offset() -> u64 {
     sys::clock_tai_ns().wrapping_sub(sys::clock_monotonic_ns())
 }
 
-/// The next wake-up in CLOCK_MONOTONIC ns: `idle_ns` after the last one, or earlier at the next
-/// seal instant of `seal` `(tick_hz, after_ns)` (see [`next_seal_wake`], which works in
-/// CLOCK_TAI; `now_mono` and `now_tai` are the same instant in both clocks).
+/// The next wake-up in CLOCK_MONOTONIC ns, and whether it is a seal instant: the next seal
+/// instant of `seal` `(tick_hz, after_ns)` (see [`next_seal_wake`], which works in CLOCK_TAI;
+/// `now_mono` and `now_tai` are the same instant in both clocks), or the idle deadline if that
+/// comes first.
+///
+/// `sleep` is `(idle_ns, stretch_ns)`. The idle deadline is `idle_ns` after the last wake-up; a
+/// paced worker between seal instants may sleep `stretch_ns` instead, but not
+/// past half an `idle_ns` before the seal instant: that read takes what arrived meanwhile, so
+/// the one at the seal instant finds no more than an idle wake-up's would (its work delays the
+/// frame; the read before it falls in the grace). A stretch no longer than `idle_ns`, or no
+/// grid, keeps the idle deadline.
 pub fn next_wake(
     now_mono: u64,
     now_tai: u64,
     last_fired: u64,
-    idle_ns: u64,
+    sleep: (u64, u64),
     seal: Option<(u32, u64)>,
-) -> u64 {
+) -> (u64, bool) {
+    let (idle_ns, stretch_ns) = sleep;
     let idle = last_fired.saturating_add(idle_ns);
-    match seal {
-        Some((hz, after_ns)) => {
-            let seal_mono = now_mono.saturating_add(next_seal_wake(now_tai, hz, after_ns) - now_tai);
-            idle.min(seal_mono)
-        }
-        None => idle,
-    }
+    let Some((hz, after_ns)) = seal else {
+        return (idle, false);
+    };
+    let seal_mono = now_mono.saturating_add(next_seal_wake(now_tai, hz, after_ns) - now_tai);
+    let stretched = last_fired.saturating_add(stretch_ns).min(seal_mono.saturating_sub(idle_ns / 2));
+    let idle = idle.max(stretched);
+    if seal_mono <= idle { (seal_mono, true) } else { (idle, false) }
 }
 
 #[cfg(test)]
@@ -122,24 +132,60 @@ mod tests {
     #[test]
     fn the_next_wake_is_the_idle_deadline_or_an_earlier_seal_instant() {
         // No grid: 1 ms after the last wake-up, however late "now" is.
-        assert_eq!(next_wake(5 * MS, 0, 4 * MS, MS, None), 5 * MS);
-        assert_eq!(next_wake(7 * MS, 0, 4 * MS, MS, None), 5 * MS);
+        assert_eq!(next_wake(5 * MS, 0, 4 * MS, (MS, 0), None), (5 * MS, false));
+        assert_eq!(next_wake(7 * MS, 0, 4 * MS, (MS, 0), None), (5 * MS, false));
         // 1 kHz grid with 300 µs after each tick end, TAI 1000 ms ahead of MONOTONIC: at TAI
         // 1 002.1 ms the next seal instant is 1 002.3 ms, i.e. MONOTONIC 2.3 ms.
         let seal = Some((1_000, 300_000));
-        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, MS, seal), 2_300_000);
+        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, (MS, 0), seal), (2_300_000, true));
         // Past the seal instant: the next one, unless the idle deadline comes first.
-        assert_eq!(next_wake(2_400_000, 1_002_400_000, 2_300_000, MS, seal), 3_300_000);
-        assert_eq!(next_wake(2_400_000, 1_002_400_000, 2_300_000, MS / 2, seal), 2_800_000);
+        assert_eq!(next_wake(2_400_000, 1_002_400_000, 2_300_000, (MS, 0), seal), (3_300_000, true));
+        assert_eq!(next_wake(2_400_000, 1_002_400_000, 2_300_000, (MS / 2, 0), seal), (2_800_000, false));
         // 60 Hz: seal instants are 16.7 ms apart; the idle deadline wins between them.
-        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, MS, Some((60, 2 * MS))), 3 * MS);
+        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, (MS, 0), Some((60, 2 * MS))), (3 * MS, false));
+    }
+
+    #[test]
+    fn a_stretched_sleep_ends_half_an_idle_interval_before_the_seal_instant() {
+        // 60 Hz, 2 ms after each tick end, MONOTONIC = TAI: seal instants at 18.67 ms, 35.33 ms...
+        let seal = Some((60, 2 * MS));
+        let first = 1_000_000_000_u64.div_ceil(60) + 2 * MS;
+        let second = 2_000_000_000_u64.div_ceil(60) + 2 * MS;
+        let wake = |last: u64, stretch: u64| next_wake(last, last, last, (MS, stretch), seal);
+        // From the first seal instant, 4 ms sleeps...
+        let mut last = first;
+        let mut wakes = Vec::new();
+        for _ in 0..10 {
+            let (at, is_seal) = wake(last, 4 * MS);
+            wakes.push((at - first, is_seal));
+            last = at;
+            if is_seal {
+                break;
+            }
+        }
+        // ...then the read ending the stretch no later than 0.5 ms before the next seal instant,
+        // then the seal instant itself.
+        assert_eq!(
+            wakes,
+            [(4 * MS, false), (8 * MS, false), (12 * MS, false), (16 * MS, false), (second - first, true)]
+        );
+        // A sleep that would end within the half interval ends at its start instead.
+        assert_eq!(wake(second - 4 * MS, 4 * MS), (second - MS / 2, false));
+        // Never sooner than the idle deadline: 0.8 ms before the seal instant, the seal instant.
+        assert_eq!(wake(second - 800_000, 4 * MS), (second, true));
+        // At 1 kHz a tick is an idle interval: one wake-up a tick, as without the stretch.
+        let seal = Some((1_000, 300_000));
+        assert_eq!(next_wake(2_300_000, 1_002_300_000, 2_300_000, (MS, 4 * MS), seal), (3_300_000, true));
+        // A stretch no longer than the idle interval, or no grid, keeps the idle deadline.
+        assert_eq!(wake(first, MS / 2), (first + MS, false));
+        assert_eq!(next_wake(5 * MS, 0, 5 * MS, (MS, 4 * MS), None), (6 * MS, false));
     }
 
     #[test]
     fn the_alarm_is_armed_once_per_expiry_and_fires_on_time() {
         let mut alarm = Alarm::new(Duration::from_millis(5), None).unwrap();
         let started = Instant::now();
-        alarm.prepare(0).unwrap();
+        alarm.prepare(0, 0).unwrap();
         let armed = alarm.armed.unwrap();
         // Waits that end early (a packet) keep the deadline rather than arming a later one.
         for _ in 0..3 {
@@ -147,7 +193,7 @@ mod tests {
                 sys::poll_readable([Some(alarm.fd())], Some(Duration::from_micros(200))).unwrap(),
                 [false]
             );
-            alarm.prepare(0).unwrap();
+            alarm.prepare(0, 0).unwrap();
             assert_eq!(alarm.armed, Some(armed));
         }
         // The deadline: readable within a generous bound (no timing is asserted beyond "it
@@ -159,7 +205,7 @@ mod tests {
         assert_eq!(alarm.armed, None);
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [false]);
         // The next one is measured from the expiry.
-        alarm.prepare(0).unwrap();
+        alarm.prepare(0, 0).unwrap();
         assert_eq!(alarm.armed, Some(alarm.last_fired + 5 * MS));
     }
 
@@ -167,14 +213,14 @@ mod tests {
     fn the_alarm_says_which_deadline_fired() {
         // A 1 kHz grid and a 10 s idle deadline: the seal instant comes first.
         let mut alarm = Alarm::new(Duration::from_secs(10), Some((1_000, 0))).unwrap();
-        alarm.prepare(0).unwrap();
+        alarm.prepare(0, 0).unwrap();
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
         assert!(alarm.fired(), "a seal instant");
         // A 1 Hz grid whose seal instants fall half a second after now (mod 1 s), and a 1 ms
         // idle deadline: the idle deadline comes first.
         let grace = (sys::clock_tai_ns() + 500 * MS) % 1_000_000_000;
         let mut alarm = Alarm::new(Duration::from_millis(1), Some((1, grace))).unwrap();
-        alarm.prepare(0).unwrap();
+        alarm.prepare(0, 0).unwrap();
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
         assert!(!alarm.fired(), "the idle deadline");
     }
@@ -182,10 +228,10 @@ mod tests {
     #[test]
     fn a_seal_deadline_is_armed_once_however_often_the_worker_waits() {
         let mut alarm = Alarm::new(Duration::from_secs(10), Some((1_000, 200_000))).unwrap();
-        alarm.prepare(0).unwrap();
+        alarm.prepare(0, 0).unwrap();
         let armed = alarm.armed.unwrap();
         for _ in 0..1_000 {
-            alarm.prepare(0).unwrap();
+            alarm.prepare(0, 0).unwrap();
             if sys::clock_monotonic_ns() < armed {
                 assert_eq!(alarm.armed, Some(armed));
             }
@@ -195,10 +241,10 @@ mod tests {
     #[test]
     fn an_earlier_seal_instant_rearms_the_alarm() {
         let mut alarm = Alarm::new(Duration::from_secs(10), None).unwrap();
-        alarm.prepare(0).unwrap();
+        alarm.prepare(0, 0).unwrap();
         let idle = alarm.armed.unwrap();
         alarm.seal_grid = Some((1_000, 0));
-        alarm.prepare(0).unwrap();
+        alarm.prepare(0, 0).unwrap();
         let seal = alarm.armed.unwrap();
         assert!(seal < idle, "{seal} {idle}");
         assert!(seal <= sys::clock_monotonic_ns() + MS + MS / 10, "within a tick of now");

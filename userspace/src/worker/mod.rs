@@ -160,11 +160,17 @@ pub enum Counter {
     /// Watermarks published when the ring was drained, at that instant less the slack: no count
     /// to go by, or its last packet not read yet.
     WatermarksBySlack,
+    /// Waits a sleeping worker ended at a seal instant of the run's grid (its alarm).
+    WakeSeal,
+    /// Waits it ended at its idle deadline, or a paced worker's stretched one (its alarm).
+    WakeTimed,
+    /// Waits that packets, a frame or message to send, or an error ended.
+    WakeOther,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 23] = [
         Self::Received,
         Self::InputPackets,
         Self::SyncPackets,
@@ -185,6 +191,9 @@ impl Counter {
         Self::LeftInRing,
         Self::WatermarksProved,
         Self::WatermarksBySlack,
+        Self::WakeSeal,
+        Self::WakeTimed,
+        Self::WakeOther,
     ];
 
     /// The name in reports, status output and metrics.
@@ -210,6 +219,9 @@ impl Counter {
             Self::LeftInRing => "left_in_ring",
             Self::WatermarksProved => "proved",
             Self::WatermarksBySlack => "by_slack",
+            Self::WakeSeal => "seal",
+            Self::WakeTimed => "timed",
+            Self::WakeOther => "other",
         }
     }
 }
@@ -277,6 +289,10 @@ pub struct QueueReport {
     /// Watermarks published on a drained ring: `proved` by the XDP program's count (the instant
     /// before the read), `by_slack` (that instant less the slack).
     pub watermarks: BTreeMap<&'static str, u64>,
+    /// A sleeping worker's waits by what ended them: its alarm at a `seal` instant, its alarm at
+    /// the idle deadline (`timed`), or packets, a frame to send or an error (`other`). A busy
+    /// worker never waits.
+    pub wakeups: BTreeMap<&'static str, u64>,
 }
 
 impl QueueStats {
@@ -382,6 +398,10 @@ impl QueueStats {
                 .into_iter()
                 .map(|c| (c.name(), self.get(c)))
                 .collect(),
+            wakeups: [Counter::WakeSeal, Counter::WakeTimed, Counter::WakeOther]
+                .into_iter()
+                .map(|c| (c.name(), self.get(c)))
+                .collect(),
         }
     }
 }
@@ -414,6 +434,7 @@ impl QueueReport {
             | Counter::FrameTxDropped => &self.tx,
             Counter::NicConverted | Counter::NicUnconverted => &self.nic_time,
             Counter::WatermarksProved | Counter::WatermarksBySlack => &self.watermarks,
+            Counter::WakeSeal | Counter::WakeTimed | Counter::WakeOther => &self.wakeups,
             Counter::Events => return self.events,
             Counter::LeftInRing => return self.left_in_ring,
         };
@@ -681,6 +702,9 @@ pub fn spawn(
         // worker's timed read finds packets that waited for it on purpose).
         let mut since_wait = 0u32;
         let mut pace = Pace::new(config.rx_ring, config.idle_wakeup, sys::clock_monotonic_ns());
+        if !slack.measures() {
+            pace = pace.without_probes();
+        }
         let mut woken_by_packets = true;
         let mut caught_up = CaughtUp::default();
         // Whether the last watermark was proved: a sleeping worker then also wakes for the seal
@@ -697,6 +721,13 @@ pub fn spawn(
         // watching for it woke the worker per packet (docs/benchmarks.md, "Paced reads at high
         // rates").
         let mut seal_watch_until = 0u64;
+        // Whether the tick of the last seal instant may still wait for this worker: its reads
+        // since have not proved a watermark, and the slack's has not passed the tick end yet
+        // (no read after `seal_watch_until`). A paced worker does not stretch its sleep then,
+        // so that its next timed read comes within the idle interval (stretched, those ticks
+        // closed up to 12 ms late at 60 Hz in the lab: docs/benchmarks.md, "Paced reads between
+        // seal instants").
+        let mut seal_pending = false;
         loop {
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
@@ -720,7 +751,11 @@ pub fn spawn(
                 let expect_proof = proved || (config.wake == Wake::Paced && on_its_way);
                 // Without a timer (it could not be armed) the wait is bounded the old way; said
                 // once, not at every wait.
-                let timeout = match alarm.prepare(trail(expect_proof, slack.slack_ns())) {
+                let stretch = match config.wake {
+                    Wake::Paced if !seal_pending => pace.stretch_ns(),
+                    Wake::Paced | Wake::Packets | Wake::Busy => 0,
+                };
+                let timeout = match alarm.prepare(trail(expect_proof, slack.slack_ns()), stretch) {
                     Ok(()) => None,
                     Err(e) => {
                         if !timer_failed {
@@ -730,11 +765,19 @@ pub fn spawn(
                         Some(config.idle_wakeup)
                     }
                 };
-                if let Ok(ready) = socket.wait_with(watch_ring, [bell, Some(alarm.fd())], timeout)
-                    && ready.also[1]
-                {
-                    seal_fired = alarm.fired();
-                }
+                let fired = match socket.wait_with(watch_ring, [bell, Some(alarm.fd())], timeout) {
+                    Ok(ready) if ready.also[1] => Some(alarm.fired()),
+                    _ => None,
+                };
+                seal_fired = fired == Some(true);
+                stats.add(
+                    match fired {
+                        Some(true) => Counter::WakeSeal,
+                        Some(false) => Counter::WakeTimed,
+                        None => Counter::WakeOther,
+                    },
+                    1,
+                );
             }
             // The clock, then the program's count for the queue, then the ring (see `CaughtUp`).
             let before = sys::clock_tai_ns();
@@ -742,6 +785,7 @@ pub fn spawn(
             let now_mono = sys::clock_monotonic_ns();
             if seal_fired {
                 seal_watch_until = now_mono.saturating_add(slack.slack_ns());
+                seal_pending = true;
             }
             let count = config.queue_counts.as_ref().and_then(|c| c.get(queue));
             let batch = match socket.receive(config.batch, |r| {
@@ -804,6 +848,7 @@ pub fn spawn(
                 (watermark, proved) = caught_up.watermark(before, count, slack.slack_ns());
                 on_its_way = caught_up.awaits(count);
                 awaiting = on_its_way && now_mono < seal_watch_until;
+                seal_pending &= !proved && now_mono < seal_watch_until;
                 ingest.publish_watermark(watermark);
                 stats.watermark_published(proved);
             }

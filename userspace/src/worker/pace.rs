@@ -12,7 +12,7 @@
 //!   long the wait, also took a steady 300 000 packets a second for a burst whenever a timed
 //!   read came 0.7 ms late, which the lab VM's timer often did, and the watch then woke the
 //!   worker per packet: docs/benchmarks.md, "Paced reads at high rates".)
-//! - **The adaptive slack.** It measures the delay from a packet's stamp to the read that finds
+//! - **The adaptive slack** (only when the slack is measured, not fixed). It measures the delay from a packet's stamp to the read that finds
 //!   it; a timed read's delay is mostly the pace, not the kernel's. So every [`PROBE_EVERY`] the
 //!   worker watches the ring for [`PROBE_WATCH`], or until it has read [`PROBE_SAMPLES`]
 //!   packets, and only the reads packets woke then feed the estimator. At a few thousand
@@ -32,6 +32,10 @@ pub const PROBE_WATCH: Duration = Duration::from_millis(10);
 /// Packets read in a probe after which it ends before [`PROBE_WATCH`]: eight times the
 /// estimator's `MIN_SAMPLES` a window.
 pub const PROBE_SAMPLES: u32 = 512;
+/// The longest a paced worker sleeps between timed reads when its ticks are longer than that
+/// (see [`Pace::stretch_ns`]). A rate that jumps from nothing fills the ring before the next
+/// read only above `rx_ring` in this time: 512 000 packets a second with the default ring.
+pub const LONGEST_SLEEP: Duration = Duration::from_millis(4);
 
 /// The ring-watching state of one paced worker.
 #[derive(Debug)]
@@ -54,6 +58,10 @@ pub struct Pace {
     probe_left: u32,
     /// When the next probe starts, CLOCK_MONOTONIC ns.
     next_probe: u64,
+    /// An eighth of the ring: what a stretched sleep may let arrive at the rate last found.
+    stretch_fill: u32,
+    /// How long the next timed sleep may last, ns (see [`Pace::stretch_ns`]).
+    stretch_ns: u64,
 }
 
 impl Pace {
@@ -69,7 +77,25 @@ impl Pace {
             probe_until: now_ns,
             probe_left: 0,
             next_probe: now_ns,
+            stretch_fill: (rx_ring / 8).max(1),
+            stretch_ns: ns(interval).max(1),
         }
+    }
+
+    /// The pace of a worker whose slack is fixed: no probes, which only feed the adaptive slack
+    /// (at 10 000 packets a second they woke a paced worker per packet for 10 ms in every 100).
+    pub fn without_probes(self) -> Self {
+        Self { next_probe: u64::MAX, probe_until: 0, ..self }
+    }
+
+    /// How long after a timed wake-up the worker may sleep before its next timed read, when no
+    /// seal instant comes sooner: as long as the rate the last wait found takes to bring an
+    /// eighth of the ring, within the timed interval and [`LONGEST_SLEEP`]. At 60 Hz a tick is
+    /// 16.7 timed intervals; a worker that read every interval woke some 1 000 times a second at
+    /// any rate, most of them to read a few packets that could as well wait in the ring (their
+    /// stamps keep their order and their tick).
+    pub fn stretch_ns(&self) -> u64 {
+        self.stretch_ns
     }
 
     /// Before a wait, given the descriptors read since the previous one: whether packets end
@@ -79,8 +105,19 @@ impl Pace {
         // and on a core it shares with the worker it polls in bursts when the worker sleeps (over
         // a quarter of an interval, a steady 300 000 a second looked like bursts, and the worker
         // woke 5 000–9 000 times a second).
-        let over = now_ns.saturating_sub(self.last_wait).max(self.interval_ns);
+        let elapsed = now_ns.saturating_sub(self.last_wait);
+        let over = elapsed.max(self.interval_ns);
         self.last_wait = now_ns;
+        // The stretch takes the rate over the wait itself: a burst NAPI handed over at once
+        // shortens it (the safe side), where the busy rule must not take it for a flood.
+        let longest = ns(LONGEST_SLEEP).max(self.interval_ns);
+        self.stretch_ns = match read_since_last_wait {
+            0 => longest,
+            read => {
+                let fill = u128::from(self.stretch_fill) * u128::from(elapsed.max(1)) / u128::from(read);
+                u64::try_from(fill).unwrap_or(u64::MAX).clamp(self.interval_ns, longest)
+            }
+        };
         let per_interval = u128::from(read_since_last_wait) * u128::from(self.interval_ns) / u128::from(over);
         if per_interval >= u128::from(self.busy_at) || read_since_last_wait >= self.full_at {
             self.watch_until = self.watch_until.max(now_ns.saturating_add(ns(BUSY_WATCH)));
@@ -197,5 +234,39 @@ mod tests {
         pace.watch_ring(0, 0);
         assert!(!pace.watch_ring(20 * MS, 0));
         assert!(pace.watch_ring(21 * MS, 1));
+    }
+
+    #[test]
+    fn the_sleep_stretches_as_long_as_the_rate_takes_to_fill_an_eighth_of_the_ring() {
+        let mut pace = Pace::new(2048, INTERVAL, 0);
+        assert_eq!(pace.stretch_ns(), MS, "no rate yet: the interval");
+        // Nothing read: the longest sleep.
+        pace.watch_ring(20 * MS, 0);
+        assert_eq!(pace.stretch_ns(), 4 * MS);
+        // 10 000 packets a second (40 in 4 ms): an eighth of the ring takes 25.6 ms.
+        pace.watch_ring(24 * MS, 40);
+        assert_eq!(pace.stretch_ns(), 4 * MS);
+        // 128 000 a second: 2 ms.
+        pace.watch_ring(25 * MS, 128);
+        assert_eq!(pace.stretch_ns(), 2 * MS);
+        // 300 000 a second, and a burst NAPI handed over at once: the timed interval.
+        pace.watch_ring(26 * MS, 300);
+        assert_eq!(pace.stretch_ns(), MS);
+        pace.watch_ring(26 * MS + 10 * US, 64);
+        assert_eq!(pace.stretch_ns(), MS);
+        // And back to a quiet ring.
+        pace.watch_ring(30 * MS, 2);
+        assert_eq!(pace.stretch_ns(), 4 * MS);
+    }
+
+    #[test]
+    fn a_pace_without_probes_watches_only_bursts() {
+        let mut pace = Pace::new(2048, INTERVAL, 0).without_probes();
+        for t in [0, 5, 100, 105, 200] {
+            assert!(!pace.watch_ring(t * MS, 10), "watched at {t} ms");
+        }
+        assert!(pace.watch_ring(201 * MS, 512), "a burst");
+        assert!(pace.watch_ring(210 * MS, 0));
+        assert!(!pace.watch_ring(212 * MS, 0));
     }
 }

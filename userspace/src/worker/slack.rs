@@ -94,6 +94,11 @@ impl SlackEstimator {
         Self { rule: Some(rule), slack_ns: rule.ceiling_ns, ..Self::fixed(0) }
     }
 
+    /// Whether the slack is measured (its delays matter), not fixed.
+    pub fn measures(&self) -> bool {
+        self.rule.is_some()
+    }
+
     /// The slack to publish watermarks with now, ns.
     pub fn slack_ns(&self) -> u64 {
         self.slack_ns
