@@ -19,8 +19,9 @@ pub struct Alarm {
     timer: sys::Timer,
     /// The CLOCK_MONOTONIC deadline armed, until the timer fires.
     armed: Option<u64>,
-    /// Whether that deadline is a seal instant of the grid (not the idle deadline).
-    armed_for_seal: bool,
+    /// The seal instant of the grid that came next when the deadline was armed (the deadline
+    /// itself, or one after an earlier idle deadline), CLOCK_MONOTONIC ns.
+    seal_due: Option<u64>,
     /// When the timer last fired (or the alarm was made), CLOCK_MONOTONIC ns.
     last_fired: u64,
     /// CLOCK_TAI − CLOCK_MONOTONIC as of then. Both clocks run at the rate NTP sets, so this
@@ -38,7 +39,7 @@ impl Alarm {
         Ok(Self {
             timer: sys::Timer::new()?,
             armed: None,
-            armed_for_seal: false,
+            seal_due: None,
             last_fired: sys::clock_monotonic_ns(),
             tai_offset: tai_offset(),
             idle_ns: u64::try_from(idle_wakeup.as_nanos()).unwrap_or(u64::MAX),
@@ -52,7 +53,7 @@ impl Alarm {
     /// worker that keeps the idle deadline.
     pub fn prepare(&mut self, slack_ns: u64, stretch_ns: u64) -> io::Result<()> {
         let now = sys::clock_monotonic_ns();
-        let (want, seal) = next_wake(
+        let (want, seal_due) = next_wake(
             now,
             now.wrapping_add(self.tai_offset),
             self.last_fired,
@@ -62,19 +63,21 @@ impl Alarm {
         if self.armed.is_none_or(|armed| want < armed) {
             self.timer.arm_at(want)?;
             self.armed = Some(want);
-            self.armed_for_seal = seal;
+            self.seal_due = seal_due;
         }
         Ok(())
     }
 
-    /// After a wait in which [`fd`](Self::fd) was readable: whether the deadline that fired was
-    /// a seal instant (else the idle deadline).
+    /// After a wait in which [`fd`](Self::fd) was readable: whether a seal instant has passed
+    /// since the deadline was armed (the deadline was one, or an idle deadline before it fired
+    /// late enough to pass it: on the lab VM a timer can fire most of a millisecond late), i.e.
+    /// whether the read that follows is the one a tick waits for.
     pub fn fired(&mut self) -> bool {
         self.timer.clear();
         self.armed = None;
         self.last_fired = sys::clock_monotonic_ns();
         self.tai_offset = tai_offset();
-        self.armed_for_seal
+        self.seal_due.is_some_and(|seal| self.last_fired >= seal)
     }
 
     /// The fd the worker polls.
@@ -92,10 +95,10 @@ fn tai_offset() -> u64 {
     sys::clock_tai_ns().wrapping_sub(sys::clock_monotonic_ns())
 }
 
-/// The next wake-up in CLOCK_MONOTONIC ns, and whether it is a seal instant: the next seal
-/// instant of `seal` `(tick_hz, after_ns)` (see [`next_seal_wake`], which works in CLOCK_TAI;
-/// `now_mono` and `now_tai` are the same instant in both clocks), or the idle deadline if that
-/// comes first.
+/// The next wake-up in CLOCK_MONOTONIC ns, and the next seal instant of `seal` `(tick_hz,
+/// after_ns)` (see [`next_seal_wake`], which works in CLOCK_TAI; `now_mono` and `now_tai` are
+/// the same instant in both clocks): the wake-up is that seal instant, or the idle deadline if
+/// that comes first.
 ///
 /// `sleep` is `(idle_ns, stretch_ns)`. The idle deadline is `idle_ns` after the last wake-up; a
 /// paced worker between seal instants may sleep `stretch_ns` instead, but not
@@ -109,16 +112,16 @@ pub fn next_wake(
     last_fired: u64,
     sleep: (u64, u64),
     seal: Option<(u32, u64)>,
-) -> (u64, bool) {
+) -> (u64, Option<u64>) {
     let (idle_ns, stretch_ns) = sleep;
     let idle = last_fired.saturating_add(idle_ns);
     let Some((hz, after_ns)) = seal else {
-        return (idle, false);
+        return (idle, None);
     };
     let seal_mono = now_mono.saturating_add(next_seal_wake(now_tai, hz, after_ns) - now_tai);
     let stretched = last_fired.saturating_add(stretch_ns).min(seal_mono.saturating_sub(idle_ns / 2));
     let idle = idle.max(stretched);
-    if seal_mono <= idle { (seal_mono, true) } else { (idle, false) }
+    (idle.min(seal_mono), Some(seal_mono))
 }
 
 #[cfg(test)]
@@ -132,17 +135,26 @@ mod tests {
     #[test]
     fn the_next_wake_is_the_idle_deadline_or_an_earlier_seal_instant() {
         // No grid: 1 ms after the last wake-up, however late "now" is.
-        assert_eq!(next_wake(5 * MS, 0, 4 * MS, (MS, 0), None), (5 * MS, false));
-        assert_eq!(next_wake(7 * MS, 0, 4 * MS, (MS, 0), None), (5 * MS, false));
+        assert_eq!(next_wake(5 * MS, 0, 4 * MS, (MS, 0), None), (5 * MS, None));
+        assert_eq!(next_wake(7 * MS, 0, 4 * MS, (MS, 0), None), (5 * MS, None));
         // 1 kHz grid with 300 µs after each tick end, TAI 1000 ms ahead of MONOTONIC: at TAI
         // 1 002.1 ms the next seal instant is 1 002.3 ms, i.e. MONOTONIC 2.3 ms.
         let seal = Some((1_000, 300_000));
-        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, (MS, 0), seal), (2_300_000, true));
+        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, (MS, 0), seal), (2_300_000, Some(2_300_000)));
         // Past the seal instant: the next one, unless the idle deadline comes first.
-        assert_eq!(next_wake(2_400_000, 1_002_400_000, 2_300_000, (MS, 0), seal), (3_300_000, true));
-        assert_eq!(next_wake(2_400_000, 1_002_400_000, 2_300_000, (MS / 2, 0), seal), (2_800_000, false));
+        assert_eq!(
+            next_wake(2_400_000, 1_002_400_000, 2_300_000, (MS, 0), seal),
+            (3_300_000, Some(3_300_000))
+        );
+        assert_eq!(
+            next_wake(2_400_000, 1_002_400_000, 2_300_000, (MS / 2, 0), seal),
+            (2_800_000, Some(3_300_000))
+        );
         // 60 Hz: seal instants are 16.7 ms apart; the idle deadline wins between them.
-        assert_eq!(next_wake(2_100_000, 1_002_100_000, 2 * MS, (MS, 0), Some((60, 2 * MS))), (3 * MS, false));
+        assert_eq!(
+            next_wake(2_100_000, 1_002_100_000, 2 * MS, (MS, 0), Some((60, 2 * MS))),
+            (3 * MS, Some(18_666_667))
+        );
     }
 
     #[test]
@@ -151,7 +163,11 @@ mod tests {
         let seal = Some((60, 2 * MS));
         let first = 1_000_000_000_u64.div_ceil(60) + 2 * MS;
         let second = 2_000_000_000_u64.div_ceil(60) + 2 * MS;
-        let wake = |last: u64, stretch: u64| next_wake(last, last, last, (MS, stretch), seal);
+        // (the wake-up, whether it is the seal instant)
+        let wake = |last: u64, stretch: u64| {
+            let (at, seal) = next_wake(last, last, last, (MS, stretch), seal);
+            (at, seal == Some(at))
+        };
         // From the first seal instant, 4 ms sleeps...
         let mut last = first;
         let mut wakes = Vec::new();
@@ -175,10 +191,13 @@ mod tests {
         assert_eq!(wake(second - 800_000, 4 * MS), (second, true));
         // At 1 kHz a tick is an idle interval: one wake-up a tick, as without the stretch.
         let seal = Some((1_000, 300_000));
-        assert_eq!(next_wake(2_300_000, 1_002_300_000, 2_300_000, (MS, 4 * MS), seal), (3_300_000, true));
+        assert_eq!(
+            next_wake(2_300_000, 1_002_300_000, 2_300_000, (MS, 4 * MS), seal),
+            (3_300_000, Some(3_300_000))
+        );
         // A stretch no longer than the idle interval, or no grid, keeps the idle deadline.
         assert_eq!(wake(first, MS / 2), (first + MS, false));
-        assert_eq!(next_wake(5 * MS, 0, 5 * MS, (MS, 4 * MS), None), (6 * MS, false));
+        assert_eq!(next_wake(5 * MS, 0, 5 * MS, (MS, 4 * MS), None), (6 * MS, None));
     }
 
     #[test]
@@ -223,6 +242,16 @@ mod tests {
         alarm.prepare(0, 0).unwrap();
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
         assert!(!alarm.fired(), "the idle deadline");
+        // An idle deadline that fires past the seal instant after it (here: read late) says so:
+        // the read that follows is the one the tick waits for.
+        let mut alarm = Alarm::new(Duration::from_nanos(1), Some((1_000, 0))).unwrap();
+        alarm.prepare(0, 0).unwrap();
+        let seal = alarm.seal_due.unwrap();
+        assert!(alarm.armed.unwrap() < seal, "the idle deadline is armed");
+        while sys::clock_monotonic_ns() < seal + MS / 10 {
+            std::hint::spin_loop();
+        }
+        assert!(alarm.fired(), "a seal instant passed");
     }
 
     #[test]

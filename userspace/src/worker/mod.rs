@@ -721,13 +721,13 @@ pub fn spawn(
         // watching for it woke the worker per packet (docs/benchmarks.md, "Paced reads at high
         // rates").
         let mut seal_watch_until = 0u64;
-        // Whether the tick of the last seal instant may still wait for this worker: its reads
-        // since have not proved a watermark, and the slack's has not passed the tick end yet
-        // (no read after `seal_watch_until`). A paced worker does not stretch its sleep then,
-        // so that its next timed read comes within the idle interval (stretched, those ticks
-        // closed up to 12 ms late at 60 Hz in the lab: docs/benchmarks.md, "Paced reads between
-        // seal instants").
-        let mut seal_pending = false;
+        // The watermark the tick of the last seal instant needs from this worker (the clock
+        // read at that instant, less the proof's margin), until one it publishes reaches it. A
+        // paced worker does not stretch its sleep meanwhile, so that a read whose proof missed
+        // a packet on its way is followed within the idle interval by one that seals the tick
+        // (stretched, those ticks closed up to 12 ms late at 60 Hz in the lab:
+        // docs/benchmarks.md, "Paced reads between seal instants").
+        let mut seal_needs: Option<u64> = None;
         loop {
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
@@ -752,7 +752,7 @@ pub fn spawn(
                 // Without a timer (it could not be armed) the wait is bounded the old way; said
                 // once, not at every wait.
                 let stretch = match config.wake {
-                    Wake::Paced if !seal_pending => pace.stretch_ns(),
+                    Wake::Paced if seal_needs.is_none() => pace.stretch_ns(),
                     Wake::Paced | Wake::Packets | Wake::Busy => 0,
                 };
                 let timeout = match alarm.prepare(trail(expect_proof, slack.slack_ns()), stretch) {
@@ -785,7 +785,7 @@ pub fn spawn(
             let now_mono = sys::clock_monotonic_ns();
             if seal_fired {
                 seal_watch_until = now_mono.saturating_add(slack.slack_ns());
-                seal_pending = true;
+                seal_needs = Some(before.saturating_sub(trail(true, slack.slack_ns())));
             }
             let count = config.queue_counts.as_ref().and_then(|c| c.get(queue));
             let batch = match socket.receive(config.batch, |r| {
@@ -848,7 +848,9 @@ pub fn spawn(
                 (watermark, proved) = caught_up.watermark(before, count, slack.slack_ns());
                 on_its_way = caught_up.awaits(count);
                 awaiting = on_its_way && now_mono < seal_watch_until;
-                seal_pending &= !proved && now_mono < seal_watch_until;
+                if seal_needs.is_some_and(|need| watermark >= need) {
+                    seal_needs = None;
+                }
                 ingest.publish_watermark(watermark);
                 stats.watermark_published(proved);
             }
