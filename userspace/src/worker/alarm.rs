@@ -20,8 +20,9 @@ pub struct Alarm {
     /// The CLOCK_MONOTONIC deadline armed, until the timer fires.
     armed: Option<u64>,
     /// The seal instant of the grid that came next when the deadline was armed (the deadline
-    /// itself, or one after an earlier idle deadline), CLOCK_MONOTONIC ns.
-    seal_due: Option<u64>,
+    /// itself, or one after an earlier idle deadline), CLOCK_MONOTONIC ns, and the watermark
+    /// that seals its tick: the tick's end plus the grace, CLOCK_TAI ns.
+    seal_due: Option<(u64, u64)>,
     /// When the timer last fired (or the alarm was made), CLOCK_MONOTONIC ns.
     last_fired: u64,
     /// CLOCK_TAI − CLOCK_MONOTONIC as of then. Both clocks run at the rate NTP sets, so this
@@ -63,21 +64,24 @@ impl Alarm {
         if self.armed.is_none_or(|armed| want < armed) {
             self.timer.arm_at(want)?;
             self.armed = Some(want);
-            self.seal_due = seal_due;
+            // The seal instant trails its tick's end and grace by the slack it was asked for.
+            self.seal_due =
+                seal_due.map(|seal| (seal, seal.wrapping_add(self.tai_offset).saturating_sub(slack_ns)));
         }
         Ok(())
     }
 
-    /// After a wait in which [`fd`](Self::fd) was readable: whether a seal instant has passed
-    /// since the deadline was armed (the deadline was one, or an idle deadline before it fired
-    /// late enough to pass it: on the lab VM a timer can fire most of a millisecond late), i.e.
-    /// whether the read that follows is the one a tick waits for.
-    pub fn fired(&mut self) -> bool {
+    /// After a wait in which [`fd`](Self::fd) was readable: if a seal instant has passed since
+    /// the deadline was armed (the deadline was one, or an idle deadline before it fired late
+    /// enough to pass it: on the lab VM a timer can fire most of a millisecond late), the
+    /// watermark its tick needs (the tick's end plus the grace, CLOCK_TAI ns), which the read
+    /// that follows may publish; `None` after an idle deadline.
+    pub fn fired(&mut self) -> Option<u64> {
         self.timer.clear();
         self.armed = None;
         self.last_fired = sys::clock_monotonic_ns();
         self.tai_offset = tai_offset();
-        self.seal_due.is_some_and(|seal| self.last_fired >= seal)
+        self.seal_due.filter(|&(seal, _)| self.last_fired >= seal).map(|(_, needs)| needs)
     }
 
     /// The fd the worker polls.
@@ -220,7 +224,7 @@ mod tests {
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
         assert!(started.elapsed() >= Duration::from_millis(5));
         assert!(sys::clock_monotonic_ns() >= armed);
-        assert!(!alarm.fired(), "no grid: the idle deadline fired");
+        assert_eq!(alarm.fired(), None, "no grid: the idle deadline fired");
         assert_eq!(alarm.armed, None);
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [false]);
         // The next one is measured from the expiry.
@@ -234,24 +238,31 @@ mod tests {
         let mut alarm = Alarm::new(Duration::from_secs(10), Some((1_000, 0))).unwrap();
         alarm.prepare(0, 0).unwrap();
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
-        assert!(alarm.fired(), "a seal instant");
+        let needs = alarm.fired().expect("a seal instant");
+        // With no grace and no slack, what the tick needs is its end: a whole millisecond.
+        assert_eq!(needs % MS, 0, "{needs}");
+        // A 1 kHz grid with 300 µs of grace, asked for 50 µs of slack: the tick's end + 300 µs.
+        let mut alarm = Alarm::new(Duration::from_secs(10), Some((1_000, 300_000))).unwrap();
+        alarm.prepare(50_000, 0).unwrap();
+        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
+        assert_eq!(alarm.fired().expect("a seal instant") % MS, 300_000);
         // A 1 Hz grid whose seal instants fall half a second after now (mod 1 s), and a 1 ms
         // idle deadline: the idle deadline comes first.
         let grace = (sys::clock_tai_ns() + 500 * MS) % 1_000_000_000;
         let mut alarm = Alarm::new(Duration::from_millis(1), Some((1, grace))).unwrap();
         alarm.prepare(0, 0).unwrap();
         assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::from_secs(5))).unwrap(), [true]);
-        assert!(!alarm.fired(), "the idle deadline");
+        assert_eq!(alarm.fired(), None, "the idle deadline");
         // An idle deadline that fires past the seal instant after it (here: read late) says so:
         // the read that follows is the one the tick waits for.
         let mut alarm = Alarm::new(Duration::from_nanos(1), Some((1_000, 0))).unwrap();
         alarm.prepare(0, 0).unwrap();
-        let seal = alarm.seal_due.unwrap();
+        let (seal, _) = alarm.seal_due.unwrap();
         assert!(alarm.armed.unwrap() < seal, "the idle deadline is armed");
         while sys::clock_monotonic_ns() < seal + MS / 10 {
             std::hint::spin_loop();
         }
-        assert!(alarm.fired(), "a seal instant passed");
+        assert!(alarm.fired().is_some(), "a seal instant passed");
     }
 
     #[test]

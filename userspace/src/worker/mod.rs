@@ -721,9 +721,9 @@ pub fn spawn(
         // watching for it woke the worker per packet (docs/benchmarks.md, "Paced reads at high
         // rates").
         let mut seal_watch_until = 0u64;
-        // The watermark the tick of the last seal instant needs from this worker (the clock
-        // read at that instant, less the proof's margin), until one it publishes reaches it. A
-        // paced worker does not stretch its sleep meanwhile, so that a read whose proof missed
+        // The watermark the tick of the last seal instant needs from this worker (its end plus
+        // the grace), until one it publishes reaches it. A paced worker does not stretch its
+        // sleep meanwhile, so that a read whose proof missed
         // a packet on its way is followed within the idle interval by one that seals the tick
         // (stretched, those ticks closed up to 12 ms late at 60 Hz in the lab:
         // docs/benchmarks.md, "Paced reads between seal instants").
@@ -732,7 +732,7 @@ pub fn spawn(
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
                 stopping = Some(Instant::now());
             }
-            let mut seal_fired = false;
+            let mut seal_fired = None;
             if let Some(alarm) = alarm.as_mut()
                 && stopping.is_none()
                 && drained
@@ -769,23 +769,23 @@ pub fn spawn(
                     Ok(ready) if ready.also[1] => Some(alarm.fired()),
                     _ => None,
                 };
-                seal_fired = fired == Some(true);
                 stats.add(
                     match fired {
-                        Some(true) => Counter::WakeSeal,
-                        Some(false) => Counter::WakeTimed,
+                        Some(Some(_)) => Counter::WakeSeal,
+                        Some(None) => Counter::WakeTimed,
                         None => Counter::WakeOther,
                     },
                     1,
                 );
+                seal_fired = fired.flatten();
             }
             // The clock, then the program's count for the queue, then the ring (see `CaughtUp`).
             let before = sys::clock_tai_ns();
             // Idleness of sessions and clients is measured per batch, not per packet.
             let now_mono = sys::clock_monotonic_ns();
-            if seal_fired {
+            if seal_fired.is_some() {
                 seal_watch_until = now_mono.saturating_add(slack.slack_ns());
-                seal_needs = Some(before.saturating_sub(trail(true, slack.slack_ns())));
+                seal_needs = seal_fired;
             }
             let count = config.queue_counts.as_ref().and_then(|c| c.get(queue));
             let batch = match socket.receive(config.batch, |r| {
