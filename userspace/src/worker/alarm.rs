@@ -62,7 +62,12 @@ impl Alarm {
             self.seal_after(slack_ns),
         );
         if self.armed.is_none_or(|armed| want < armed) {
-            self.timer.arm_at(want)?;
+            if let Err(e) = self.timer.arm_at(want) {
+                // Arming would have cleared an expiry (below); without it, the fd must not stay
+                // readable, or every wait would end at once.
+                self.timer.clear();
+                return Err(e);
+            }
             self.armed = Some(want);
             // The seal instant trails its tick's end and grace by the slack it was asked for.
             self.seal_due =
@@ -76,8 +81,10 @@ impl Alarm {
     /// enough to pass it: on the lab VM a timer can fire most of a millisecond late), the
     /// watermark its tick needs (the tick's end plus the grace, CLOCK_TAI ns), which the read
     /// that follows may publish; `None` after an idle deadline.
+    ///
+    /// The timer stays readable until the next [`prepare`](Self::prepare) arms it again:
+    /// `timerfd_settime` resets its expiry count, so the wake-up costs no `read` of its own.
     pub fn fired(&mut self) -> Option<u64> {
-        self.timer.clear();
         self.armed = None;
         self.last_fired = sys::clock_monotonic_ns();
         self.tai_offset = tai_offset();
@@ -226,10 +233,12 @@ mod tests {
         assert!(sys::clock_monotonic_ns() >= armed);
         assert_eq!(alarm.fired(), None, "no grid: the idle deadline fired");
         assert_eq!(alarm.armed, None);
-        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [false]);
+        // Readable until armed again, which clears the expiry: no read needed.
+        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [true]);
         // The next one is measured from the expiry.
         alarm.prepare(0, 0).unwrap();
         assert_eq!(alarm.armed, Some(alarm.last_fired + 5 * MS));
+        assert_eq!(sys::poll_readable([Some(alarm.fd())], Some(Duration::ZERO)).unwrap(), [false]);
     }
 
     #[test]
