@@ -402,7 +402,8 @@ pub fn eventfd_clear(fd: BorrowedFd<'_>) {
 }
 
 /// A non-blocking one-shot `timerfd(2)` on CLOCK_MONOTONIC: readable once its deadline has
-/// passed, until [`clear`](Self::clear)ed. A thread that sleeps in `poll(2)` many times per
+/// passed, until [`clear`](Self::clear)ed or [armed](Self::arm_at) again (which resets the
+/// expiry count). A thread that sleeps in `poll(2)` many times per
 /// deadline arms it once instead of passing a timeout to every `poll`, which starts and cancels
 /// a kernel timer each time (a timer-register write, and under a hypervisor a VM exit, each).
 #[derive(Debug)]
