@@ -90,10 +90,10 @@ impl Pace {
 
     /// How long after a timed wake-up the worker may sleep before its next timed read, when no
     /// seal instant comes sooner: as long as the rate the last wait found takes to bring an
-    /// eighth of the ring, within the timed interval and [`LONGEST_SLEEP`]. At 60 Hz a tick is
-    /// 16.7 timed intervals; a worker that read every interval woke some 1 000 times a second at
-    /// any rate, most of them to read a few packets that could as well wait in the ring (their
-    /// stamps keep their order and their tick).
+    /// eighth of the ring, within the timed interval and `LONGEST_SLEEP` (4 ms). At 60 Hz a
+    /// tick is 16.7 timed intervals; a worker that read every interval woke some 1 000 times a
+    /// second at any rate, most of them to read a few packets that could as well wait in the ring
+    /// (their stamps keep their order and their tick).
     pub fn stretch_ns(&self) -> u64 {
         self.stretch_ns
     }
