@@ -714,19 +714,15 @@ pub fn spawn(
         // the ring), and whether a seal waits for it: a paced worker then watches the ring for it.
         let mut on_its_way = false;
         let mut awaiting = false;
-        // Until when an awaited packet can hold up a seal, CLOCK_MONOTONIC ns: the slack after a
-        // wake-up at a seal instant (from then on the slack's watermark passes the tick end
-        // anyway). Between seal instants a packet on its way waits for the next timed read like
-        // any other: at a few hundred thousand packets a second one nearly always is, and
-        // watching for it woke the worker per packet (docs/benchmarks.md, "Paced reads at high
-        // rates").
-        let mut seal_watch_until = 0u64;
         // The watermark the tick of the last seal instant needs from this worker (its end plus
-        // the grace), until one it publishes reaches it. A paced worker does not stretch its
-        // sleep meanwhile, so that a read whose proof missed
-        // a packet on its way is followed within the idle interval by one that seals the tick
-        // (stretched, those ticks closed up to 12 ms late at 60 Hz in the lab:
-        // docs/benchmarks.md, "Paced reads between seal instants").
+        // the grace, from the alarm), until one it publishes reaches it: the slack's does within
+        // the slack of the seal instant anyway. Meanwhile a paced worker follows a packet on its
+        // way (its arrival completes the proof) and does not stretch its sleep, so that its next
+        // read comes within the idle interval (stretched, such ticks closed up to 12 ms late at
+        // 60 Hz in the lab: docs/benchmarks.md, "Paced reads between seal instants"). Between seal
+        // instants a packet on its way waits for the next timed read like any other: at a few
+        // hundred thousand packets a second one nearly always is, and watching for it woke the
+        // worker per packet ("Paced reads at high rates").
         let mut seal_needs: Option<u64> = None;
         loop {
             if stopping.is_none() && stop.load(Ordering::Relaxed) {
@@ -784,7 +780,6 @@ pub fn spawn(
             // Idleness of sessions and clients is measured per batch, not per packet.
             let now_mono = sys::clock_monotonic_ns();
             if seal_fired.is_some() {
-                seal_watch_until = now_mono.saturating_add(slack.slack_ns());
                 seal_needs = seal_fired;
             }
             let count = config.queue_counts.as_ref().and_then(|c| c.get(queue));
@@ -847,10 +842,10 @@ pub fn spawn(
                 let watermark;
                 (watermark, proved) = caught_up.watermark(before, count, slack.slack_ns());
                 on_its_way = caught_up.awaits(count);
-                awaiting = on_its_way && now_mono < seal_watch_until;
                 if seal_needs.is_some_and(|need| watermark >= need) {
                     seal_needs = None;
                 }
+                awaiting = on_its_way && seal_needs.is_some();
                 ingest.publish_watermark(watermark);
                 stats.watermark_published(proved);
             }

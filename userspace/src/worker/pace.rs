@@ -12,14 +12,14 @@
 //!   long the wait, also took a steady 300 000 packets a second for a burst whenever a timed
 //!   read came 0.7 ms late, which the lab VM's timer often did, and the watch then woke the
 //!   worker per packet: docs/benchmarks.md, "Paced reads at high rates".)
-//! - **The adaptive slack** (only when the slack is measured, not fixed). It measures the delay from a packet's stamp to the read that finds
-//!   it; a timed read's delay is mostly the pace, not the kernel's. So every [`PROBE_EVERY`] the
-//!   worker watches the ring for [`PROBE_WATCH`], or until it has read [`PROBE_SAMPLES`]
-//!   packets, and only the reads packets woke then feed the estimator. At a few thousand
-//!   packets a second that is a tenth of the per-packet wake-ups; at 250 000 a second the
-//!   sample bound ends a probe after about 2 ms (it woke some 2 800 times a second without it,
-//!   three times the timed wake-ups, for no better estimate: the window already had its
-//!   samples).
+//! - **The adaptive slack** (only when the slack is measured, not fixed). It measures the delay
+//!   from a packet's stamp to the read that finds it; a timed read's delay is mostly the pace,
+//!   not the kernel's. So every [`PROBE_EVERY`] the worker watches the ring for
+//!   [`PROBE_WATCH`], or until it has read [`PROBE_SAMPLES`] packets, and only the reads
+//!   packets woke then feed the estimator. At a few thousand packets a second that is a tenth
+//!   of the per-packet wake-ups; at 250 000 a second the sample bound ends a probe after about
+//!   2 ms (it woke some 2 800 times a second without it, three times the timed wake-ups, for no
+//!   better estimate: the window already had its samples).
 
 use std::time::Duration;
 
