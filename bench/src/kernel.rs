@@ -239,6 +239,18 @@ pub fn threaded_napi(tx_ns: &str, tx_if: &str, rx_ns: &str, rx_if: &str) -> Resu
     run(&["ip", "netns", "exec", rx_ns, "sh", "-c", &threaded])
 }
 
+/// Software interrupt coalescing on `rx_if`: after a poll that found packets its NAPI stays
+/// masked for `count` empty rounds of `timeout_ns` each, polled by its timer or by a busy-polling
+/// socket, instead of being scheduled by every packet the peer sends (the kernel's
+/// `napi_defer_hard_irqs` and `gro_flush_timeout`, Documentation/networking/napi.rst).
+pub fn napi_defer(rx_ns: &str, rx_if: &str, count: u32, timeout_ns: u64) -> Result<()> {
+    let write = format!(
+        "echo {count} > /sys/class/net/{rx_if}/napi_defer_hard_irqs && \
+         echo {timeout_ns} > /sys/class/net/{rx_if}/gro_flush_timeout"
+    );
+    run(&["ip", "netns", "exec", rx_ns, "sh", "-c", &write])
+}
+
 /// Pids of the NAPI kernel threads of `ifname` (`napi/<ifname>-<id>`, cut to 15 characters).
 pub fn napi_threads(ifname: &str) -> Vec<u32> {
     let full = format!("napi/{ifname}-");

@@ -252,6 +252,15 @@ struct Args {
     /// Where the receiver veth runs XDP or the kernel receive path.
     #[arg(long, value_enum, default_value = "threaded")]
     napi: Napi,
+    /// Software interrupt coalescing on the receiver veth, `COUNT,TIMEOUT_NS`, written to its
+    /// `napi_defer_hard_irqs` and `gro_flush_timeout` for the whole run: after a poll that found
+    /// packets, veth's NAPI waits for the timeout (or for a busy-polling reader) instead of
+    /// waking for every packet, as a NIC's interrupt moderation batches its polls. socket-paced
+    /// then busy-polls its socket at each read (SO_PREFER_BUSY_POLL), which runs veth's NAPI in
+    /// its own thread; an AF_XDP socket's busy poll reaches no veth NAPI (docs/benchmarks.md,
+    /// "NAPI deferral"). Needs threaded NAPI (not `--napi sender`).
+    #[arg(long)]
+    napi_defer: Option<NapiDefer>,
     /// SO_RCVBUF of each socket (SO_RCVBUFFORCE), bytes: by default about as many small
     /// datagrams as the AF_XDP ring holds.
     #[arg(long, default_value_t = 4 << 20)]
@@ -344,6 +353,30 @@ impl SlackArg {
             Self::Auto => SlackRule::Adaptive(AdaptiveSlack::default()),
             Self::Us(us) => SlackRule::Fixed(us.saturating_mul(1_000)),
         }
+    }
+}
+
+/// `--napi-defer`: the receiver veth's `napi_defer_hard_irqs` and `gro_flush_timeout`.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct NapiDefer {
+    /// Empty polls NAPI defers before it waits for packets again.
+    count: u32,
+    /// How long a deferred NAPI waits before it polls by itself, ns.
+    timeout_ns: u64,
+}
+
+impl FromStr for NapiDefer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not COUNT,TIMEOUT_NS (two whole numbers, both above 0)");
+        let (count, timeout) = s.split_once(',').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let timeout_ns: u64 = timeout.trim().parse().map_err(|_| bad())?;
+        // The kernel takes napi_defer_hard_irqs up to S32_MAX; 0 in either turns deferral off.
+        if count == 0 || count > i32::MAX as u32 || timeout_ns == 0 {
+            return Err(bad());
+        }
+        Ok(Self { count, timeout_ns })
     }
 }
 
@@ -454,6 +487,7 @@ fn plan(a: &Args) -> Vec<Planned> {
             sessions: rx_sessions.clone(),
             slack: a.watermark_slack.rule(),
             prove_watermarks: !a.no_watermark_proof,
+            busy_reads: a.napi_defer.is_some(),
         };
     let spec = |scenario: String, round: u32, receiver: ReceiverConfig, load: GenConfig| Spec {
         scenario,
@@ -661,6 +695,13 @@ fn run() -> Result<()> {
         kernel::threaded_napi(&lab.tx_ns, &lab.tx_if, &lab.rx_ns, &lab.rx_if)
             .context("setting up threaded NAPI on the receiver veth (--napi sender avoids it)")?;
     }
+    if let Some(d) = args.napi_defer {
+        if args.napi == Napi::Sender {
+            bail!("--napi-defer needs veth's NAPI (threaded): --napi sender runs no NAPI to defer");
+        }
+        kernel::napi_defer(&lab.rx_ns, &lab.rx_if, d.count, d.timeout_ns)
+            .context("setting NAPI deferral on the receiver veth")?;
+    }
     // Addresses were just added: let the kernel's own announcements (IPv6 MLD reports) go by
     // so that the lab carries only the bench's packets while it measures.
     std::thread::sleep(Duration::from_secs(1));
@@ -859,6 +900,20 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("tickgate-bench: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn napi_defer_takes_a_count_and_a_timeout() {
+        let d: NapiDefer = "10, 5000000".parse().unwrap();
+        assert_eq!((d.count, d.timeout_ns), (10, 5_000_000));
+        for bad in ["10", "0,5000000", "10,0", "x,5", "-1,5", "2147483648,5", "10,5,6"] {
+            assert!(bad.parse::<NapiDefer>().is_err(), "{bad} was taken");
         }
     }
 }

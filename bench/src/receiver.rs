@@ -134,6 +134,9 @@ pub struct ReceiverConfig {
     pub slack: SlackRule,
     /// Whether tickgate's workers prove their watermarks with the XDP program's count.
     pub prove_watermarks: bool,
+    /// socket-paced busy-polls its socket at each read (SO_PREFER_BUSY_POLL), driving veth's
+    /// deferred NAPI from its thread (`--napi-defer`).
+    pub busy_reads: bool,
 }
 
 /// Final counters of a receiver.
@@ -270,6 +273,9 @@ impl SocketPath {
                 sys::force_rcvbuf(&sock, config.socket_rcvbuf)
                     .context("SO_RCVBUFFORCE (needs CAP_NET_ADMIN: run as root)")?,
             );
+            if config.busy_reads && config.kind == ReceiverKind::SocketPaced {
+                sys::busy_poll_reads(&sock).context("setting busy polling on the socket")?;
+            }
             sockets.push(sock);
         }
         let running = frame_queue::spawn(&config.frames, queues, HANDOFF_CAPACITY, ())?;

@@ -92,6 +92,18 @@ pub fn enable_rx_timestamps(sock: &UdpSocket) -> io::Result<()> {
     set_int_option(sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
 }
 
+/// Makes every non-blocking read of `sock` that finds its queue empty run one busy-poll round
+/// of the NAPI instance its datagrams came from (`SO_BUSY_POLL`), keeping that NAPI's
+/// interrupts deferred while the reads come often enough (`SO_PREFER_BUSY_POLL`), 64 packets a
+/// round (`SO_BUSY_POLL_BUDGET`): the socket path's way to receive in batches it drives.
+pub fn busy_poll_reads(sock: &UdpSocket) -> io::Result<()> {
+    use tickgate::sys::xsk::{SO_BUSY_POLL, SO_BUSY_POLL_BUDGET, SO_PREFER_BUSY_POLL};
+    // A non-blocking read polls one round whatever the µs, as long as they are not 0.
+    set_int_option(sock, libc::SOL_SOCKET, SO_BUSY_POLL, 10)?;
+    set_int_option(sock, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, 1)?;
+    set_int_option(sock, libc::SOL_SOCKET, SO_BUSY_POLL_BUDGET, 64)
+}
+
 /// Room for one `SCM_TIMESTAMPNS` control message (`CMSG_SPACE(sizeof(struct timespec))`),
 /// as u64s so that the buffer is aligned for `cmsghdr`.
 const CONTROL_WORDS: usize = 4;
