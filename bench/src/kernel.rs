@@ -100,6 +100,8 @@ pub struct CoreTimes {
     irq: u64,
     softirq: u64,
     total: u64,
+    /// Entries into an idle state that stops the core (every cpuidle state but `POLL`).
+    halts: u64,
 }
 
 /// Every core's times.
@@ -108,7 +110,9 @@ pub fn core_times() -> Vec<CoreTimes> {
     text.lines()
         .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
         .map(|l| {
-            let f: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            let mut words = l.split_whitespace();
+            let core = words.next().and_then(|w| w.strip_prefix("cpu")).and_then(|n| n.parse().ok());
+            let f: Vec<u64> = words.filter_map(|x| x.parse().ok()).collect();
             let at = |i: usize| f.get(i).copied().unwrap_or(0);
             // user nice system idle iowait irq softirq steal
             CoreTimes {
@@ -118,9 +122,50 @@ pub fn core_times() -> Vec<CoreTimes> {
                 irq: at(5),
                 softirq: at(6),
                 total: f.iter().take(8).sum(),
+                halts: core.map_or(0, halts),
             }
         })
         .collect()
+}
+
+/// Times `core` entered an idle state that stops it (cpuidle's states but `POLL`, where the idle
+/// loop spins); 0 without cpuidle.
+fn halts(core: usize) -> u64 {
+    let Ok(states) = fs::read_dir(format!("/sys/devices/system/cpu/cpu{core}/cpuidle")) else { return 0 };
+    states
+        .flatten()
+        .filter(|state| fs::read_to_string(state.path().join("name")).is_ok_and(|n| n.trim() != "POLL"))
+        .filter_map(|state| fs::read_to_string(state.path().join("usage")).ok()?.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// While it lives, no core halts when idle: it holds a CPU latency QoS request of 0 µs
+/// (`/dev/cpu_dma_latency`, dropped when the file closes), so cpuidle picks its `POLL` state and
+/// the idle loop spins, woken at once, instead of halting (a VM's halted vCPU wakes late). No
+/// thread runs for it: the scheduler sees an idle core.
+#[derive(Debug)]
+pub struct NoHalt {
+    /// Held open: the request lasts as long as the file.
+    _request: fs::File,
+}
+
+impl NoHalt {
+    /// Errors if no cpuidle driver chooses the idle states (nothing to keep from halting then)
+    /// or the request cannot be made (needs root).
+    pub fn hold() -> Result<Self> {
+        let driver = fs::read_to_string("/sys/devices/system/cpu/cpuidle/current_driver").unwrap_or_default();
+        let driver = driver.trim();
+        if driver.is_empty() || driver == "none" {
+            bail!("no cpuidle driver: the idle cores cannot be made to poll instead of halting");
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/cpu_dma_latency")
+            .context("opening /dev/cpu_dma_latency (needs root)")?;
+        std::io::Write::write_all(&mut file, &0i32.to_ne_bytes())
+            .context("asking /dev/cpu_dma_latency for 0 µs")?;
+        Ok(Self { _request: file })
+    }
 }
 
 /// What one core did during a window, in percent of the window.
@@ -136,6 +181,8 @@ pub struct CoreUse {
     pub system_pct: f64,
     /// Softirq time: where veth runs XDP and the kernel UDP receive path.
     pub softirq_pct: f64,
+    /// Times the core halted when idle (cpuidle states but `POLL`).
+    pub halts: u64,
 }
 
 /// Per-core use between two snapshots.
@@ -153,6 +200,7 @@ pub fn core_use(before: &[CoreTimes], after: &[CoreTimes]) -> Vec<CoreUse> {
                 user_pct: pct(a.user, b.user),
                 system_pct: pct(a.system + a.irq, b.system + b.irq),
                 softirq_pct: pct(a.softirq, b.softirq),
+                halts: a.halts.saturating_sub(b.halts),
             }
         })
         .collect()

@@ -243,10 +243,11 @@ struct Args {
     /// leaves them to the scheduler.
     #[arg(long, default_value = "1")]
     seq_core: CoreArg,
-    /// Keep the NAPI thread's core from halting during each load with a SCHED_IDLE spinner
-    /// (counted in no CPU figure): on a VM whose halted vCPU wakes late, a wake-up of the NAPI
-    /// thread then runs it at once, as on a bare-metal core. It changes how NAPI batches, so CPU
-    /// figures with and without it are not comparable.
+    /// Keep the cores from halting when idle during each load: a CPU latency request of 0 µs
+    /// (`/dev/cpu_dma_latency`) makes cpuidle poll instead (needs a cpuidle driver; no thread
+    /// runs for it). On a VM whose halted vCPU wakes late, a wake-up of the NAPI thread then runs
+    /// it at once, as on a bare-metal core. It changes how NAPI batches, so CPU figures with and
+    /// without it are not comparable; each core's `halts` in the report show it held.
     #[arg(long)]
     keep_awake: bool,
     /// Where the receiver veth runs XDP or the kernel receive path.

@@ -3,10 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        mpsc,
-    },
+    sync::{atomic::AtomicBool, mpsc},
     time::{Duration, Instant},
 };
 
@@ -300,26 +297,12 @@ pub fn measure(lab: &Lab, spec: &Spec, stop: &AtomicBool) -> Result<Outcome> {
     let frames_cfg = spec.receiver.frames;
     let tick_ns = 1_000_000_000 / u64::from(frames_cfg.tick_hz.max(1));
 
-    let awake = AtomicBool::new(false);
+    // Held until the measurement ends, however it ends.
+    let _no_halt = match (spec.keep_awake, spec.napi_core) {
+        (true, Some(_)) => Some(kernel::NoHalt::hold().context("--keep-awake")?),
+        _ => None,
+    };
     let (rx_result, gen_result, cpu) = std::thread::scope(|s| -> Result<_> {
-        // Ends the spinner however this closure returns (the scope joins it after).
-        let _awake_guard = AwakeGuard(&awake);
-        if let (true, Some(core)) = (spec.keep_awake, spec.napi_core) {
-            let awake = &awake;
-            awake.store(true, Ordering::Relaxed);
-            std::thread::Builder::new()
-                .name("bench-awake".into())
-                .spawn_scoped(s, move || {
-                    core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                    if let Err(e) = crate::sys::set_policy(0, crate::sys::Policy::Idle) {
-                        eprintln!("tickgate-bench: SCHED_IDLE for the keep-awake thread: {e}");
-                    }
-                    while awake.load(Ordering::Relaxed) {
-                        std::hint::spin_loop();
-                    }
-                })
-                .context("starting the keep-awake thread")?;
-        }
         let rx = std::thread::Builder::new()
             .name("bench-rx".into())
             .spawn_scoped(s, move || -> Result<(Sink, ReceiverReport)> {
@@ -493,15 +476,6 @@ fn pin_game_side(core: usize) {
         if name == "tickgate-seq" {
             let _ = crate::sys::pin_thread(tid, core);
         }
-    }
-}
-
-/// Stops the keep-awake thread when dropped.
-struct AwakeGuard<'a>(&'a AtomicBool);
-
-impl Drop for AwakeGuard<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
     }
 }
 
