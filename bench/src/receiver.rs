@@ -419,9 +419,8 @@ fn receive(
             epoll.watch(alarm.fd(), ALARM)?;
             while !stop.load(Ordering::Relaxed) {
                 alarm.prepare(slack.slack_ns(), 0)?;
-                if epoll.wait(None)? & (1 << ALARM) != 0 {
-                    alarm.fired();
-                }
+                let fired = (epoll.wait(None)? & (1 << ALARM) != 0).then(|| alarm.fired());
+                stats.woke(fired);
                 let mut got = 0;
                 let clocks = Now::read();
                 let drained = loop {
@@ -461,9 +460,7 @@ fn receive(
                 read = 0;
                 let [_, fired] =
                     tickgate::sys::poll_readable([watch.then(|| sock.as_fd()), Some(alarm.fd())], None)?;
-                if fired {
-                    alarm.fired();
-                }
+                stats.woke(fired.then(|| alarm.fired()));
                 // The kernel stamps in CLOCK_REALTIME; the run compares in CLOCK_TAI.
                 let tai_offset = tickgate::sys::tai_offset_ns();
                 loop {

@@ -158,6 +158,14 @@ fn every_receiver_in_every_scenario_reports_accounted_figures() {
         } else {
             assert!(count("proved") > 0, "seed {receiver}: {queues:?}");
         }
+        // The readers that wait on an alarm count their waits by what ended them, seal instants
+        // among them; the ones that spin or block in recv count none.
+        let woke = |reason: &str| queues.iter().map(|q| u(&q["wakeups"][reason])).sum::<u64>();
+        if matches!(receiver, "tickgate-wakeup" | "tickgate-paced" | "socket-epoll" | "socket-paced") {
+            assert!(woke("seal") > 0, "seed {receiver}: no wait ended at a seal instant: {queues:?}");
+        } else {
+            assert_eq!(woke("seal") + woke("timed") + woke("other"), 0, "seed {receiver}: {queues:?}");
+        }
     }
     for scenario in ["ceiling", "ceiling-live"] {
         let ceiling = scenarios[scenario]["tickgate-wakeup"]["runs"].as_array().unwrap();

@@ -330,6 +330,19 @@ impl QueueStats {
         self.add(if proved { Counter::WatermarksProved } else { Counter::WatermarksBySlack }, 1);
     }
 
+    /// Counts one wait of the queue's reader that ended (`wakeups` in the report): `fired` is
+    /// `None` when its alarm did not end it, else what [`Alarm::fired`] answered (`Some(_)`:
+    /// a seal instant passed). The worker does; a receiver of another kind that waits on an
+    /// [`Alarm`] may too.
+    pub fn woke(&self, fired: Option<Option<u64>>) {
+        let reason = match fired {
+            Some(Some(_)) => Counter::WakeSeal,
+            Some(None) => Counter::WakeTimed,
+            None => Counter::WakeOther,
+        };
+        self.add(reason, 1);
+    }
+
     /// Counts one packet that became visible to the worker `delay_ns` after its XDP stamp.
     fn visible_after(&self, delay_ns: u64) {
         bump(&self.delay[slack::bucket(delay_ns)], 1);
@@ -765,14 +778,7 @@ pub fn spawn(
                     Ok(ready) if ready.also[1] => Some(alarm.fired()),
                     _ => None,
                 };
-                stats.add(
-                    match fired {
-                        Some(Some(_)) => Counter::WakeSeal,
-                        Some(None) => Counter::WakeTimed,
-                        None => Counter::WakeOther,
-                    },
-                    1,
-                );
+                stats.woke(fired);
                 seal_fired = fired.flatten();
             }
             // The clock, then the program's count for the queue, then the ring (see `CaughtUp`).
