@@ -163,7 +163,7 @@ pub fn render(report: &IngressReport, latency: &LatencyHistogram) -> String {
     metric(
         "tickgate_queue_wakeups_total",
         "counter",
-        "A sleeping worker's waits by what ended them: its alarm at a seal instant (seal) or at the idle deadline (timed), or packets, a frame to send or an error (other).",
+        "A sleeping worker's waits by what ended them: its alarm at a seal instant (seal) or at the idle or a paced worker's stretched deadline (timed), or packets, a frame to send or an error (other).",
         &per_queue_reason(&|q| &q.wakeups),
     );
     let with_phc = |f: &dyn Fn(&crate::phc::PhcReport) -> f64| -> Vec<(String, f64)> {

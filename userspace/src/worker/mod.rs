@@ -290,8 +290,8 @@ pub struct QueueReport {
     /// before the read), `by_slack` (that instant less the slack).
     pub watermarks: BTreeMap<&'static str, u64>,
     /// A sleeping worker's waits by what ended them: its alarm at a `seal` instant, its alarm at
-    /// the idle deadline (`timed`), or packets, a frame to send or an error (`other`). A busy
-    /// worker never waits.
+    /// the idle deadline or a paced worker's stretched one (`timed`), or packets, a frame to send
+    /// or an error (`other`). A busy worker never waits.
     pub wakeups: BTreeMap<&'static str, u64>,
 }
 
